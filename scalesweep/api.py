@@ -1,0 +1,234 @@
+"""Python API: what the CLI calls. Functions take laws, arrays and keyword constraints and return numpy
+arrays or pandas DataFrames; the ``write_*`` functions stream results to Parquet.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numba
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .constraints import ACTIVE_NAMES, Constraints
+from .errors import ScalesweepError
+from .grid import check_positive_array, row_chunks
+from .io import atomic_parquet_writer, make_metadata, write_table
+from .kernels.frontier import SOLVER_AUTO, SOLVER_NEWTON, SOLVER_NEWTON_MID, frontier_kernel
+from .kernels.loss import loss_array, loss_points
+from .kernels.surface import surface_grid
+from .laws import DEFAULT_LAW, Law, get_law
+
+FLOPS_PER_PARAM_TOKEN = 6.0  # C = 6ND (Kaplan Eq. 2.2 ff., Hoffmann §3)
+SOLVERS = {"auto": SOLVER_AUTO, "newton": SOLVER_NEWTON, "newton-midpoint": SOLVER_NEWTON_MID}
+CHUNK_POINTS = 1 << 20  # points per streamed chunk (= Parquet row group): 8 MiB per float64 column
+FRONTIER_COLUMNS = ["flops", "params", "tokens", "loss", "tokens_per_param", "feasible", "active_constraint"]
+
+
+def _law(law) -> Law:
+    return get_law(DEFAULT_LAW if law is None else law)
+
+
+def set_threads(n: int | None) -> int:
+    """Use n numba threads (None: all). Results do not depend on it."""
+    if n is None:
+        n = numba.config.NUMBA_NUM_THREADS
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
+        raise ScalesweepError(f"--threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {n!r}")
+    numba.set_num_threads(n)
+    return n
+
+
+# ---------------------------------------------------------------------------------------------- surface
+
+
+def surface(law, params, tokens, *, out=None, dtype=np.float64) -> np.ndarray:
+    """Loss on the grid params x tokens: a 2-D array of shape (len(params), len(tokens)).
+
+    ``out`` may be a preallocated C-contiguous float64/float32 array of that shape; it is filled in place
+    and returned (no other allocation proportional to the grid is made).
+    """
+    law = _law(law)
+    n = check_positive_array(params, "params")
+    d = check_positive_array(tokens, "tokens")
+    if out is None:
+        out = np.empty((n.size, d.size), dtype=dtype)
+    elif out.shape != (n.size, d.size) or out.dtype not in (np.float64, np.float32) or not out.flags.c_contiguous:
+        raise ScalesweepError(f"out must be a C-contiguous float64/float32 array of shape {(n.size, d.size)}")
+    surface_grid(law.family_id, law.vector, n, d, out)
+    return out
+
+
+def isoflop(law, flops, params, *, k: float = FLOPS_PER_PARAM_TOKEN) -> pd.DataFrame:
+    """IsoFLOP slices (Chinchilla Approach 2): for each budget, each model size, tokens = C/(k*N).
+
+    Returns columns flops, params, tokens, loss; rows budget-major.
+    """
+    law = _law(law)
+    c = check_positive_array(flops, "flops")
+    n = check_positive_array(params, "params")
+    cc = np.repeat(c, n.size)
+    nn = np.tile(n, c.size)
+    dd = cc / (k * nn)
+    return pd.DataFrame({"flops": cc, "params": nn, "tokens": dd, "loss": loss_array(law.family_id, law.vector, nn, dd)})
+
+
+def _surface_chunks(law: Law, n_axis, d_axis=None, c_axis=None, dtype=np.float64, chunk_points=CHUNK_POINTS):
+    """Yield (params, tokens, flops, loss) column arrays chunk by chunk, reusing buffers.
+
+    Grid form (d_axis given): params-major rows over the params x tokens grid.
+    IsoFLOP form (c_axis given): budget-major rows over flops x params, tokens = C/(6N).
+    The yielded arrays are overwritten by the next chunk: consume them before asking for more.
+    """
+    fam, p = law.family_id, law.vector
+    k = FLOPS_PER_PARAM_TOKEN
+    if d_axis is not None:
+        outer, inner = n_axis, d_axis
+    else:
+        outer, inner = c_axis, n_axis
+    rows_max = max(1, chunk_points // inner.size)
+    rows_max = min(rows_max, outer.size)
+    size = rows_max * inner.size
+    inner_tiled = np.tile(inner, rows_max)
+    outer_col = np.empty(size)
+    third = np.empty(size)
+    loss = np.empty(size, dtype=dtype)
+    for sl in row_chunks(outer.size, inner.size, chunk_points):
+        m = (sl.stop - sl.start) * inner.size
+        oc, th, lo, it = outer_col[:m], third[:m], loss[:m], inner_tiled[:m]
+        oc.reshape(-1, inner.size)[:] = outer[sl, None]
+        if d_axis is not None:  # params = oc, tokens = it, flops = 6*params*tokens
+            surface_grid(fam, p, outer[sl], inner, lo.reshape(-1, inner.size))
+            np.multiply(oc, k, out=th)
+            np.multiply(th, it, out=th)
+            yield oc, it, th, lo
+        else:  # flops = oc, params = it, tokens = C/(6N)
+            np.multiply(it, k, out=th)
+            np.divide(oc, th, out=th)
+            loss_points(fam, p, it, th, lo)
+            yield it, th, oc, lo
+
+
+def write_surface(path, law, params, tokens=None, flops=None, *, dtype=np.float64, chunk_points=CHUNK_POINTS,
+                  grid: dict | None = None, command_line: str | None = None, progress=None) -> dict:
+    """Stream the loss surface to Parquet (columns params, tokens, flops, loss) in bounded memory.
+
+    Give ``tokens`` for the params x tokens grid, or ``flops`` for IsoFLOP slices (tokens derived).
+    Returns a summary (rows, seconds). ``progress(done_rows, total_rows)`` is called after each chunk.
+    """
+    law = _law(law)
+    if (tokens is None) == (flops is None):
+        raise ScalesweepError("give a tokens range or a flops range (IsoFLOP form), not both")
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float64, np.float32):
+        raise ScalesweepError(f"--dtype must be float64 or float32, got {dtype}")
+    n = check_positive_array(params, "params")
+    d = check_positive_array(tokens, "tokens") if tokens is not None else None
+    c = check_positive_array(flops, "flops") if flops is not None else None
+    total = n.size * (d.size if d is not None else c.size)
+    schema = pa.schema([("params", pa.float64()), ("tokens", pa.float64()), ("flops", pa.float64()),
+                        ("loss", pa.from_numpy_dtype(dtype))])
+    meta = make_metadata(
+        command="surface", law=law.to_dict(), form="grid" if d is not None else "isoflop",
+        grid=grid or {}, dtype=str(dtype), rows=total, command_line=command_line,
+    )
+    t0 = time.perf_counter()
+    done = 0
+    with atomic_parquet_writer(path, schema, meta, use_dictionary=["params", "tokens", "flops"]) as w:
+        for cols in _surface_chunks(law, n, d, c, dtype, chunk_points):
+            w.write_batch(pa.RecordBatch.from_arrays([pa.array(a) for a in cols], schema=schema),
+                          row_group_size=cols[0].size)
+            done += cols[0].size
+            if progress is not None:
+                progress(done, total)
+    return {"rows": total, "seconds": time.perf_counter() - t0}
+
+
+# --------------------------------------------------------------------------------------------- frontier
+
+
+def frontier(law=None, flops=None, *, solver: str = "auto", min_params=None, max_params=None, min_tokens=None,
+             max_tokens=None, min_tokens_per_param=None, max_tokens_per_param=None) -> pd.DataFrame:
+    """Compute-optimal allocation per budget under constraints (C = 6*N*D).
+
+    Returns columns flops, params, tokens, loss, tokens_per_param, feasible, active_constraint. Rows whose
+    constraints cannot be met have ``feasible=False`` and NaN results. ``solver``: ``"auto"`` (closed form
+    where the family has an exact one, else Newton), ``"newton"`` (the general safeguarded Newton solver,
+    from the family's initial guess) or ``"newton-midpoint"`` (Newton from the middle of the feasible
+    interval: no prior knowledge of the optimum).
+    """
+    law = _law(law)
+    if flops is None:
+        raise ScalesweepError("frontier needs budgets: flops=[...]")
+    c = check_positive_array(flops, "flops")
+    if solver not in SOLVERS:
+        raise ScalesweepError(f"unknown solver {solver!r} (one of: {', '.join(SOLVERS)})")
+    cons = Constraints(min_params=min_params, max_params=max_params, min_tokens=min_tokens, max_tokens=max_tokens,
+                       min_tokens_per_param=min_tokens_per_param, max_tokens_per_param=max_tokens_per_param)
+    bounds, lbounds = cons.bounds()
+    m = c.size
+    n, d, loss = np.empty(m), np.empty(m), np.empty(m)
+    feas, active = np.empty(m, dtype=np.bool_), np.empty(m, dtype=np.int8)
+    frontier_kernel(law.family_id, law.vector, c, FLOPS_PER_PARAM_TOKEN, lbounds, bounds, SOLVERS[solver],
+                    n, d, loss, feas, active)
+    return pd.DataFrame({
+        "flops": c,
+        "params": n,
+        "tokens": d,
+        "loss": loss,
+        "tokens_per_param": d / n,
+        "feasible": feas,
+        "active_constraint": pd.Categorical.from_codes(active, categories=list(ACTIVE_NAMES)),
+    })
+
+
+def write_frontier(path, df: pd.DataFrame, law, constraints: dict, *, grid: dict | None = None,
+                   command_line: str | None = None) -> None:
+    """Write a frontier DataFrame to Parquet atomically, with metadata."""
+    law = _law(law)
+    meta = make_metadata(command="frontier", law=law.to_dict(), constraints=constraints, grid=grid or {},
+                         rows=len(df), command_line=command_line)
+    write_table(path, pa.Table.from_pandas(df[FRONTIER_COLUMNS], preserve_index=False), meta)
+
+
+def read_flops_file(path, column: str | None = None) -> np.ndarray:
+    """Budgets from a CSV or Parquet file: the named column, the 'flops' column, or the only column."""
+    path = Path(path)
+    if not path.is_file():
+        raise ScalesweepError(f"flops file {str(path)!r} does not exist")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            df = pq.read_table(path).to_pandas()
+        else:
+            df = pd.read_csv(path)
+    except Exception as exc:  # malformed file: pyarrow/pandas raise many types
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ScalesweepError(f"cannot read flops file {str(path)!r}: {msg}") from None
+    if column is None:
+        if "flops" in df.columns:
+            column = "flops"
+        elif len(df.columns) == 1:
+            column = df.columns[0]
+        else:
+            raise ScalesweepError(
+                f"flops file {str(path)!r} has no 'flops' column; name one with --flops-column "
+                f"(columns: {', '.join(map(str, df.columns))})")
+    if column not in df.columns:
+        raise ScalesweepError(f"flops file {str(path)!r} has no column {column!r}")
+    values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~(np.isfinite(values) & (values > 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ScalesweepError(f"flops file {str(path)!r}, row {i + 1}: {df[column].iloc[i]!r} is not a finite "
+                              "budget > 0")
+    if values.size == 0:
+        raise ScalesweepError(f"flops file {str(path)!r} has no rows")
+    return values
+
+
+def command_line() -> str:
+    return " ".join(["scalesweep", *sys.argv[1:]])

@@ -1,0 +1,93 @@
+"""Range syntax and chunk planning.
+
+``LO:HI:COUNT`` is a log-spaced, inclusive range everywhere (COUNT >= 1; COUNT == 1 needs LO == HI).
+A single number ``V`` is the one-point range ``V:V:1``. Endpoints are reproduced exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import ScalesweepError
+
+
+@dataclass(frozen=True)
+class LogRange:
+    lo: float
+    hi: float
+    count: int
+
+    def values(self) -> np.ndarray:
+        if self.count == 1:
+            return np.array([self.lo])
+        out = np.exp(np.linspace(math.log(self.lo), math.log(self.hi), self.count))
+        out[0], out[-1] = self.lo, self.hi
+        return out
+
+    def __str__(self) -> str:
+        return f"{self.lo:g}:{self.hi:g}:{self.count}"
+
+
+def _positive_number(text: str, what: str, option: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise ScalesweepError(f"{option}: {what} {text!r} is not a number") from None
+    if not math.isfinite(v):
+        raise ScalesweepError(f"{option}: {what} must be finite, got {text!r}")
+    if v <= 0:
+        raise ScalesweepError(f"{option}: {what} must be > 0, got {text!r}")
+    return v
+
+
+def parse_range(text: str, option: str = "range") -> LogRange:
+    """Parse ``LO:HI:COUNT`` (or a single value) into a :class:`LogRange`, with one-line errors."""
+    text = str(text).strip()
+    parts = text.split(":")
+    if len(parts) == 1:
+        v = _positive_number(parts[0], "value", option)
+        return LogRange(v, v, 1)
+    if len(parts) != 3:
+        raise ScalesweepError(f"{option}: expected LO:HI:COUNT (log-spaced, inclusive), got {text!r}")
+    lo = _positive_number(parts[0], "LO", option)
+    hi = _positive_number(parts[1], "HI", option)
+    try:
+        count = int(parts[2])
+    except ValueError:
+        raise ScalesweepError(f"{option}: COUNT must be a whole number, got {parts[2]!r}") from None
+    if count < 1:
+        raise ScalesweepError(f"{option}: COUNT must be >= 1, got {count}")
+    if lo > hi:
+        raise ScalesweepError(f"{option}: LO ({lo:g}) is greater than HI ({hi:g})")
+    if count == 1 and lo != hi:
+        raise ScalesweepError(f"{option}: COUNT 1 needs LO == HI, got {text!r}")
+    return LogRange(lo, hi, count)
+
+
+def check_positive_array(values, what: str) -> np.ndarray:
+    """A 1-D float64 array of finite positive values, else an error naming the first bad entry."""
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ScalesweepError(f"{what}: values must be numbers") from None
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise ScalesweepError(f"{what}: expected a 1-D list of values, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ScalesweepError(f"{what}: no values")
+    bad = ~(np.isfinite(arr) & (arr > 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ScalesweepError(f"{what}: value #{i + 1} is {arr[i]!r}; values must be finite and > 0")
+    return np.ascontiguousarray(arr)
+
+
+def row_chunks(n_rows: int, row_len: int, chunk_points: int):
+    """Split n_rows rows of row_len points into slices of about chunk_points points (at least one row)."""
+    step = max(1, chunk_points // max(1, row_len))
+    for start in range(0, n_rows, step):
+        yield slice(start, min(n_rows, start + step))

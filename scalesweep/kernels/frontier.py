@@ -1,0 +1,151 @@
+"""Constrained compute-optimal allocation, one budget per row.
+
+With C fixed, D = C/(k*N), so the problem is one-dimensional in x = ln N. Every constraint is an interval
+on x (see ``row_interval``); the intersection with the physical domain N >= 1, D >= 1 is [lo, hi]. An empty
+interval is an infeasible row (flagged, NaN results), never an exception.
+
+The general solver (``newton_min``) is a safeguarded Newton iteration on the family's iso-FLOP gradient:
+it keeps a sign bracket [a, b], takes the Newton step when it stays strictly inside the bracket, tries the
+interval end itself when Newton points past it (so an active constraint is reached in one step, not by
+halving), and bisects otherwise. Every family uses it. Families with an exact closed form (chinchilla,
+kaplan) may take a fast path instead: the constrained optimum of a unimodal function on an interval is the
+unconstrained optimum clamped to the interval.
+
+Active-constraint codes (``ACTIVE_NAMES`` in scalesweep/constraints.py): 0 none, 1 min_params,
+2 max_params, 3 min_tokens, 4 max_tokens, 5 min_tokens_per_param, 6 max_tokens_per_param.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from . import JIT, PJIT
+from .loss import closed_form_x, initial_x, isoflop_grad, loss_log
+
+NONE, MIN_PARAMS, MAX_PARAMS, MIN_TOKENS, MAX_TOKENS, MIN_TPP, MAX_TPP = 0, 1, 2, 3, 4, 5, 6
+
+SOLVER_AUTO = 0  # closed form where the family has one, else Newton
+SOLVER_NEWTON = 1  # Newton from the family's initial guess
+SOLVER_NEWTON_MID = 2  # Newton from the middle of the feasible interval (no prior knowledge)
+
+MAXIT = 200
+XTOL = 1e-13
+
+
+@njit(**JIT)
+def row_interval(c, lb):
+    """Feasible interval [lo, hi] in x = ln N for c = ln(C/k), and which constraint sets each end.
+
+    lb holds natural logs of (min_params, max_params, min_tokens, max_tokens, min_tpp, max_tpp), with
+    -inf / +inf for an absent lower / upper limit. Domain: N >= 1 (x >= 0) and D >= 1 (x <= c).
+    """
+    lo, lo_id = 0.0, NONE
+    hi, hi_id = c, NONE
+    v = lb[0]  # N >= min_params
+    if v > lo:
+        lo, lo_id = v, MIN_PARAMS
+    v = c - lb[3]  # D <= max_tokens  <=>  x >= c - ln max_tokens
+    if v > lo:
+        lo, lo_id = v, MAX_TOKENS
+    v = 0.5 * (c - lb[5])  # D/N <= max_tpp  <=>  x >= (c - ln max_tpp)/2
+    if v > lo:
+        lo, lo_id = v, MAX_TPP
+    v = lb[1]  # N <= max_params
+    if v < hi:
+        hi, hi_id = v, MAX_PARAMS
+    v = c - lb[2]  # D >= min_tokens
+    if v < hi:
+        hi, hi_id = v, MIN_TOKENS
+    v = 0.5 * (c - lb[4])  # D/N >= min_tpp
+    if v < hi:
+        hi, hi_id = v, MIN_TPP
+    return lo, lo_id, hi, hi_id
+
+
+@njit(**JIT)
+def newton_min(family, p, c, lo, hi, x0):
+    """Minimise L over x in [lo, hi] (lo <= hi) on the iso-FLOP line c; returns x.
+
+    Safeguarded Newton on g = isoflop_grad: the bracket [a, b] always contains the minimiser of a
+    unimodal L; a Newton step outside (a, b) is replaced by the interval end (if Newton points past an
+    unmoved end) or by bisection. Stops when a step is below XTOL*(1+|x|); the error is then far smaller
+    (quadratic convergence) or, after bisection, within that step.
+    """
+    a, b = lo, hi
+    x = min(max(x0, lo), hi)
+    for _ in range(MAXIT):
+        g, h = isoflop_grad(family, p, x, c)
+        if g > 0.0:
+            b = x
+        elif g < 0.0:
+            a = x
+        else:  # exact stationary point, or NaN (undefined law: the caller flags the row)
+            return x
+        xn = x - g / h
+        if not (xn > a and xn < b):
+            if xn >= b and b == hi and x != hi:
+                xn = hi
+            elif xn <= a and a == lo and x != lo:
+                xn = lo
+            else:
+                xn = 0.5 * (a + b)
+        if abs(xn - x) <= XTOL * (1.0 + abs(x)):
+            return xn
+        x = xn
+    return x
+
+
+@njit(**JIT)
+def solve_row(family, p, flops, k, lb, bounds, solver):
+    """One budget: returns (params, tokens, loss, feasible, active_code)."""
+    c = math.log(flops / k)
+    lo, lo_id, hi, hi_id = row_interval(c, lb)
+    if not (lo <= hi):  # also catches NaN
+        return np.nan, np.nan, np.nan, False, NONE
+    active = NONE
+    if solver == SOLVER_AUTO and family <= 1:
+        xu = closed_form_x(family, p, c)
+        if xu < lo:
+            x, active = lo, lo_id
+        elif xu > hi:
+            x, active = hi, hi_id
+        else:
+            x = xu
+    else:
+        x0 = initial_x(family, p, c) if solver != SOLVER_NEWTON_MID else 0.5 * (lo + hi)
+        x = newton_min(family, p, c, lo, hi, x0)
+        if x <= lo or x >= hi:
+            g, _ = isoflop_grad(family, p, x, c)
+            if x <= lo and g > 0.0:
+                active = lo_id
+            elif x >= hi and g < 0.0:
+                active = hi_id
+    # Report the limiting value exactly when a params or tokens limit is active.
+    if active == MIN_PARAMS or active == MAX_PARAMS:
+        n = bounds[active - 1]
+        d = flops / (k * n)
+    elif active == MIN_TOKENS or active == MAX_TOKENS:
+        d = bounds[active - 1]
+        n = flops / (k * d)
+    else:
+        n = math.exp(x)
+        d = flops / (k * n)
+    loss = loss_log(family, p, x, c - x)
+    if not math.isfinite(loss):
+        return np.nan, np.nan, np.nan, False, NONE
+    return n, d, loss, True, active
+
+
+@njit(**PJIT)
+def frontier_kernel(family, p, flops, k, lbounds, bounds, solver, out_n, out_d, out_l, out_feas, out_active):
+    """Solve every budget. lbounds/bounds have shape (m, 6) with m == 1 (shared) or m == len(flops)."""
+    stride = 0 if lbounds.shape[0] == 1 else 1
+    for i in prange(flops.size):
+        j = i * stride
+        n, d, loss, feas, act = solve_row(family, p, flops[i], k, lbounds[j], bounds[j], solver)
+        out_n[i] = n
+        out_d[i] = d
+        out_l[i] = loss
+        out_feas[i] = feas
+        out_active[i] = act

@@ -1,0 +1,105 @@
+"""Per-family loss, and its derivatives along an iso-FLOP line, as small ``@njit`` functions.
+
+Family ids and parameter order are defined in ``scalesweep/laws.py``:
+
+* 0 ``chinchilla``: p = (E, A, B, alpha, beta);         L = E + A/N^alpha + B/D^beta
+* 1 ``kaplan``:     p = (N_c, D_c, alpha_N, alpha_D);   L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D
+
+Along an iso-FLOP line C = k*N*D write x = ln N and c = ln(C/k), so ln D = c - x. The frontier solver
+minimises over x; each family supplies
+
+* ``isoflop_grad(x, c) -> (g, h)``: g has the sign of dL/dx and the same zeros, h = dg/dx;
+* ``closed_form_x(c)``: the unconstrained minimiser in x where a closed form exists (NaN otherwise);
+* ``initial_x(c)``: a starting point for Newton.
+
+Adding a family: one branch in each dispatcher below, a registry entry in ``laws.py`` and tests against
+``tests/reference.py``.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from . import JIT, PJIT
+
+CHINCHILLA = 0
+KAPLAN = 1
+
+
+@njit(**JIT)
+def loss_point(family, p, n, d):
+    """L(N=n, D=d) in nats/token; evaluated in the same order as the published formula."""
+    if family == CHINCHILLA:
+        return p[0] + p[1] / n ** p[3] + p[2] / d ** p[4]
+    if family == KAPLAN:
+        return ((p[0] / n) ** (p[2] / p[3]) + p[1] / d) ** p[3]
+    return np.nan
+
+
+@njit(**JIT)
+def loss_log(family, p, x, y):
+    """L at ln N = x, ln D = y (exp instead of pow: what the frontier reports at its optimum)."""
+    if family == CHINCHILLA:
+        return p[0] + p[1] * math.exp(-p[3] * x) + p[2] * math.exp(-p[4] * y)
+    if family == KAPLAN:
+        r = p[2] / p[3]
+        return (math.exp(r * (math.log(p[0]) - x)) + p[1] * math.exp(-y)) ** p[3]
+    return np.nan
+
+
+@njit(**JIT)
+def isoflop_grad(family, p, x, c):
+    """(g, h): g has the sign of dL/dx on the line ln D = c - x and vanishes where it does; h = dg/dx.
+
+    chinchilla: g = dL/dx = beta*B*D^-beta - alpha*A*N^-alpha exactly.
+    kaplan:     L = f^alpha_D with f = (N_c/N)^r + D_c/D, r = alpha_N/alpha_D; L is increasing in f, so
+                g = df/dx = D_c/D - r*(N_c/N)^r carries the sign and the zeros of dL/dx.
+    Both g are increasing in x (L is convex, resp. quasi-convex, in x), so the minimiser is unique.
+    """
+    if family == CHINCHILLA:
+        u = p[3] * p[1] * math.exp(-p[3] * x)
+        v = p[4] * p[2] * math.exp(-p[4] * (c - x))
+        return v - u, p[4] * v + p[3] * u
+    if family == KAPLAN:
+        r = p[2] / p[3]
+        u = r * math.exp(r * (math.log(p[0]) - x))
+        v = p[1] * math.exp(x - c)
+        return v - u, v + r * u
+    return np.nan, np.nan
+
+
+@njit(**JIT)
+def closed_form_x(family, p, c):
+    """Unconstrained minimiser x* = ln N* on C = k*N*D, where a closed form exists; NaN otherwise.
+
+    chinchilla (Hoffmann Eq. 4): N* = G*(C/k)^(beta/(alpha+beta)), G = (alpha*A/(beta*B))^(1/(alpha+beta)).
+    kaplan (Eq. 1.5 with C = kND): (N*)^(1+r) = r*N_c^r*(C/k)/D_c, r = alpha_N/alpha_D.
+    """
+    if family == CHINCHILLA:
+        a, b = p[3], p[4]
+        return (math.log(a * p[1] / (b * p[2])) + b * c) / (a + b)
+    if family == KAPLAN:
+        r = p[2] / p[3]
+        return (math.log(r) + r * math.log(p[0]) - math.log(p[1]) + c) / (1.0 + r)
+    return np.nan
+
+
+@njit(**JIT)
+def initial_x(family, p, c):
+    """Where Newton starts. For families with a closed form that is the closed form itself; later families
+    without one supply their own approximation here."""
+    return closed_form_x(family, p, c)
+
+
+@njit(**PJIT)
+def loss_points(family, p, n, d, out):
+    """out[i] = L(n[i], d[i]) for point lists."""
+    for i in prange(n.size):
+        out[i] = loss_point(family, p, n[i], d[i])
+
+
+def loss_array(family, p, n, d):
+    out = np.empty(n.shape, dtype=np.float64)
+    loss_points(family, p, np.ascontiguousarray(n, dtype=np.float64), np.ascontiguousarray(d, dtype=np.float64), out)
+    return out

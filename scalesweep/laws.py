@@ -1,0 +1,327 @@
+"""Law families and published presets.
+
+A law is a family id plus a float64 parameter vector (see ``DESIGN.md``): one compiled kernel serves every
+preset and every user override. Every constant below traces to ``shared/reference/scaling-laws.md``
+(section numbers cited per preset).
+
+Families
+--------
+``chinchilla``  L(N, D) = E + A/N^alpha + B/D^beta                  (Hoffmann et al. 2022, Eq. 2 / Eq. 10)
+``kaplan``      L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D  (Kaplan et al. 2020, Eq. 1.5 = 4.1)
+
+N is parameters, D is training tokens, L is loss in nats/token. Training compute is C = 6*N*D FLOPs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+
+from .errors import ScalesweepError
+
+# Family ids used by the kernels (kernels/loss.py dispatches on these).
+CHINCHILLA = 0
+KAPLAN = 1
+
+
+@dataclass(frozen=True)
+class Family:
+    id: int
+    name: str
+    formula: str
+    param_names: tuple[str, ...]
+    # Which parameters must be > 0; the others must be >= 0. All must be finite.
+    positive: tuple[str, ...]
+    source: str
+
+
+FAMILIES: dict[str, Family] = {
+    "chinchilla": Family(
+        id=CHINCHILLA,
+        name="chinchilla",
+        formula="L = E + A/N^alpha + B/D^beta",
+        param_names=("E", "A", "B", "alpha", "beta"),
+        positive=("A", "B", "alpha", "beta"),
+        source="Hoffmann et al. 2022, arXiv:2203.15556, Eq. 2 (reference sheet §2.1)",
+    ),
+    "kaplan": Family(
+        id=KAPLAN,
+        name="kaplan",
+        formula="L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D",
+        param_names=("N_c", "D_c", "alpha_N", "alpha_D"),
+        positive=("N_c", "D_c", "alpha_N", "alpha_D"),
+        source="Kaplan et al. 2020, arXiv:2001.08361, Eq. 1.5 = 4.1 (reference sheet §1.2)",
+    ),
+}
+FAMILY_BY_ID = {f.id: f for f in FAMILIES.values()}
+
+
+@dataclass(frozen=True)
+class Law:
+    """A loss law: a family, its parameters, and where they came from.
+
+    ``params`` maps parameter name to value, in the family's order. ``preset`` is the preset it started
+    from (or ``None`` for a law file written from scratch); ``overrides`` names what was changed from it.
+    """
+
+    family: str
+    params: MappingProxyType
+    preset: str | None = None
+    citation: str = ""
+    conventions: str = ""
+    overrides: tuple[str, ...] = ()
+    source_file: str | None = None
+    _vector: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        fam = FAMILIES[self.family]
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+        vec = np.array([self.params[n] for n in fam.param_names], dtype=np.float64)
+        vec.setflags(write=False)
+        object.__setattr__(self, "_vector", vec)
+
+    @property
+    def family_id(self) -> int:
+        return FAMILIES[self.family].id
+
+    @property
+    def vector(self) -> np.ndarray:
+        """Parameters as a read-only float64 array in the family's order (what the kernels take)."""
+        return self._vector
+
+    @property
+    def name(self) -> str:
+        base = self.preset or (Path(self.source_file).name if self.source_file else self.family)
+        return base + ("+" + ",".join(self.overrides) if self.overrides else "")
+
+    def loss(self, params, tokens):
+        """Loss (nats/token) at N=params, D=tokens; numpy broadcasting, for convenience and plots."""
+        from .kernels.loss import loss_array
+
+        n, d = np.broadcast_arrays(np.asarray(params, float), np.asarray(tokens, float))
+        out = loss_array(self.family_id, self.vector, n.ravel(), d.ravel())
+        return out.reshape(n.shape) if n.ndim else float(out[0])
+
+    def to_dict(self) -> dict:
+        """JSON-ready description; ``load_law_file`` reads it back."""
+        return {
+            "family": self.family,
+            "preset": self.preset,
+            "parameters": dict(self.params),
+            "overrides": list(self.overrides),
+            "citation": self.citation,
+            "conventions": self.conventions,
+        }
+
+
+@dataclass(frozen=True)
+class Preset:
+    family: str
+    params: dict
+    citation: str
+    conventions: str
+
+
+PRESETS: dict[str, Preset] = {
+    "hoffmann2022": Preset(
+        family="chinchilla",
+        # Unrounded Approach-3 constants from the paper's TeX source, as reproduced in the Epoch notebook
+        # (reference sheet §2.1 and §7 'chinchilla_tex').
+        params={"E": 1.6934, "A": 406.4, "B": 410.72, "alpha": 0.33917, "beta": 0.28491},
+        citation="Hoffmann et al. 2022, arXiv:2203.15556, Eq. 10 (unrounded TeX values; Epoch notebook); "
+        "reference sheet §2.1",
+        conventions="N = total parameters incl. embeddings; D = training tokens (MassiveText, SentencePiece); "
+        "L = smoothed final training loss, nats/token; C = 6ND FLOPs",
+    ),
+    "hoffmann2022-printed": Preset(
+        family="chinchilla",
+        # Eq. 10 exactly as printed (rounded); kept for comparison, see sheet §2.1 'Rounding matters'.
+        params={"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28},
+        citation="Hoffmann et al. 2022, arXiv:2203.15556, Eq. 10 as printed; reference sheet §2.1",
+        conventions="N = total parameters incl. embeddings; D = training tokens; L in nats/token; C = 6ND FLOPs",
+    ),
+    "besiroglu2024": Preset(
+        family="chinchilla",
+        # Epoch AI replication, paper values (reference sheet §3.2 and §7 'epoch2024').
+        params={"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658},
+        citation="Besiroglu, Erdil, Barnett, You 2024, 'Chinchilla Scaling: A replication attempt', "
+        "arXiv:2404.10102; reference sheet §3.2",
+        conventions="Refit of Hoffmann et al.'s 240 runs (Fig. 4 data); N = total parameters; "
+        "L in nats/token; C = 6ND FLOPs",
+    ),
+    "kaplan2020": Preset(
+        family="kaplan",
+        # Table 2 fit of the joint L(N, D) form (reference sheet §1.2 and §7 'kaplan_ND').
+        params={"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.076, "alpha_D": 0.103},
+        citation="Kaplan et al. 2020, arXiv:2001.08361, Eq. 1.5 with Table 2 values; reference sheet §1.2",
+        conventions="N = NON-embedding parameters; D = tokens (WebText2, GPT-2 BPE, n_vocab 50257); "
+        "L = WebText2 test loss, nats/token, 1024-token context; C = 6ND FLOPs",
+    ),
+}
+DEFAULT_LAW = "hoffmann2022"
+
+
+def validate_params(family: str, params: dict) -> dict:
+    """Check a full parameter set for ``family``; return it as floats. Messages name the parameter."""
+    fam = FAMILIES[family]
+    unknown = [k for k in params if k not in fam.param_names]
+    if unknown:
+        raise ScalesweepError(
+            f"unknown parameter {unknown[0]!r} for family {family!r} (parameters: {', '.join(fam.param_names)})"
+        )
+    missing = [k for k in fam.param_names if k not in params]
+    if missing:
+        raise ScalesweepError(f"missing parameter {missing[0]!r} for family {family!r}")
+    out = {}
+    for name in fam.param_names:
+        raw = params[name]
+        if isinstance(raw, bool):
+            raise ScalesweepError(f"parameter {name!r} must be a number, got {raw!r}")
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise ScalesweepError(f"parameter {name!r} must be a number, got {raw!r}") from None
+        if not math.isfinite(value):
+            raise ScalesweepError(f"parameter {name!r} must be finite, got {value!r}")
+        if name in fam.positive and value <= 0:
+            raise ScalesweepError(f"parameter {name!r} must be > 0, got {value!r}")
+        if value < 0:
+            raise ScalesweepError(f"parameter {name!r} must be >= 0, got {value!r}")
+        out[name] = value
+    return out
+
+
+def get_law(name: str | Law = DEFAULT_LAW, **overrides) -> Law:
+    """A preset by name, with any parameter overridden: ``get_law("hoffmann2022", alpha=0.35)``."""
+    if isinstance(name, Law):
+        base = name
+        if not overrides:
+            return base
+        params = {**base.params, **overrides}
+        return Law(
+            family=base.family,
+            params=validate_params(base.family, params),
+            preset=base.preset,
+            citation=base.citation,
+            conventions=base.conventions,
+            overrides=tuple(dict.fromkeys(base.overrides + tuple(overrides))),
+            source_file=base.source_file,
+        )
+    if name not in PRESETS:
+        raise ScalesweepError(f"unknown law {name!r} (presets: {', '.join(PRESETS)})")
+    p = PRESETS[name]
+    params = validate_params(p.family, {**p.params, **overrides})
+    return Law(
+        family=p.family,
+        params=params,
+        preset=name,
+        citation=p.citation,
+        conventions=p.conventions,
+        overrides=tuple(overrides),
+    )
+
+
+def parse_assignments(items) -> dict:
+    """``["alpha=0.35", "E=1.7"]`` -> ``{"alpha": "0.35", ...}`` (values checked by validate_params)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key or not value:
+            raise ScalesweepError(f"--set expects NAME=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
+def load_law_file(path) -> Law:
+    """Read a law from JSON or TOML.
+
+    The file has ``family`` and ``parameters`` (a full set), or ``preset`` plus optional ``parameters``
+    that override it. Other keys (fit diagnostics, notes) are ignored.
+    """
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ScalesweepError(f"cannot read law file {str(path)!r}: {exc.strerror or exc}") from None
+    try:
+        if path.suffix.lower() == ".toml":
+            data = tomllib.loads(text.decode("utf-8"))
+        else:
+            data = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        kind = "TOML" if path.suffix.lower() == ".toml" else "JSON"
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ScalesweepError(f"law file {str(path)!r} is not valid {kind}: {msg}") from None
+    if not isinstance(data, dict):
+        raise ScalesweepError(f"law file {str(path)!r} must hold an object with 'family' and 'parameters'")
+    params = data.get("parameters", {})
+    if not isinstance(params, dict):
+        raise ScalesweepError(f"law file {str(path)!r}: 'parameters' must be a table of name = value")
+    preset = data.get("preset")
+    family = data.get("family")
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ScalesweepError(f"law file {str(path)!r}: unknown preset {preset!r}")
+        if family is not None and family != PRESETS[preset].family:
+            raise ScalesweepError(
+                f"law file {str(path)!r}: preset {preset!r} is family {PRESETS[preset].family!r}, not {family!r}"
+            )
+        law = get_law(preset)
+        try:
+            law = get_law(law, **params)
+        except ScalesweepError as exc:
+            raise ScalesweepError(f"law file {str(path)!r}: {exc}") from None
+        return Law(
+            family=law.family, params=law.params, preset=preset, citation=law.citation,
+            conventions=law.conventions, overrides=law.overrides, source_file=str(path),
+        )
+    if family is None:
+        raise ScalesweepError(f"law file {str(path)!r} needs 'family' (one of: {', '.join(FAMILIES)}) or 'preset'")
+    if family not in FAMILIES:
+        raise ScalesweepError(f"law file {str(path)!r}: unknown family {family!r} (families: {', '.join(FAMILIES)})")
+    try:
+        params = validate_params(family, params)
+    except ScalesweepError as exc:
+        raise ScalesweepError(f"law file {str(path)!r}: {exc}") from None
+    return Law(
+        family=family,
+        params=params,
+        citation=str(data.get("citation", "")),
+        conventions=str(data.get("conventions", "")),
+        source_file=str(path),
+    )
+
+
+def resolve_law(law=None, law_file=None, overrides=None) -> Law:
+    """What every command does with ``--law``, ``--law-file`` and ``--set``."""
+    if law is not None and law_file is not None:
+        raise ScalesweepError("give either --law or --law-file, not both")
+    base = load_law_file(law_file) if law_file is not None else get_law(law or DEFAULT_LAW)
+    return get_law(base, **(overrides or {}))
+
+
+def describe() -> dict:
+    """Families and presets as plain data (``scalesweep laws --json``)."""
+    return {
+        "default": DEFAULT_LAW,
+        "families": {
+            f.name: {"formula": f.formula, "parameters": list(f.param_names), "source": f.source}
+            for f in FAMILIES.values()
+        },
+        "presets": {
+            name: {
+                "family": p.family,
+                "parameters": dict(p.params),
+                "citation": p.citation,
+                "conventions": p.conventions,
+            }
+            for name, p in PRESETS.items()
+        },
+    }
