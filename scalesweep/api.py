@@ -216,15 +216,16 @@ def read_flops_file(path, column: str | None = None) -> np.ndarray:
         else:
             raise ScalesweepError(
                 f"flops file {str(path)!r} has no 'flops' column; name one with --flops-column "
-                f"(columns: {', '.join(map(str, df.columns))})")
+                f"(columns: {', '.join(map(repr, map(str, df.columns)))})")
     if column not in df.columns:
         raise ScalesweepError(f"flops file {str(path)!r} has no column {column!r}")
     values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
     bad = ~(np.isfinite(values) & (values > 0))
     if bad.any():
         i = int(np.argmax(bad))
-        raise ScalesweepError(f"flops file {str(path)!r}, row {i + 1}: {df[column].iloc[i]!r} is not a finite "
-                              "budget > 0")
+        raw = df[column].iloc[i]
+        shown = repr(raw) if isinstance(raw, str) else str(float(raw))
+        raise ScalesweepError(f"flops file {str(path)!r}, row {i + 1}: {shown} is not a finite budget > 0")
     if values.size == 0:
         raise ScalesweepError(f"flops file {str(path)!r} has no rows")
     return values

@@ -35,7 +35,7 @@ class _Group(click.Group):
             click.echo("Aborted.", err=True)
             sys.exit(130)
         except ScalesweepError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo("Error: " + " ".join(str(exc).split()), err=True)  # user data may hold newlines
             sys.exit(1)
         except OSError as exc:
             where = f" {exc.filename}" if getattr(exc, "filename", None) else ""

@@ -82,7 +82,7 @@ def check_positive_array(values, what: str) -> np.ndarray:
     bad = ~(np.isfinite(arr) & (arr > 0))
     if bad.any():
         i = int(np.argmax(bad))
-        raise ScalesweepError(f"{what}: value #{i + 1} is {arr[i]!r}; values must be finite and > 0")
+        raise ScalesweepError(f"{what}: value #{i + 1} is {float(arr[i])}; values must be finite and > 0")
     return np.ascontiguousarray(arr)
 
 

@@ -67,13 +67,18 @@ def row_interval(c, lb):
 def newton_min(family, p, c, lo, hi, x0):
     """Minimise L over x in [lo, hi] (lo <= hi) on the iso-FLOP line c; returns x.
 
-    Safeguarded Newton on g = isoflop_grad: the bracket [a, b] always contains the minimiser of a
-    unimodal L; a Newton step outside (a, b) is replaced by the interval end (if Newton points past an
-    unmoved end) or by bisection. Stops when a step is below XTOL*(1+|x|); the error is then far smaller
-    (quadratic convergence) or, after bisection, within that step.
+    Safeguarded Newton on g = isoflop_grad (in the manner of Numerical Recipes' rtsafe): the bracket
+    [a, b] always contains the minimiser of a unimodal L. A Newton step is taken when it lands strictly
+    inside (a, b) and is at most half the previous step; otherwise, if Newton points past an interval end
+    not yet tried, that end is tried (an active constraint is then reached in one step), else the bracket
+    is bisected. So the bracket at least halves every two iterations even where Newton crawls (far out on
+    an exponential, a Newton step is only ~1/exponent long). Stops when a step is below XTOL*(1+|x|).
     """
     a, b = lo, hi
     x = min(max(x0, lo), hi)
+    tried_lo = x == lo
+    tried_hi = x == hi
+    last = hi - lo
     for _ in range(MAXIT):
         g, h = isoflop_grad(family, p, x, c)
         if g > 0.0:
@@ -82,15 +87,19 @@ def newton_min(family, p, c, lo, hi, x0):
             a = x
         else:  # exact stationary point, or NaN (undefined law: the caller flags the row)
             return x
-        xn = x - g / h
-        if not (xn > a and xn < b):
-            if xn >= b and b == hi and x != hi:
+        step = g / h
+        xn = x - step
+        if not (xn > a and xn < b and abs(step) <= 0.5 * abs(last)):
+            if xn >= b and b == hi and not tried_hi:
                 xn = hi
-            elif xn <= a and a == lo and x != lo:
+                tried_hi = True
+            elif xn <= a and a == lo and not tried_lo:
                 xn = lo
+                tried_lo = True
             else:
                 xn = 0.5 * (a + b)
-        if abs(xn - x) <= XTOL * (1.0 + abs(x)):
+        last = xn - x
+        if abs(last) <= XTOL * (1.0 + abs(x)):
             return xn
         x = xn
     return x

@@ -1,0 +1,109 @@
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import scalesweep as ss
+from scalesweep.api import write_surface
+from scalesweep.io import read_metadata
+
+from . import reference as ref
+
+PRESETS = list(ss.PRESETS)
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_grid_matches_dense_reference(name):
+    law = ss.get_law(name)
+    n = np.geomspace(1e5, 1e13, 37)
+    d = np.geomspace(1e7, 1e15, 41)
+    got = ss.surface(law, n, d)
+    assert got.shape == (37, 41)
+    np.testing.assert_allclose(got, ref.surface_dense(law.family, dict(law.params), n, d), rtol=1e-14, atol=0)
+
+
+@given(
+    st.floats(0.05, 1.5), st.floats(0.05, 1.5), st.floats(0.0, 5.0), st.floats(1.0, 1e4), st.floats(1.0, 1e4),
+    st.lists(st.floats(1.0, 1e15), min_size=1, max_size=6), st.lists(st.floats(1.0, 1e15), min_size=1, max_size=6),
+)
+@settings(max_examples=60, deadline=None)
+def test_chinchilla_grid_property(alpha, beta, E, A, B, n, d):
+    law = ss.get_law("hoffmann2022", alpha=alpha, beta=beta, E=E, A=A, B=B)
+    np.testing.assert_allclose(ss.surface(law, n, d), ref.surface_dense("chinchilla", dict(law.params), n, d),
+                               rtol=1e-13)
+
+
+def test_out_buffer_is_reused_and_float32():
+    law = ss.get_law("kaplan2020")
+    n, d = np.geomspace(1e6, 1e10, 8), np.geomspace(1e8, 1e12, 5)
+    buf = np.empty((8, 5), dtype=np.float32)
+    res = ss.surface(law, n, d, out=buf)
+    assert res is buf
+    np.testing.assert_allclose(buf, ref.surface_dense("kaplan", dict(law.params), n, d), rtol=1e-6)
+    with pytest.raises(ss.ScalesweepError, match="shape"):
+        ss.surface(law, n, d, out=np.empty((5, 8)))
+
+
+@pytest.mark.parametrize("bad", [[1e9, np.nan], [1e9, np.inf], [0.0], [-1e9], []])
+def test_surface_rejects_bad_axes(bad):
+    with pytest.raises(ss.ScalesweepError, match="params"):
+        ss.surface("hoffmann2022", bad, [1e10])
+
+
+def test_isoflop_slices():
+    law = ss.get_law("hoffmann2022")
+    df = ss.isoflop(law, [6e18, 3e21], np.geomspace(1e7, 1e10, 5))
+    assert len(df) == 10 and list(df.columns) == ["flops", "params", "tokens", "loss"]
+    np.testing.assert_allclose(df.tokens, df.flops / (6 * df.params), rtol=1e-15)
+    np.testing.assert_allclose(df.loss, ref.loss("chinchilla", dict(law.params), df.params, df.tokens), rtol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["hoffmann2022", "kaplan2020"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_write_surface_streams_in_chunks(tmp_path, name, dtype):
+    law = ss.get_law(name)
+    n, d = np.geomspace(1e6, 1e11, 23), np.geomspace(1e8, 1e13, 17)
+    path = tmp_path / "s.parquet"
+    summary = write_surface(path, law, n, tokens=d, dtype=dtype, chunk_points=50, grid={"x": 1})
+    assert summary["rows"] == 23 * 17
+    f = pq.ParquetFile(path)
+    assert f.metadata.num_row_groups == 12  # 2 params rows (34 points) per chunk of <= 50 points
+    t = f.read().to_pandas()
+    np.testing.assert_array_equal(t.params, np.repeat(n, 17))
+    np.testing.assert_array_equal(t.tokens, np.tile(d, 23))
+    np.testing.assert_array_equal(t.flops, 6.0 * t.params * t.tokens)
+    expect = ref.surface_dense(law.family, dict(law.params), n, d).ravel()
+    np.testing.assert_allclose(t.loss, expect, rtol=1e-14 if dtype == "float64" else 1e-6)
+    assert str(t.loss.dtype) == dtype
+    meta = read_metadata(path)
+    assert meta["law"]["preset"] == name and meta["form"] == "grid" and meta["grid"] == {"x": 1}
+    assert meta["scalesweep_version"] == ss.__version__
+
+
+def test_write_surface_isoflop_form(tmp_path):
+    law = ss.get_law("besiroglu2024")
+    c, n = np.geomspace(1e18, 1e21, 4), np.geomspace(1e7, 1e10, 9)
+    path = tmp_path / "iso.parquet"
+    write_surface(path, law, n, flops=c, chunk_points=20)
+    t = pq.read_table(path).to_pandas()
+    expect = ss.isoflop(law, c, n)
+    np.testing.assert_array_equal(t.flops, expect.flops)
+    np.testing.assert_array_equal(t.params, expect.params)
+    np.testing.assert_allclose(t.tokens, expect.tokens, rtol=1e-15)
+    np.testing.assert_allclose(t.loss, expect.loss, rtol=1e-15)
+    assert read_metadata(path)["form"] == "isoflop"
+
+
+def test_surface_identical_for_one_and_two_threads():
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs 2 numba threads")
+    n, d = np.geomspace(1e6, 1e12, 301), np.geomspace(1e8, 1e14, 257)
+    out = []
+    for threads in (1, 2):
+        ss.set_threads(threads)
+        out.append([ss.surface(name, n, d).tobytes() for name in ("hoffmann2022", "kaplan2020")])
+    ss.set_threads(None)
+    assert out[0] == out[1]
