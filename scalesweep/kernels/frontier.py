@@ -72,7 +72,9 @@ def newton_min(family, p, c, lo, hi, x0):
     inside (a, b) and is at most half the previous step; otherwise, if Newton points past an interval end
     not yet tried, that end is tried (an active constraint is then reached in one step), else the bracket
     is bisected. So the bracket at least halves every two iterations even where Newton crawls (far out on
-    an exponential, a Newton step is only ~1/exponent long). Stops when a step is below XTOL*(1+|x|).
+    an exponential, a Newton step is only ~1/exponent long). Stops when a step is below XTOL*(1+|x|),
+    checked before the bracket test: from an exact seed the step rounds to nothing and must not be mistaken
+    for a step outside the bracket.
     """
     a, b = lo, hi
     x = min(max(x0, lo), hi)
@@ -89,6 +91,8 @@ def newton_min(family, p, c, lo, hi, x0):
             return x
         step = g / h
         xn = x - step
+        if abs(step) <= XTOL * (1.0 + abs(x)):  # converged (the step may even round to nothing)
+            return min(max(xn, lo), hi)
         if not (xn > a and xn < b and abs(step) <= 0.5 * abs(last)):
             if xn >= b and b == hi and not tried_hi:
                 xn = hi
@@ -99,7 +103,7 @@ def newton_min(family, p, c, lo, hi, x0):
             else:
                 xn = 0.5 * (a + b)
         last = xn - x
-        if abs(last) <= XTOL * (1.0 + abs(x)):
+        if abs(last) <= XTOL * (1.0 + abs(x)):  # bracket collapsed, or an interval end reached
             return xn
         x = xn
     return x

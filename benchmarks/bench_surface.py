@@ -1,0 +1,92 @@
+"""Surface throughput on a 4096 x 4096 grid (16.8M points), against numpy in the same run.
+
+* chinchilla (memory-bound): kernel into a reused buffer vs numpy filling an array of the same size;
+* kaplan (one power per point): kernel vs the numpy broadcasting expression a user would write;
+* CLI to Parquet vs pyarrow alone writing the identical table with the same writer options.
+Run: python benchmarks/bench_surface.py [--size 4096]
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numba
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+sys.path.insert(0, os.path.dirname(__file__))
+import scalesweep as ss  # noqa: E402
+from _timing import median_time, row  # noqa: E402
+from scalesweep.io import WRITE_OPTIONS  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", type=int, default=4096)
+    ap.add_argument("--repeat", type=int, default=9)
+    args = ap.parse_args()
+    m = args.size
+    n = np.geomspace(1e6, 1e12, m)
+    d = np.geomspace(1e8, 1e14, m)
+    buf = np.empty((m, m))
+    buf.fill(0.0)  # fault the pages in once: both sides then write into warm memory
+    print(f"surface: {m} x {m} = {m * m / 1e6:.1f}M points, float64, {numba.get_num_threads()} threads, "
+          f"median of {args.repeat}")
+
+    t_fill, _ = median_time(lambda: buf.fill(1.0), repeat=args.repeat)
+    row("numpy: buf.fill(1.0) (same size, preallocated)", t_fill)
+    law = ss.get_law("hoffmann2022")
+    t_ch, _ = median_time(lambda: ss.surface(law, n, d, out=buf), repeat=args.repeat)
+    row("scalesweep.surface(hoffmann2022, out=buf)", t_ch, f"{t_ch / t_fill:5.2f}x fill time (target <= 1.2)")
+    p = dict(law.params)
+    t_np_ch, _ = median_time(lambda: p["E"] + p["A"] / n[:, None] ** p["alpha"] + p["B"] / d[None, :] ** p["beta"],
+                             repeat=3)
+    row("numpy broadcasting, chinchilla", t_np_ch, f"scalesweep {t_np_ch / t_ch:5.1f}x faster")
+
+    kl = ss.get_law("kaplan2020")
+    q = dict(kl.params)
+
+    def numpy_kaplan():
+        return ((q["N_c"] / n[:, None]) ** (q["alpha_N"] / q["alpha_D"]) + q["D_c"] / d[None, :]) ** q["alpha_D"]
+
+    t_np, _ = median_time(numpy_kaplan, repeat=3)
+    row("numpy broadcasting, kaplan", t_np)
+    t_k, _ = median_time(lambda: ss.surface(kl, n, d, out=buf), repeat=args.repeat)
+    row("scalesweep.surface(kaplan2020, out=buf)", t_k, f"{t_np / t_k:5.2f}x numpy (target >= 1.8)")
+    assert np.allclose(buf, numpy_kaplan(), rtol=1e-13)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ref_path = os.path.join(tmp, "pyarrow.parquet")
+        grid = ss.surface(law, n, d)
+        table = pa.table({"params": np.repeat(n, m), "tokens": np.tile(d, m),
+                          "flops": 6.0 * np.repeat(n, m) * np.tile(d, m), "loss": grid.ravel()})
+        del grid
+
+        def pyarrow_write():
+            pq.write_table(table, ref_path, row_group_size=ss.api.CHUNK_POINTS,
+                           use_dictionary=ss.api.SURFACE_DICTIONARY_COLUMNS, **WRITE_OPTIONS)
+
+        t_pa, _ = median_time(pyarrow_write, repeat=3)
+        row("pyarrow alone: write_table(identical table)", t_pa)
+        out = os.path.join(tmp, "cli.parquet")
+        cmd = ["scalesweep", "surface", "--law", "hoffmann2022", "--params-range", f"1e6:1e12:{m}",
+               "--tokens-range", f"1e8:1e14:{m}", "-o", out]
+        subprocess.run(cmd, check=True, capture_output=True)  # warm the cache
+
+        def cli():
+            subprocess.run(cmd, check=True, capture_output=True)
+
+        t_cli, _ = median_time(cli, repeat=3, warmup=0)
+        row("scalesweep surface CLI -> Parquet (process wall)", t_cli, f"{t_cli / t_pa:5.2f}x pyarrow (target <= 1.5)")
+        t_api, _ = median_time(lambda: ss.write_surface(out, law, n, tokens=d), repeat=3)
+        row("scalesweep.write_surface (in process)", t_api, f"{t_api / t_pa:5.2f}x pyarrow")
+        same = pq.read_table(out).equals(table)
+        print(f"  CLI output equals the pyarrow table: {same}; file {os.path.getsize(out) / 2**20:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
