@@ -23,7 +23,8 @@ class LogRange:
     def values(self) -> np.ndarray:
         if self.count == 1:
             return np.array([self.lo])
-        out = np.exp(np.linspace(math.log(self.lo), math.log(self.hi), self.count))
+        # Spaced in log10 so that decades come out exact (1e20:1e24:5 gives 1e21, 1e22, 1e23 exactly).
+        out = 10.0 ** np.linspace(math.log10(self.lo), math.log10(self.hi), self.count)
         out[0], out[-1] = self.lo, self.hi
         return out
 
