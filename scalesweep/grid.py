@@ -23,8 +23,12 @@ class LogRange:
     def values(self) -> np.ndarray:
         if self.count == 1:
             return np.array([self.lo])
-        # Spaced in log10 so that decades come out exact (1e20:1e24:5 gives 1e21, 1e22, 1e23 exactly).
-        out = 10.0 ** np.linspace(math.log10(self.lo), math.log10(self.hi), self.count)
+        # Spaced in log10, and whole decades parsed from text, so 1e20:1e24:5 gives 1e21, 1e22, 1e23 exactly
+        # (10.0**23 is one ulp off the double nearest 1e23).
+        k = np.linspace(math.log10(self.lo), math.log10(self.hi), self.count)
+        out = 10.0**k
+        for i in np.flatnonzero(k == np.round(k)):
+            out[i] = float(f"1e{int(k[i])}")
         out[0], out[-1] = self.lo, self.hi
         return out
 
