@@ -107,3 +107,28 @@ def test_surface_identical_for_one_and_two_threads():
         out.append([ss.surface(name, n, d).tobytes() for name in ("hoffmann2022", "kaplan2020")])
     ss.set_threads(None)
     assert out[0] == out[1]
+
+
+def test_write_surface_memory_is_bounded_by_the_chunk(tmp_path):
+    """Peak memory follows the chunk size, not the grid: 2M points (4 columns = 64 MB) in 64K-point chunks."""
+    import tracemalloc
+
+    import pyarrow as pa
+
+    n, d = np.geomspace(1e6, 1e12, 1024), np.geomspace(1e8, 1e14, 2048)
+    chunk = 1 << 16
+    peak_arrow = 0
+
+    def watch(done, total):
+        nonlocal peak_arrow
+        peak_arrow = max(peak_arrow, pa.total_allocated_bytes())
+
+    write_surface(tmp_path / "warm.parquet", "kaplan2020", n[:2], tokens=d, chunk_points=chunk)  # compile first
+    tracemalloc.start()
+    write_surface(tmp_path / "s.parquet", "kaplan2020", n, tokens=d, chunk_points=chunk, progress=watch)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    full = n.size * d.size * 8 * 4
+    assert peak < full / 10, (peak, full)  # numpy buffers: ~4 columns x 64K points x 8 B = 2 MB
+    assert peak_arrow < full / 10, (peak_arrow, full)
+    assert pq.ParquetFile(tmp_path / "s.parquet").metadata.num_rows == n.size * d.size
