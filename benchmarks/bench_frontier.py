@@ -35,7 +35,7 @@ def scipy_loop(law, flops):
             out[i] = np.nan
             continue
 
-        def f(x):
+        def f(x, s=s):
             n = math.exp(x)
             return p["E"] + p["A"] / n ** p["alpha"] + p["B"] / (s / n) ** p["beta"]
 
@@ -55,7 +55,7 @@ def main():
           f"{numba.get_num_threads()} threads, median of {args.repeat}")
     rates = {}
     for solver in ("auto", "newton", "newton-midpoint"):
-        t, _ = median_time(lambda: ss.frontier(law, flops, solver=solver, **CONS), repeat=args.repeat)
+        t, _ = median_time(lambda s=solver: ss.frontier(law, flops, solver=s, **CONS), repeat=args.repeat)
         rates[solver] = args.n / t
         row(f"scalesweep.frontier(solver={solver!r})", t, f"{args.n / t / 1e6:6.1f} M budgets/s")
     sample = flops[np.linspace(0, args.n - 1, args.sample).astype(int)]

@@ -227,7 +227,7 @@ def test_frontier_identical_for_one_and_two_threads():
         res.append([ss.frontier(n, flops, solver=s, max_params=1e11, min_tokens_per_param=10.0)
                     for n in PRESETS for s in SOLVERS])
     ss.set_threads(None)
-    for a, b in zip(*res):
+    for a, b in zip(*res, strict=True):
         for col in ("params", "tokens", "loss"):
             assert a[col].to_numpy().tobytes() == b[col].to_numpy().tobytes()
         assert (a.active_constraint == b.active_constraint).all() and (a.feasible == b.feasible).all()
