@@ -16,16 +16,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import engine
 from .constraints import ACTIVE_NAMES, Constraints
 from .errors import ScalesweepError
 from .grid import check_positive_array, row_chunks
 from .io import atomic_parquet_writer, make_metadata, write_table
-from .kernels.frontier import SOLVER_AUTO, SOLVER_NEWTON, SOLVER_NEWTON_MID, frontier_kernel
+from .kernels.frontier import SOLVER_AUTO, SOLVER_NEWTON, SOLVER_NEWTON_MID
 from .kernels.loss import loss_array, loss_points
 from .kernels.surface import surface_grid
 from .laws import DEFAULT_LAW, Law, get_law
+from .units import BUDGET_UNITS
 
-FLOPS_PER_PARAM_TOKEN = 6.0  # C = 6ND (Kaplan Eq. 2.2 ff., Hoffmann §3)
+FLOPS_PER_PARAM_TOKEN = engine.FLOPS_PER_PARAM_TOKEN
 SOLVERS = {"auto": SOLVER_AUTO, "newton": SOLVER_NEWTON, "newton-midpoint": SOLVER_NEWTON_MID}
 CHUNK_POINTS = 1 << 20  # points per streamed chunk (= Parquet row group): 8 MiB per float64 column
 # The axes repeat (4096 distinct values in 16.8M rows), and on log-spaced grids so does flops = 6*N*D
@@ -164,51 +166,168 @@ def write_surface(path, law, params, tokens=None, flops=None, *, dtype=np.float6
 # --------------------------------------------------------------------------------------------- frontier
 
 
-def frontier(law=None, flops=None, *, solver: str = "auto", min_params=None, max_params=None, min_tokens=None,
-             max_tokens=None, min_tokens_per_param=None, max_tokens_per_param=None):
-    """Compute-optimal allocation per budget under constraints (C = 6*N*D).
+HARDWARE_OPTIONS = ("gpu", "peak_tflops", "gpu_memory_gb", "mfu", "gpus", "usd_per_gpu_hour", "bytes_per_param",
+                    "max_days", "unique_tokens", "inference_tokens")
 
-    Returns columns flops, params, tokens, loss, tokens_per_param, feasible, active_constraint. Rows whose
-    constraints cannot be met have ``feasible=False`` and NaN results. ``solver``: ``"auto"`` (closed form
-    where the family has an exact one, else Newton), ``"newton"`` (the general safeguarded Newton solver,
-    from the family's initial guess) or ``"newton-midpoint"`` (Newton from the middle of the feasible
-    interval: no prior knowledge of the optimum).
-    """
+
+def law_arrays(laws) -> tuple[np.ndarray, np.ndarray]:
+    """(family ids, parameter matrix padded with NaN) for a list of laws: what the batch kernels take."""
+    width = max(law.vector.size for law in laws)
+    P = np.full((len(laws), width), np.nan)
+    for i, law in enumerate(laws):
+        P[i, : law.vector.size] = law.vector
+    return np.array([law.family_id for law in laws], dtype=np.int64), P
+
+
+def _scalar_inputs(values: dict, constraints: dict) -> tuple[dict, dict]:
+    """Validate shared (scalar) inputs once; resolve the GPU. Returns (engine inputs, what was given)."""
+    from .units import get_hardware
+
+    inputs = {}
+    for name, v in values.items():
+        if name == "gpu" or v is None:
+            continue
+        inputs[name] = engine.check_scalar(name, v)
+    hw = get_hardware(values.get("gpu"), peak_tflops=inputs.get("peak_tflops"),
+                      gpu_memory_gb=inputs.get("gpu_memory_gb"))
+    if hw is not None:
+        inputs["peak_tflops"] = hw.peak_tflops
+        inputs["gpu_memory_gb"] = hw.memory_gb
+    cons = Constraints(**constraints)
+    inputs.update(cons.as_dict())
+    given = {k: True for k in inputs}
+    if hw is not None:
+        given["gpu"] = True
+    for k, v in engine.DEFAULTS.items():
+        if k != "law":
+            inputs.setdefault(k, v)
+    return inputs, given
+
+
+def _results_frame(inputs: dict, res: dict, first: dict, optional: list[str]):
     import pandas as pd
 
+    cols = {**first, **{k: res[k] for k in ("params", "tokens", "loss", "tokens_per_param", "feasible")}}
+    cols["active_constraint"] = pd.Categorical.from_codes(res["active_constraint"], categories=list(ACTIVE_NAMES))
+    for name in optional:
+        if name == "budget_limited_by":
+            cols[name] = pd.Categorical.from_codes(res[name], categories=list(engine.BUDGET_LIMITS))
+        else:
+            cols[name] = res[name]
+    # copy=False: one block per column; consolidating 1M-row columns would cost more than the solve.
+    return pd.DataFrame(cols, copy=False)
+
+
+def _optional_columns(given: dict, budget_converted: bool) -> list[str]:
+    """Real-unit result columns that the inputs allow (a fixed schema for a given set of options)."""
+    peak = given.get("gpu") or given.get("peak_tflops")
+    out = []
+    if budget_converted or given.get("max_days"):
+        out.append("budget_flops")
+    if given.get("max_days"):
+        out.append("budget_limited_by")
+    if peak:
+        out.append("gpu_hours")
+        if given.get("gpus"):
+            out.append("wall_days")
+        if given.get("usd_per_gpu_hour"):
+            out.append("usd")
+    if given.get("inference_tokens"):
+        out += ["inference_flops", "lifetime_flops"]
+    if given.get("unique_tokens"):
+        out.append("epochs")
+    if given.get("gpus") and peak:
+        out.append("max_params_memory")
+    return out
+
+
+def frontier(law=None, flops=None, *, unit: str = "flops", solver: str = "auto", min_params=None,
+             max_params=None, min_tokens=None, max_tokens=None, min_tokens_per_param=None,
+             max_tokens_per_param=None, gpu=None, peak_tflops=None, gpu_memory_gb=None, mfu=None, gpus=None,
+             usd_per_gpu_hour=None, bytes_per_param=None, max_days=None, unique_tokens=None,
+             inference_tokens=None):
+    """Compute-optimal allocation per budget under constraints (C = 6*N*D).
+
+    ``flops`` are the budgets, in ``unit``: ``"flops"``, ``"pf_days"``, ``"gpu_hours"`` or ``"usd"`` (the last
+    two need a GPU: ``gpu="H100-SXM"`` or ``peak_tflops``; dollars also ``usd_per_gpu_hour``).
+
+    Returns columns flops, params, tokens, loss, tokens_per_param, feasible, active_constraint, and the
+    real-unit columns the inputs allow: gpu_hours (given a GPU; MFU default 0.4), wall_days (given gpus),
+    usd (given usd_per_gpu_hour), budget_flops and budget_limited_by (given max_days: the budget is capped
+    at what ``gpus`` deliver in that time), epochs (given unique_tokens, which also caps tokens), and
+    max_params_memory (given gpus: ``gpus x memory / bytes_per_param`` caps params, active constraint
+    ``memory``). Rows whose constraints cannot be met have ``feasible=False`` and NaN results.
+
+    ``solver``: ``"auto"`` (closed form where the family has an exact one, else Newton), ``"newton"`` (the
+    general safeguarded Newton solver, from the family's initial guess) or ``"newton-midpoint"`` (Newton from
+    the middle of the feasible interval: no prior knowledge of the optimum).
+    """
     law = _law(law)
     if flops is None:
         raise ScalesweepError("frontier needs budgets: flops=[...]")
-    c = check_positive_array(flops, "flops")
+    c = check_positive_array(flops, "flops" if unit == "flops" else f"budgets ({unit})")
     if solver not in SOLVERS:
         raise ScalesweepError(f"unknown solver {solver!r} (one of: {', '.join(SOLVERS)})")
-    cons = Constraints(min_params=min_params, max_params=max_params, min_tokens=min_tokens, max_tokens=max_tokens,
+    if unit not in BUDGET_UNITS:
+        raise ScalesweepError(f"unknown budget unit {unit!r} (one of: {', '.join(BUDGET_UNITS)})")
+    values = dict(gpu=gpu, peak_tflops=peak_tflops, gpu_memory_gb=gpu_memory_gb, mfu=mfu, gpus=gpus,
+                  usd_per_gpu_hour=usd_per_gpu_hour, bytes_per_param=bytes_per_param, max_days=max_days,
+                  unique_tokens=unique_tokens, inference_tokens=inference_tokens)
+    constraints = dict(min_params=min_params, max_params=max_params, min_tokens=min_tokens, max_tokens=max_tokens,
                        min_tokens_per_param=min_tokens_per_param, max_tokens_per_param=max_tokens_per_param)
-    bounds, lbounds = cons.bounds()
-    m = c.size
-    n, d, loss = np.empty(m), np.empty(m), np.empty(m)
-    feas, active = np.empty(m, dtype=np.bool_), np.empty(m, dtype=np.int8)
-    frontier_kernel(law.family_id, law.vector, c, FLOPS_PER_PARAM_TOKEN, lbounds, bounds, SOLVERS[solver],
-                    n, d, loss, feas, active)
-    # copy=False: one block per column; consolidating five 1M-row columns would cost more than the solve.
-    return pd.DataFrame({
-        "flops": c.copy(),  # never alias the caller's array
-        "params": n,
-        "tokens": d,
-        "loss": loss,
-        "tokens_per_param": d / n,
-        "feasible": feas,
-        "active_constraint": pd.Categorical.from_codes(active, categories=list(ACTIVE_NAMES)),
-    }, copy=False)
+    inputs, given = _scalar_inputs(values, constraints)
+    inputs[unit] = c
+    given[unit] = True
+    engine.check_rules(given, c.size, lambda i: "frontier")
+    fams, P = law_arrays([law])
+    res = engine.solve(inputs, c.size, fams, P, np.zeros(1, dtype=np.int64), solver=SOLVERS[solver])
+    first = {"flops": res["flops"]}
+    return _results_frame(inputs, res, first, _optional_columns(given, unit != "flops"))
+
+
+def target_loss(law=None, loss=None, *, inference_tokens=None, min_params=None, max_params=None, min_tokens=None,
+                max_tokens=None, min_tokens_per_param=None, max_tokens_per_param=None, gpu=None, peak_tflops=None,
+                gpu_memory_gb=None, mfu=None, gpus=None, usd_per_gpu_hour=None, bytes_per_param=None,
+                max_days=None, unique_tokens=None):
+    """The least compute that reaches each target loss (the inverse of the frontier).
+
+    With ``inference_tokens`` (lifetime inference demand D_inf), minimises lifetime FLOPs
+    6*N*D + 2*N*D_inf instead (Sardana et al. 2024): a smaller model trained on more tokens. Constraints
+    and hardware options are those of :func:`frontier`. Returns columns target_loss, flops (training),
+    params, tokens, loss, tokens_per_param, feasible, active_constraint, and the real-unit columns the
+    inputs allow. Targets at or below the law's irreducible loss, or out of reach under the constraints,
+    come back with ``feasible=False`` and NaN results; if the constraints alone force a model better than
+    the target (e.g. a large ``min_params`` and ``min_tokens``), the row reports that cheapest allowed
+    point and its lower loss.
+    """
+    law = _law(law)
+    if loss is None:
+        raise ScalesweepError("target_loss needs targets: loss=[...]")
+    t = check_positive_array(loss, "target loss")
+    values = dict(gpu=gpu, peak_tflops=peak_tflops, gpu_memory_gb=gpu_memory_gb, mfu=mfu, gpus=gpus,
+                  usd_per_gpu_hour=usd_per_gpu_hour, bytes_per_param=bytes_per_param, max_days=max_days,
+                  unique_tokens=unique_tokens, inference_tokens=inference_tokens)
+    constraints = dict(min_params=min_params, max_params=max_params, min_tokens=min_tokens, max_tokens=max_tokens,
+                       min_tokens_per_param=min_tokens_per_param, max_tokens_per_param=max_tokens_per_param)
+    inputs, given = _scalar_inputs(values, constraints)
+    inputs["target_loss"] = t
+    given["target_loss"] = True
+    engine.check_rules(given, t.size, lambda i: "target-loss")
+    fams, P = law_arrays([law])
+    res = engine.solve(inputs, t.size, fams, P, np.zeros(1, dtype=np.int64))
+    optional = [c for c in _optional_columns(given, False) if c not in ("budget_flops", "budget_limited_by")]
+    if given.get("inference_tokens") and "inference_flops" not in optional:
+        optional += ["inference_flops", "lifetime_flops"]
+    return _results_frame(inputs, res, {"target_loss": t.copy(), "flops": res["flops"]}, optional)
 
 
 def write_frontier(path, df, law, constraints: dict, *, grid: dict | None = None,
-                   command_line: str | None = None) -> None:
-    """Write a frontier DataFrame to Parquet atomically, with metadata."""
+                   command_line: str | None = None, command: str = "frontier", **extra) -> None:
+    """Write a frontier (or target-loss) DataFrame to Parquet atomically, with metadata."""
     law = _law(law)
-    meta = make_metadata(command="frontier", law=law.to_dict(), constraints=constraints, grid=grid or {},
-                         rows=len(df), command_line=command_line)
-    write_table(path, pa.Table.from_pandas(df[FRONTIER_COLUMNS], preserve_index=False), meta)
+    meta = make_metadata(command=command, law=law.to_dict(), constraints=constraints, grid=grid or {},
+                         rows=len(df), command_line=command_line, **extra)
+    write_table(path, pa.Table.from_pandas(df, preserve_index=False), meta)
 
 
 def read_flops_file(path, column: str | None = None) -> np.ndarray:

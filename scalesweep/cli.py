@@ -65,6 +65,56 @@ def _law_options(f):
     return f
 
 
+def _hardware_options(f):
+    """Real-unit options shared by frontier and target-loss (names match the scenario fields)."""
+    opts = [
+        ("--gpu", str, "Hardware preset: A100, H100-SXM, H100-PCIe, H200 (dense bf16 peak, memory)."),
+        ("--peak-tflops", float, "Dense bf16 peak per GPU, TFLOP/s (a custom GPU, or overrides --gpu)."),
+        ("--gpu-memory-gb", float, "Memory per GPU in GB (custom GPU, or overrides --gpu)."),
+        ("--mfu", float, "Model FLOPs utilisation in (0, 1]  [default: 0.4]."),
+        ("--gpus", int, "Number of GPUs: adds wall_days, a memory limit on params, and enables --max-days."),
+        ("--usd-per-gpu-hour", float, "Price of a GPU-hour: adds a usd column."),
+        ("--bytes-per-param", float, "Training-state bytes per parameter for the memory limit  [default: 16]."),
+        ("--max-days", float, "Wall-clock limit in days (needs --gpus and a GPU): caps the budget."),
+        ("--unique-tokens", float, "Unique tokens available: caps tokens (single-epoch laws); adds epochs."),
+    ]
+    for name, typ, help_ in reversed(opts):
+        f = click.option(name, type=typ, default=None, help=help_)(f)
+    return f
+
+
+def _constraint_options(f):
+    opts = [
+        ("--min-params", "Smallest model allowed (parameters)."),
+        ("--max-params", "Largest model allowed (parameters)."),
+        ("--min-tokens", "Fewest training tokens allowed."),
+        ("--max-tokens", "Most training tokens allowed (e.g. data you have)."),
+        ("--min-tokens-per-param", "Lower limit on D/N."),
+        ("--max-tokens-per-param", "Upper limit on D/N."),
+    ]
+    for name, help_ in reversed(opts):
+        f = click.option(name, type=float, default=None, help=help_)(f)
+    return f
+
+
+HARDWARE_KEYS = ("gpu", "peak_tflops", "gpu_memory_gb", "mfu", "gpus", "usd_per_gpu_hour", "bytes_per_param",
+                 "max_days", "unique_tokens")
+CONSTRAINT_KEYS = ("min_params", "max_params", "min_tokens", "max_tokens", "min_tokens_per_param",
+                   "max_tokens_per_param")
+
+
+def _pick(kwargs, keys):
+    return {k: kwargs[k] for k in keys if kwargs.get(k) is not None}
+
+
+def _print_frame(df):
+    import pandas as pd
+
+    with pd.option_context("display.max_rows", 200, "display.width", 200, "display.max_columns", 40,
+                           "display.float_format", "{:.6g}".format):
+        click.echo(df.to_string(index=False))
+
+
 def _resolve(law, law_file, overrides, threads):
     from .api import set_threads
     from .laws import parse_assignments, resolve_law
@@ -146,29 +196,27 @@ def _progress():
 
 @cli.command()
 @_law_options
-@click.option("--flops-range", default=None, metavar="LO:HI:COUNT", help="Budgets C in FLOPs.")
+@click.option("--flops-range", default=None, metavar="LO:HI:COUNT", help="Budgets (in --unit, default FLOPs).")
 @click.option("--flops-file", type=click.Path(dir_okay=False), default=None,
               help="Budgets from a CSV or Parquet file (column 'flops', or the only column).")
 @click.option("--flops-column", default=None, help="Column of --flops-file to read.")
-@click.option("--min-params", type=float, default=None, help="Smallest model allowed (parameters).")
-@click.option("--max-params", type=float, default=None, help="Largest model allowed (parameters).")
-@click.option("--min-tokens", type=float, default=None, help="Fewest training tokens allowed.")
-@click.option("--max-tokens", type=float, default=None, help="Most training tokens allowed (e.g. data you have).")
-@click.option("--min-tokens-per-param", type=float, default=None, help="Lower limit on D/N.")
-@click.option("--max-tokens-per-param", type=float, default=None, help="Upper limit on D/N.")
+@click.option("--unit", type=click.Choice(["flops", "pf_days", "gpu_hours", "usd"]), default="flops",
+              show_default=True, help="Unit of the budgets (gpu_hours and usd need a GPU).")
+@_constraint_options
+@_hardware_options
 @click.option("--solver", type=click.Choice(["auto", "newton", "newton-midpoint"]), default="auto",
               show_default=True, help="auto: exact closed form where the family has one, else Newton.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Parquet file to write (default: print the table).")
-def frontier(law, law_file, overrides, threads, flops_range, flops_file, flops_column, min_params, max_params,
-             min_tokens, max_tokens, min_tokens_per_param, max_tokens_per_param, solver, output):
+def frontier(law, law_file, overrides, threads, flops_range, flops_file, flops_column, unit, solver, output,
+             **kwargs):
     """Compute-optimal params and tokens per budget, under constraints.
 
     Fixed-size questions are the same solve with equal bounds: --min-params 7e9 --max-params 7e9 gives the
-    tokens (and loss) a 7B model gets from each budget.
+    tokens (and loss) a 7B model gets from each budget. With a GPU (--gpu, --mfu) every row also reports
+    gpu_hours; with --gpus wall_days, with --usd-per-gpu-hour usd.
     """
     from . import api
-    from .constraints import Constraints
     from .grid import parse_range
     from .io import check_output_path
 
@@ -177,8 +225,6 @@ def frontier(law, law_file, overrides, threads, flops_range, flops_file, flops_c
         raise click.UsageError("give --flops-range or --flops-file (one of them)")
     if flops_column is not None and flops_file is None:
         raise click.UsageError("--flops-column needs --flops-file")
-    cons = Constraints(min_params=min_params, max_params=max_params, min_tokens=min_tokens, max_tokens=max_tokens,
-                       min_tokens_per_param=min_tokens_per_param, max_tokens_per_param=max_tokens_per_param)
     if flops_range is not None:
         fr = parse_range(flops_range, "--flops-range")
         flops, grid = fr.values(), {"flops_range": str(fr)}
@@ -186,19 +232,90 @@ def frontier(law, law_file, overrides, threads, flops_range, flops_file, flops_c
         flops, grid = api.read_flops_file(flops_file, flops_column), {"flops_file": str(flops_file)}
     if output is not None:
         check_output_path(output)
-    df = api.frontier(the_law, flops, solver=solver, **cons.as_dict())
+    cons, hw = _pick(kwargs, CONSTRAINT_KEYS), _pick(kwargs, HARDWARE_KEYS)
+    df = api.frontier(the_law, flops, unit=unit, solver=solver, **cons, **hw)
     n_bad = int((~df["feasible"]).sum())
     if output is None:
-        import pandas as pd
-
-        with pd.option_context("display.max_rows", 200, "display.width", 120, "display.float_format", "{:.6g}".format):
-            click.echo(df.to_string(index=False))
+        _print_frame(df)
     else:
-        api.write_frontier(output, df, the_law, cons.as_dict(), grid={**grid, "solver": solver},
-                           command_line=api.command_line())
+        api.write_frontier(output, df, the_law, cons, grid={**grid, "unit": unit, "solver": solver},
+                           hardware=hw, command_line=api.command_line())
         click.echo(f"wrote {len(df):,} budgets to {output} (law {the_law.name})")
     if n_bad:
         click.echo(f"warning: {n_bad:,} of {len(df):,} budgets cannot meet the constraints (feasible=false)", err=True)
+
+
+@cli.command("target-loss")
+@_law_options
+@click.option("--loss", "losses", required=True, metavar="L[,L...]",
+              help="Target loss(es), nats/token, comma-separated.")
+@click.option("--inference-tokens", type=float, default=None,
+              help="Lifetime inference demand (tokens): minimise 6ND + 2N*D_inf instead (Sardana et al. 2024).")
+@_constraint_options
+@_hardware_options
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Parquet file to write (default: print the table).")
+def target_loss_cmd(law, law_file, overrides, threads, losses, inference_tokens, output, **kwargs):
+    """The least compute that reaches a target loss: params, tokens and FLOPs.
+
+    Targets at or below the law's irreducible loss, or out of reach under the constraints, are flagged
+    feasible=false (with a warning), not errors.
+    """
+    from . import api
+    from .io import check_output_path
+
+    the_law = _resolve(law, law_file, overrides, threads)
+    targets = []
+    for part in losses.split(","):
+        try:
+            targets.append(float(part))
+        except ValueError:
+            raise ScalesweepError(f"--loss: {part.strip()!r} is not a number") from None
+    for t in targets:
+        if not (t > 0 and t < float("inf")):
+            raise ScalesweepError(f"--loss: targets must be finite numbers > 0, got {t!r}")
+    if output is not None:
+        check_output_path(output)
+    cons, hw = _pick(kwargs, CONSTRAINT_KEYS), _pick(kwargs, HARDWARE_KEYS)
+    df = api.target_loss(the_law, targets, inference_tokens=inference_tokens, **cons, **hw)
+    if output is None:
+        _print_frame(df)
+    else:
+        api.write_frontier(output, df, the_law, cons, command="target-loss", hardware=hw,
+                           inference_tokens=inference_tokens, command_line=api.command_line())
+        click.echo(f"wrote {len(df):,} targets to {output} (law {the_law.name})")
+    n_bad = int((~df["feasible"]).sum())
+    if n_bad:
+        click.echo(f"warning: {n_bad:,} of {len(df):,} targets cannot be reached (at or below the law's "
+                   "irreducible loss, or blocked by the constraints)", err=True)
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Parquet file to write.")
+@click.option("--threads", type=int, default=None, help="Numba threads (default: all cores).")
+def scenarios(spec, output, threads):
+    """Solve many scenarios at once: SPEC is a table (.csv/.parquet, one scenario per row) or a sweep
+    spec (.yaml/.toml) whose lists expand as a cartesian product.
+
+    Fields: law (law.NAME overrides a parameter), one budget (flops, pf_days, gpu_hours, usd, days with
+    gpus, or target_loss), gpu, peak_tflops, gpu_memory_gb, mfu, gpus, usd_per_gpu_hour, bytes_per_param,
+    max_days, unique_tokens, inference_tokens and the six frontier limits. See the README for defaults.
+    """
+    from . import api
+    from . import scenarios as sc
+    from .io import check_output_path
+
+    if threads is not None:
+        api.set_threads(threads)
+    check_output_path(output)
+    loaded = sc.load_spec(spec)
+    summary = sc.run(loaded, output, command_line=api.command_line(), progress=_progress())
+    click.echo(f"wrote {summary['rows']:,} scenarios to {output} in {summary['seconds']:.2f} s "
+               f"({summary['feasible']:,} feasible)")
+    n_bad = summary["rows"] - summary["feasible"]
+    if n_bad:
+        click.echo(f"warning: {n_bad:,} scenarios cannot meet their constraints (feasible=false)", err=True)
 
 
 def main():

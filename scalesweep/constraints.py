@@ -18,8 +18,12 @@ ACTIVE_NAMES = (
     "max_tokens",
     "min_tokens_per_param",
     "max_tokens_per_param",
+    # Set outside the kernels (engine.py): the bound came from a hardware or data limit, not a user limit.
+    "memory",  # max params = gpus x GPU memory / bytes per param
+    "unique_tokens",  # tokens capped by the unique data available (single-epoch laws)
+    "max_days",  # a target-loss row needs more compute than the GPUs deliver in max_days
 )
-CONSTRAINT_NAMES = ACTIVE_NAMES[1:]
+CONSTRAINT_NAMES = ACTIVE_NAMES[1:7]
 
 
 @dataclass(frozen=True)

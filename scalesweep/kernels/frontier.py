@@ -151,12 +151,19 @@ def solve_row(family, p, flops, k, lb, bounds, solver):
 
 
 @njit(**PJIT)
-def frontier_kernel(family, p, flops, k, lbounds, bounds, solver, out_n, out_d, out_l, out_feas, out_active):
-    """Solve every budget. lbounds/bounds have shape (m, 6) with m == 1 (shared) or m == len(flops)."""
-    stride = 0 if lbounds.shape[0] == 1 else 1
+def frontier_kernel(fams, P, law_idx, flops, k, lbounds, bounds, solver, out_n, out_d, out_l, out_feas, out_active):
+    """Solve every budget, each row with its own law and constraints where given.
+
+    Row i uses law ``law_idx[i]`` (family ``fams[l]``, parameters ``P[l]``) and constraint row i of
+    ``lbounds``/``bounds`` (shape (m, 6)). An array of length / first dimension 1 is shared by every row,
+    so one law and one constraint set cost nothing extra; a heterogeneous scenario sweep is the same loop.
+    """
+    lstride = 0 if law_idx.size == 1 else 1
+    bstride = 0 if lbounds.shape[0] == 1 else 1
     for i in prange(flops.size):
-        j = i * stride
-        n, d, loss, feas, act = solve_row(family, p, flops[i], k, lbounds[j], bounds[j], solver)
+        li = law_idx[i * lstride]
+        j = i * bstride
+        n, d, loss, feas, act = solve_row(fams[li], P[li], flops[i], k, lbounds[j], bounds[j], solver)
         out_n[i] = n
         out_d[i] = d
         out_l[i] = loss

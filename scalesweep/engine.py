@@ -1,0 +1,244 @@
+"""One solve for every kind of question: budgets in any unit, hardware, limits, and target losses.
+
+``solve(inputs, m, laws, law_idx)`` takes input columns (scalars shared by every row, or arrays of length
+m; NaN means "not given"), converts budgets to FLOPs, turns hardware and data limits into frontier
+constraints, runs the compiled kernels (budget rows through the frontier kernel, target-loss rows through
+the inverse kernel) and derives the real-unit columns. ``api.frontier``, ``api.target_loss`` and the scenario
+sweeps all go through it, so a row means the same thing everywhere.
+
+Input names (the scenario fields; see ``FIELDS``): flops, pf_days, gpu_hours, usd, days (with gpus),
+target_loss; peak_tflops, gpu_memory_gb, mfu, gpus, usd_per_gpu_hour, bytes_per_param, max_days,
+unique_tokens, inference_tokens; and the six frontier constraints.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import units
+from .constraints import ACTIVE_NAMES, CONSTRAINT_NAMES
+from .errors import ScalesweepError
+from .kernels.frontier import MAX_PARAMS, MAX_TOKENS, frontier_kernel
+from .kernels.inverse import target_kernel
+
+FLOPS_PER_PARAM_TOKEN = 6.0  # C = 6ND (Kaplan §2.1, Hoffmann §3)
+INFERENCE_FLOPS_PER_PARAM_TOKEN = 2.0  # forward pass only (Sardana et al. 2024, sheet §5.1)
+
+MEMORY = ACTIVE_NAMES.index("memory")
+UNIQUE_TOKENS = ACTIVE_NAMES.index("unique_tokens")
+MAX_DAYS = ACTIVE_NAMES.index("max_days")
+BUDGET_LIMITS = ("budget", "max_days")  # budget_limited_by categories
+
+BUDGET_FIELDS = ("flops", "pf_days", "gpu_hours", "usd", "days", "target_loss")
+RESULT_COLUMNS = ("flops", "params", "tokens", "loss", "tokens_per_param", "feasible", "active_constraint",
+                  "budget_flops", "budget_limited_by", "gpu_hours", "wall_days", "usd", "inference_flops",
+                  "lifetime_flops", "epochs", "max_params_memory")
+
+
+# Every scenario field, its kind and what it means (the same names in tables, sweep specs and the API).
+FIELDS = {
+    "law": ("str", "law preset name (default hoffmann2022); parameters overridden as law.NAME"),
+    "flops": ("pos", "budget in training FLOPs"),
+    "pf_days": ("pos", "budget in PF-days (8.64e19 FLOP)"),
+    "gpu_hours": ("pos", "budget in GPU-hours (needs gpu)"),
+    "usd": ("pos", "budget in dollars (needs gpu and usd_per_gpu_hour)"),
+    "days": ("pos", "budget as wall-clock days on gpus GPUs (needs gpu and gpus)"),
+    "target_loss": ("pos", "instead of a budget: the least compute reaching this loss"),
+    "gpu": ("str", "hardware preset (A100, H100-SXM, H100-PCIe, H200)"),
+    "peak_tflops": ("pos", "dense bf16 peak per GPU, TFLOP/s (custom GPU, or overrides the preset)"),
+    "gpu_memory_gb": ("pos", "memory per GPU, GB (custom GPU, or overrides the preset)"),
+    "mfu": ("mfu", "model FLOPs utilisation in (0, 1] (default 0.4)"),
+    "gpus": ("int", "number of GPUs"),
+    "usd_per_gpu_hour": ("pos", "price of one GPU-hour, dollars"),
+    "bytes_per_param": ("pos", "training-state bytes per parameter (default 16, mixed-precision Adam)"),
+    "max_days": ("pos", "wall-clock limit, days (needs gpus and a gpu): caps the budget"),
+    "unique_tokens": ("pos", "unique training tokens available (caps tokens for single-epoch laws)"),
+    "inference_tokens": ("nonneg", "lifetime inference tokens (default 0; 2N FLOPs per token)"),
+    "min_params": ("pos", "smallest model allowed"),
+    "max_params": ("pos", "largest model allowed"),
+    "min_tokens": ("pos", "fewest training tokens allowed"),
+    "max_tokens": ("pos", "most training tokens allowed"),
+    "min_tokens_per_param": ("pos", "lower limit on tokens per parameter"),
+    "max_tokens_per_param": ("pos", "upper limit on tokens per parameter"),
+}
+DEFAULTS = {"law": "hoffmann2022", "mfu": units.DEFAULT_MFU, "bytes_per_param": units.DEFAULT_BYTES_PER_PARAM,
+            "inference_tokens": 0.0}
+KIND_RULE = {"pos": "a finite number > 0", "int": "a whole number >= 1", "mfu": "a number in (0, 1]",
+             "nonneg": "a finite number >= 0"}
+
+
+def bad_values(kind: str, v: np.ndarray) -> np.ndarray:
+    """Mask of given (non-NaN) values that break the field's rule."""
+    given = ~np.isnan(v)
+    with np.errstate(invalid="ignore"):
+        if kind == "pos":
+            ok = np.isfinite(v) & (v > 0)
+        elif kind == "int":
+            ok = np.isfinite(v) & (v >= 1) & (v == np.floor(v))
+        elif kind == "mfu":
+            ok = (v > 0) & (v <= 1)
+        else:  # nonneg
+            ok = np.isfinite(v) & (v >= 0)
+    return given & ~ok
+
+
+def check_scalar(name: str, value, option: str | None = None) -> float | None:
+    """Validate one API/CLI value of a numeric field; None stays None."""
+    if value is None:
+        return None
+    kind = FIELDS[name][0]
+    opt = option or "--" + name.replace("_", "-")
+    try:
+        fv = float(value)
+    except (TypeError, ValueError):
+        raise ScalesweepError(f"{opt} must be {KIND_RULE[kind]}, got {value!r}") from None
+    if isinstance(value, bool) or np.isnan(fv) or bad_values(kind, np.array([fv]))[0]:
+        raise ScalesweepError(f"{opt} must be {KIND_RULE[kind]}, got {value!r}")
+    return fv
+
+
+def _col(inputs, name):
+    v = inputs.get(name)
+    return np.float64(np.nan) if v is None else v
+
+
+def _given(v):
+    return ~np.isnan(v)
+
+
+def _bounds(cols, m):
+    """(raw, log) bounds arrays: (1, 6) when every limit is shared, else (m, 6)."""
+    shared = all(np.ndim(c) == 0 for c in cols)
+    rows = 1 if shared else m
+    raw = np.empty((rows, 6))
+    for i, (name, c) in enumerate(zip(CONSTRAINT_NAMES[:6], cols, strict=True)):
+        fill = 0.0 if name.startswith("min") else np.inf
+        raw[:, i] = np.where(np.isnan(c), fill, c)
+    with np.errstate(divide="ignore"):
+        return raw, np.log(raw)
+
+
+def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.ndarray, *, solver: int = 0) -> dict:
+    """Solve m rows; returns result columns (numpy arrays of length m; codes for the categorical ones).
+
+    Inputs are assumed valid (``scenarios.validate`` / the API functions check them first).
+    """
+    nan = np.float64(np.nan)
+    peak = _col(inputs, "peak_tflops")
+    mfu = inputs.get("mfu", units.DEFAULT_MFU)
+    gpus = _col(inputs, "gpus")
+    price = _col(inputs, "usd_per_gpu_hour")
+    per_hour = units.model_flops_per_gpu_hour(peak, mfu)  # NaN without a GPU
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # Budget in FLOPs: exactly one form is given per row; NaN for target-loss rows.
+        budget = np.full(m, nan)
+        for name, factor in (("flops", 1.0), ("pf_days", units.PF_DAY), ("gpu_hours", per_hour),
+                             ("usd", per_hour / price), ("days", units.HOURS_PER_DAY * gpus * per_hour)):
+            v = inputs.get(name)
+            if v is not None:
+                budget = np.where(_given(v), v * factor, budget)
+        target = np.broadcast_to(_col(inputs, "target_loss"), (m,))
+        is_target = _given(target)
+        # Time limit: the budget is capped at what the GPUs deliver in max_days.
+        cap = units.flops_for_days(_col(inputs, "max_days"), gpus, peak, mfu)
+        time_capped = cap < budget
+        flops = np.where(time_capped, cap, budget)
+        # Memory: fully sharded training state must fit (units.max_params_for_memory).
+        mem_params = units.max_params_for_memory(gpus, _col(inputs, "gpu_memory_gb"),
+                                                 inputs.get("bytes_per_param", units.DEFAULT_BYTES_PER_PARAM))
+        max_params = _col(inputs, "max_params")
+        memory_binds = mem_params < np.where(np.isnan(max_params), np.inf, max_params)
+        max_params = np.where(memory_binds, mem_params, max_params)
+        # Unique data: the built-in families are single-epoch fits, so tokens cannot exceed unique tokens.
+        uniq = _col(inputs, "unique_tokens")
+        max_tokens = _col(inputs, "max_tokens")
+        unique_binds = uniq < np.where(np.isnan(max_tokens), np.inf, max_tokens)
+        max_tokens = np.where(unique_binds, uniq, max_tokens)
+    cons = [_col(inputs, "min_params"), max_params, _col(inputs, "min_tokens"), max_tokens,
+            _col(inputs, "min_tokens_per_param"), _col(inputs, "max_tokens_per_param")]
+    raw, lb = _bounds(cons, m)
+    k = FLOPS_PER_PARAM_TOKEN
+    n, d, loss = np.empty(m), np.empty(m), np.empty(m)
+    feas, active = np.empty(m, dtype=np.bool_), np.empty(m, dtype=np.int8)
+    law_idx = np.ascontiguousarray(law_idx, dtype=np.int64).reshape(-1)
+    dinf = np.ascontiguousarray(np.broadcast_to(inputs.get("inference_tokens", 0.0), (m,)), dtype=np.float64)
+    if is_target.all():
+        target_kernel(fams, P, law_idx, np.ascontiguousarray(target, dtype=np.float64), k, dinf, lb, raw,
+                      n, d, loss, feas, active)
+    elif not is_target.any():
+        frontier_kernel(fams, P, law_idx, np.ascontiguousarray(flops), k, lb, raw, solver, n, d, loss, feas, active)
+    else:  # a table mixing budgets and targets: two passes over the two subsets
+        for mask, run_target in ((~is_target, False), (is_target, True)):
+            idx = np.flatnonzero(mask)
+            li = law_idx if law_idx.size == 1 else law_idx[idx]
+            bi = (lb, raw) if lb.shape[0] == 1 else (lb[idx], raw[idx])
+            on, od, ol = np.empty(idx.size), np.empty(idx.size), np.empty(idx.size)
+            of, oa = np.empty(idx.size, dtype=np.bool_), np.empty(idx.size, dtype=np.int8)
+            if run_target:
+                target_kernel(fams, P, li, np.ascontiguousarray(target[idx]), k, dinf[idx], bi[0], bi[1],
+                              on, od, ol, of, oa)
+            else:
+                frontier_kernel(fams, P, li, flops[idx], k, bi[0], bi[1], solver, on, od, ol, of, oa)
+            n[idx], d[idx], loss[idx], feas[idx], active[idx] = on, od, ol, of, oa
+    # Name the hardware / data limits that set a binding bound.
+    active[(active == MAX_PARAMS) & np.broadcast_to(memory_binds, (m,))] = MEMORY
+    active[(active == MAX_TOKENS) & np.broadcast_to(unique_binds, (m,))] = UNIQUE_TOKENS
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # Target rows: the answer is the training compute; a time limit makes too-costly targets infeasible.
+        train = np.where(is_target, k * n * d, flops)
+        over_time = is_target & (train > cap)
+        if over_time.any():
+            feas = feas & ~over_time
+            active[over_time] = MAX_DAYS
+            for a in (n, d, loss):
+                a[over_time] = np.nan
+            train = np.where(over_time, np.nan, train)
+        hours = train / per_hour
+        inf_flops = INFERENCE_FLOPS_PER_PARAM_TOKEN * n * dinf
+        out = {
+            "flops": np.ascontiguousarray(np.broadcast_to(train, (m,)), dtype=np.float64),
+            "params": n,
+            "tokens": d,
+            "loss": loss,
+            "tokens_per_param": d / n,
+            "feasible": feas,
+            "active_constraint": active,
+            "budget_flops": np.ascontiguousarray(np.broadcast_to(budget, (m,)), dtype=np.float64),
+            "budget_limited_by": np.broadcast_to(time_capped, (m,)).astype(np.int8),
+            "gpu_hours": np.broadcast_to(hours, (m,)).astype(np.float64),
+            "wall_days": np.broadcast_to(units.wall_days(hours, gpus), (m,)).astype(np.float64),
+            "usd": np.broadcast_to(hours * price, (m,)).astype(np.float64),
+            "inference_flops": inf_flops,
+            "lifetime_flops": np.where(np.isnan(train), np.nan, train + inf_flops),
+            "epochs": np.broadcast_to(d / uniq, (m,)).astype(np.float64),
+            "max_params_memory": np.broadcast_to(mem_params, (m,)).astype(np.float64),
+        }
+    return out
+
+
+# A field that needs others: (field, needed fields, what to say). "peak" is a gpu preset or peak_tflops.
+REQUIRES = (
+    ("gpu_hours", ("peak",), "a budget in gpu_hours needs a GPU (gpu or peak_tflops)"),
+    ("usd", ("peak", "usd_per_gpu_hour"), "a budget in usd needs a GPU (gpu or peak_tflops) and usd_per_gpu_hour"),
+    ("days", ("peak", "gpus"), "a budget in days needs gpus and a GPU (gpu or peak_tflops)"),
+    ("max_days", ("peak", "gpus"), "max_days needs gpus and a GPU (gpu or peak_tflops)"),
+)
+
+
+def check_rules(given: dict, m: int, label) -> None:
+    """Raise on the first row breaking a cross-field rule. ``given`` maps field -> bool (shared) or bool
+    array (per row); absent names are not given. ``label(i)`` names row i in the message."""
+    def g(name):
+        if name == "peak":
+            return np.broadcast_to(g("gpu") | g("peak_tflops"), (m,))
+        return np.broadcast_to(given.get(name, False), (m,))
+
+    count = sum(g(f).astype(np.int8) for f in BUDGET_FIELDS)
+    for bad, msg in ((count == 0, "no budget: give one of " + ", ".join(BUDGET_FIELDS)),
+                     (count > 1, "more than one budget: give exactly one of " + ", ".join(BUDGET_FIELDS))):
+        if bad.any():
+            raise ScalesweepError(f"{label(int(np.argmax(bad)))}: {msg}")
+    for name, needs, msg in REQUIRES:
+        bad = g(name) & ~np.logical_and.reduce([g(n) for n in needs])
+        if bad.any():
+            raise ScalesweepError(f"{label(int(np.argmax(bad)))}: {msg}")

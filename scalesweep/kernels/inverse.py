@@ -1,0 +1,218 @@
+"""The inverse problem: the least compute that reaches a target loss, optionally counting inference.
+
+Minimise lifetime FLOPs  k*N*D + 2*N*D_inf  subject to  L(N, D) <= target  and the frontier constraints
+(Sardana et al. 2024, "Beyond Chinchilla-Optimal", sheet §5.1; D_inf = 0 is the plain inverse of the
+compute-optimal frontier). In x = ln N, y = ln D:
+
+* The constraints form a convex polygon F (x in [x_a, x_b], y in [y_a, y_b], y - x in [t_a, t_b], and the
+  domain N >= 1, D >= 1). The cost is increasing in x and y, so its minimum over F is F's lower-left corner
+  (``corner``). If the loss there already meets the target, the corner is the answer (the constraints force
+  a better model than asked for).
+* Otherwise the optimum lies on the level curve L = target, y = Y(x): decreasing and convex (L is convex,
+  resp. quasi-convex, so {L <= target} is convex). Every constraint is monotone along the curve, so the
+  feasible part is an x-interval; on it the cost phi(x) = x + ln(k e^Y + 2 D_inf) is convex with
+  phi' = 1 + w Y', w = k D / (k D + 2 D_inf). phi' is found by bisection on its sign (it tends to -inf at
+  the curve's asymptote and to 1 as x -> inf), each interval end tried first (an active constraint).
+
+Per family: ``level_y(x)`` (D on the level curve given N), ``level_x(y)`` (N given D) and ``level_slope``
+(dY/dx = -L_x/L_y). Families without these return NaN: their rows come out infeasible, never wrong.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from . import JIT, PJIT
+from .frontier import MAX_PARAMS, MAX_TOKENS, MAX_TPP, MIN_PARAMS, MIN_TOKENS, MIN_TPP, NONE, XTOL
+from .loss import CHINCHILLA, KAPLAN, loss_log
+
+BISECT_MAXIT = 200
+
+
+@njit(**JIT)
+def level_y(family, p, x, ell):
+    """ln D with L(e^x, D) = ell; +inf at the asymptote, NaN where no D reaches ell."""
+    if family == CHINCHILLA:
+        r = ell - p[0] - p[1] * math.exp(-p[3] * x)
+        return math.log(p[2] / r) / p[4] if r > 0.0 else (math.inf if r == 0.0 else np.nan)
+    if family == KAPLAN:
+        r = ell ** (1.0 / p[3]) - math.exp(p[2] / p[3] * (math.log(p[0]) - x))
+        return math.log(p[1] / r) if r > 0.0 else (math.inf if r == 0.0 else np.nan)
+    return np.nan
+
+
+@njit(**JIT)
+def level_x(family, p, y, ell):
+    """ln N with L(N, e^y) = ell (y may be +inf: the curve's asymptote in x); NaN where no N reaches ell."""
+    if family == CHINCHILLA:
+        r = ell - p[0] - p[2] * math.exp(-p[4] * y)
+        return math.log(p[1] / r) / p[3] if r > 0.0 else (math.inf if r == 0.0 else np.nan)
+    if family == KAPLAN:
+        r = ell ** (1.0 / p[3]) - p[1] * math.exp(-y)
+        return math.log(p[0]) - math.log(r) * p[3] / p[2] if r > 0.0 else (math.inf if r == 0.0 else np.nan)
+    return np.nan
+
+
+@njit(**JIT)
+def level_slope(family, p, x, y):
+    """dY/dx = -L_x / L_y along a level curve, at (x, y)."""
+    if family == CHINCHILLA:
+        return -(p[3] * p[1] * math.exp(-p[3] * x)) / (p[4] * p[2] * math.exp(-p[4] * y))
+    if family == KAPLAN:
+        r = p[2] / p[3]
+        return -(r * math.exp(r * (math.log(p[0]) - x))) / (p[1] * math.exp(-y))
+    return np.nan
+
+
+@njit(**JIT)
+def _cost_slope(family, p, x, ell, k, dinf):
+    """phi'(x) = 1 + w*Y'(x) on the level curve (sign decides the bisection)."""
+    y = level_y(family, p, x, ell)
+    kd = k * math.exp(y)
+    w = kd / (kd + 2.0 * dinf) if dinf > 0.0 else 1.0
+    return 1.0 + w * level_slope(family, p, x, y)
+
+
+@njit(**JIT)
+def _tpp_root(family, p, ell, t, xl):
+    """x where the level curve crosses y = x + t (Y(x) - x - t is decreasing from +inf at xl)."""
+    a = xl
+    step = 1.0
+    b = xl + step
+    for _ in range(BISECT_MAXIT):  # expand until Y(b) - b - t < 0
+        if level_y(family, p, b, ell) - b - t < 0.0:
+            break
+        a = b
+        step *= 2.0
+        b += step
+    for _ in range(BISECT_MAXIT):
+        m = 0.5 * (a + b)
+        if b - a <= XTOL * (1.0 + abs(m)):
+            break
+        if level_y(family, p, m, ell) - m - t > 0.0:
+            a = m
+        else:
+            b = m
+    return 0.5 * (a + b)
+
+
+@njit(**JIT)
+def corner(lb):
+    """F's lower-left corner (x, y, x_code, y_code), or NaNs when F is empty."""
+    x, xc = 0.0, NONE
+    if lb[0] > x:
+        x, xc = lb[0], MIN_PARAMS
+    v = max(lb[2], 0.0) - lb[5]  # D/N <= max_tpp needs x >= y_a - t_b
+    if v > x:
+        x, xc = v, MAX_TPP
+    y, yc = 0.0, NONE
+    if lb[2] > y:
+        y, yc = lb[2], MIN_TOKENS
+    v = x + lb[4]
+    if v > y:
+        y, yc = v, MIN_TPP
+    if not (x <= lb[1] and y <= lb[3] and y - x <= lb[5] and lb[4] <= lb[5]):
+        return np.nan, np.nan, NONE, NONE
+    return x, y, xc, yc
+
+
+@njit(**JIT)
+def solve_target_row(family, p, ell, k, dinf, lb, bounds):
+    """One target: returns (params, tokens, loss, feasible, active_code)."""
+    nan = np.nan
+    xc0, yc0, xcode, ycode = corner(lb)
+    if not (xc0 == xc0):
+        return nan, nan, nan, False, NONE
+    lc = loss_log(family, p, xc0, yc0)
+    if lc <= ell:  # the constraints alone already force a loss at or below the target
+        return math.exp(xc0), math.exp(yc0), lc, True, (xcode if xcode != NONE else ycode)
+    xl = level_x(family, p, math.inf, ell)  # asymptote: N below e^xl cannot reach ell with any D
+    if not (xl == xl) or xl == math.inf:  # target at or below the law's irreducible loss
+        return nan, nan, nan, False, NONE
+    lo, lo_id, open_lo = max(xl, 0.0), NONE, xl >= 0.0
+    if lb[0] > lo:
+        lo, lo_id, open_lo = lb[0], MIN_PARAMS, False
+    if lb[3] < math.inf:  # D <= max_tokens  <=>  x >= level_x(ln max_tokens)
+        v = level_x(family, p, lb[3], ell)
+        if not (v == v):  # even infinite N cannot reach ell with that little data
+            return nan, nan, nan, False, NONE
+        if v > lo:
+            lo, lo_id, open_lo = v, MAX_TOKENS, False
+    if lb[5] < math.inf:
+        v = _tpp_root(family, p, ell, lb[5], xl)
+        if v > lo:
+            lo, lo_id, open_lo = v, MAX_TPP, False
+    hi, hi_id = lb[1], MAX_PARAMS
+    if hi == math.inf:
+        hi_id = NONE
+    ya = max(lb[2], 0.0)  # D >= max(min_tokens, 1)  <=>  x <= level_x(ya) (if the curve gets that low)
+    v = level_x(family, p, ya, ell)
+    if v == v and v < hi:
+        hi, hi_id = v, (MIN_TOKENS if lb[2] > 0.0 else NONE)
+    if lb[4] > -math.inf:
+        v = _tpp_root(family, p, ell, lb[4], xl)
+        if v < hi:
+            hi, hi_id = v, MIN_TPP
+    if not (lo <= hi) or (open_lo and lo == hi):
+        return nan, nan, nan, False, NONE
+    # Minimise phi on [lo, hi]: phi' < 0 at an open lower end (the asymptote), -> 1 as x -> inf.
+    active = NONE
+    if not open_lo and _cost_slope(family, p, lo, ell, k, dinf) >= 0.0:
+        x, active = lo, lo_id
+    elif hi < math.inf and _cost_slope(family, p, hi, ell, k, dinf) <= 0.0:
+        x, active = hi, hi_id
+    else:
+        a = lo
+        if hi < math.inf:
+            b = hi
+        else:
+            step = 1.0
+            b = lo + step
+            for _ in range(BISECT_MAXIT):
+                if _cost_slope(family, p, b, ell, k, dinf) > 0.0:
+                    break
+                a = b
+                step *= 2.0
+                b += step
+        for _ in range(BISECT_MAXIT):
+            m = 0.5 * (a + b)
+            if b - a <= XTOL * (1.0 + abs(m)):
+                break
+            if _cost_slope(family, p, m, ell, k, dinf) > 0.0:
+                b = m
+            else:
+                a = m
+        x = 0.5 * (a + b)
+    # Report a binding params or tokens limit exactly.
+    if active == MIN_PARAMS or active == MAX_PARAMS:
+        n = bounds[active - 1]
+        d = math.exp(level_y(family, p, math.log(n), ell))
+    elif active == MIN_TOKENS or active == MAX_TOKENS:
+        d = bounds[active - 1]
+        n = math.exp(level_x(family, p, math.log(d), ell))
+    else:
+        n = math.exp(x)
+        d = math.exp(level_y(family, p, x, ell))
+    loss = loss_log(family, p, math.log(n), math.log(d))
+    if not (math.isfinite(n) and math.isfinite(d) and math.isfinite(loss)):
+        return nan, nan, nan, False, NONE
+    return n, d, loss, True, active
+
+
+@njit(**PJIT)
+def target_kernel(fams, P, law_idx, targets, k, dinf, lbounds, bounds, out_n, out_d, out_l, out_feas, out_active):
+    """Solve every target; law, inference demand and constraints per row or shared (length / rows 1)."""
+    lstride = 0 if law_idx.size == 1 else 1
+    bstride = 0 if lbounds.shape[0] == 1 else 1
+    istride = 0 if dinf.size == 1 else 1
+    for i in prange(targets.size):
+        li = law_idx[i * lstride]
+        j = i * bstride
+        n, d, loss, feas, act = solve_target_row(fams[li], P[li], targets[i], k, dinf[i * istride], lbounds[j],
+                                                 bounds[j])
+        out_n[i] = n
+        out_d[i] = d
+        out_l[i] = loss
+        out_feas[i] = feas
+        out_active[i] = act

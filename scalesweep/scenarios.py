@@ -1,0 +1,460 @@
+"""Bulk scenario sweeps: a table of scenarios, or a sweep spec whose lists expand as a cartesian product.
+
+Both forms use the field names of ``engine.FIELDS`` (plus ``law.NAME`` for parameter overrides). Rows are
+produced and solved chunk by chunk (a sweep is decoded from its row index, a table is read in batches), so
+memory follows the chunk size, not the sweep. Every chunk goes through one compiled parallel pass whatever
+mix of laws, budgets and constraints it holds. Validation happens before any solving: a sweep spec is
+checked field by field (so every expanded row is valid), a table row by row; the first bad value stops the
+run with its row number and field, and the output file only appears when the whole run succeeded.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from . import engine, units
+from .api import law_arrays
+from .constraints import ACTIVE_NAMES
+from .errors import ScalesweepError
+from .grid import parse_range
+from .io import atomic_parquet_writer, make_metadata
+from .laws import FAMILIES, PRESETS, get_law
+
+CHUNK_ROWS = 1 << 19  # scenarios per chunk (= Parquet row group)
+STRING_FIELDS = ("law", "gpu")
+NUMERIC_FIELDS = tuple(f for f in engine.FIELDS if f not in STRING_FIELDS)
+# Input columns whose names are also result columns are written with a budget_ prefix.
+INPUT_RENAMES = {"pf_days": "budget_pf_days", "gpu_hours": "budget_gpu_hours", "usd": "budget_usd"}
+SPEC_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".csv": "csv", ".parquet": "parquet",
+                 ".pq": "parquet"}
+
+
+def _is_override(name: str) -> bool:
+    return name.startswith("law.") and len(name) > 4
+
+
+def _check_field_name(name: str, where: str) -> None:
+    if name not in engine.FIELDS and not _is_override(name):
+        raise ScalesweepError(f"{where}: unknown field {name!r} (fields: {', '.join(engine.FIELDS)}, law.NAME)")
+
+
+class _Laws:
+    """The laws met so far: (preset, overrides) -> index, and the kernel arrays for all of them."""
+
+    def __init__(self):
+        self.index: dict[tuple, int] = {}
+        self.laws = []
+        self._arrays = None
+
+    def get(self, name: str, overrides: tuple) -> int:
+        key = (name, overrides)
+        i = self.index.get(key)
+        if i is None:
+            law = get_law(name, **dict(overrides))
+            i = self.index[key] = len(self.laws)
+            self.laws.append(law)
+            self._arrays = None
+        return i
+
+    def arrays(self):
+        if self._arrays is None:
+            self._arrays = law_arrays(self.laws)
+        return self._arrays
+
+
+def _check_law_override(law_name: str, param: str, where: str) -> None:
+    fam = FAMILIES[PRESETS[law_name].family]
+    if param not in fam.param_names:
+        raise ScalesweepError(f"{where}: law.{param} is not a parameter of {law_name} "
+                              f"(family {fam.name}: {', '.join(fam.param_names)})")
+
+
+# ---------------------------------------------------------------------------------------------- sources
+
+
+class SweepSpec:
+    """A YAML/TOML mapping of field -> value or list of values; lists expand as a cartesian product
+    (the last field varies fastest). A numeric field may also be a log range string ``LO:HI:COUNT``."""
+
+    def __init__(self, mapping: dict, source: str = "spec"):
+        if not isinstance(mapping, dict) or not mapping:
+            raise ScalesweepError(f"{source}: a sweep spec is a mapping of field: value or [values]")
+        self.source = source
+        self.fields: dict[str, list] = {}
+        for name, value in mapping.items():
+            name = str(name)
+            _check_field_name(name, source)
+            values = value if isinstance(value, list) else [value]
+            if not values:
+                raise ScalesweepError(f"{source}: field {name!r} has an empty list")
+            self.fields[name] = self._check_values(name, values)
+        self._check_laws()
+        given = {name: True for name in self.fields}
+        engine.check_rules(given, 1, lambda i: source)
+        self.counts = [len(v) for v in self.fields.values()]
+        self.rows = math.prod(self.counts)
+        self.strides = [math.prod(self.counts[j + 1:]) for j in range(len(self.counts))]
+
+    def _check_values(self, name, values):
+        where = f"{self.source}: field {name!r}"
+        if name in STRING_FIELDS:
+            out = []
+            for i, v in enumerate(values):
+                if not isinstance(v, str):
+                    raise ScalesweepError(f"{where}, item {i + 1}: expected a name, got {v!r}")
+                if name == "law" and v not in PRESETS:
+                    raise ScalesweepError(f"{where}, item {i + 1}: unknown law {v!r} (presets: {', '.join(PRESETS)})")
+                if name == "gpu":
+                    v = units.get_hardware(v).name
+                out.append(v)
+            return out
+        out = []
+        for i, v in enumerate(values):
+            if isinstance(v, str) and ":" in v:
+                out.extend(parse_range(v, f"{where}, item {i + 1}").values().tolist())
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                try:  # YAML reads 1e21 (no dot) as a string
+                    v = float(v) if isinstance(v, str) else None
+                except ValueError:
+                    v = None
+                if v is None:
+                    raise ScalesweepError(f"{where}, item {i + 1}: expected a number, got {values[i]!r}")
+            if _is_override(name):
+                if not math.isfinite(v):
+                    raise ScalesweepError(f"{where}, item {i + 1}: must be finite, got {v!r}")
+            elif engine.bad_values(engine.FIELDS[name][0], np.array([float(v)]))[0] or math.isnan(v):
+                raise ScalesweepError(f"{where}, item {i + 1}: must be {engine.KIND_RULE[engine.FIELDS[name][0]]}, "
+                                      f"got {values[i]!r}")
+            out.append(float(v))
+        return out
+
+    def _check_laws(self):
+        names = self.fields.get("law", [engine.DEFAULTS["law"]])
+        for field, values in self.fields.items():
+            if _is_override(field):
+                for law_name in names:
+                    _check_law_override(law_name, field[4:], f"{self.source}: field {field!r}")
+                    for v in values:
+                        try:
+                            get_law(law_name, **{field[4:]: v})
+                        except ScalesweepError as exc:
+                            raise ScalesweepError(f"{self.source}: field {field!r} with law {law_name}: {exc}") from None
+
+    def columns(self) -> list[str]:
+        return list(self.fields)
+
+    def law_names(self) -> list[str]:
+        return self.fields.get("law", [engine.DEFAULTS["law"]])
+
+    def describe(self) -> dict:
+        return {"kind": "sweep", "source": self.source, "fields": self.fields, "rows": self.rows}
+
+    def label(self, i: int) -> str:
+        return f"{self.source}, scenario {i + 1}"
+
+    def chunks(self, chunk_rows: int):
+        """Yield (start, {field: values}) with numeric fields as float64 arrays and string fields as
+        (codes, names) pairs."""
+        for start in range(0, self.rows, chunk_rows):
+            idx = np.arange(start, min(self.rows, start + chunk_rows), dtype=np.int64)
+            cols = {}
+            for (name, values), count, stride in zip(self.fields.items(), self.counts, self.strides, strict=True):
+                if count == 1:
+                    codes = None
+                else:
+                    codes = (idx // stride) % count
+                if name in STRING_FIELDS:
+                    cols[name] = (np.zeros(idx.size, np.int32) if codes is None else codes.astype(np.int32), values)
+                else:
+                    arr = np.asarray(values, dtype=np.float64)
+                    cols[name] = np.float64(arr[0]) if codes is None else arr[codes]
+            yield start, idx.size, cols
+
+
+class TableSpec:
+    """A CSV or Parquet table, one scenario per row; empty cells take the field's default (or no limit)."""
+
+    def __init__(self, path: Path, kind: str):
+        import pyarrow.parquet as pq
+
+        self.path, self.kind, self.source = path, kind, str(path)
+        try:
+            if kind == "parquet":
+                pf = pq.ParquetFile(path)
+                names = pf.schema_arrow.names
+                self.rows = pf.metadata.num_rows
+            else:
+                import pandas as pd
+
+                names = list(pd.read_csv(path, nrows=0).columns)
+                self.rows = None
+        except Exception as exc:  # malformed file: pyarrow/pandas raise many types
+            raise ScalesweepError(f"cannot read scenario table {self.source!r}: {_first_line(exc)}") from None
+        if not names:
+            raise ScalesweepError(f"scenario table {self.source!r} has no columns")
+        for name in names:
+            _check_field_name(str(name), f"scenario table {self.source!r}")
+        self.names = [str(n) for n in names]
+        if self.rows == 0:
+            raise ScalesweepError(f"scenario table {self.source!r} has no rows")
+
+    def columns(self) -> list[str]:
+        return self.names
+
+    def law_names(self) -> list[str]:
+        return []
+
+    def describe(self) -> dict:
+        return {"kind": "table", "source": self.source, "columns": self.names}
+
+    def label(self, i: int) -> str:
+        return f"{self.source}, row {i + 1}"
+
+    def _frames(self, chunk_rows):
+        import pandas as pd
+
+        try:
+            if self.kind == "parquet":
+                import pyarrow.parquet as pq
+
+                for batch in pq.ParquetFile(self.path).iter_batches(batch_size=chunk_rows):
+                    yield batch.to_pandas()
+            else:
+                dtypes = {n: str for n in self.names if n in STRING_FIELDS}
+                yield from pd.read_csv(self.path, chunksize=chunk_rows, dtype=dtypes, skipinitialspace=True)
+        except ScalesweepError:
+            raise
+        except Exception as exc:
+            raise ScalesweepError(f"cannot read scenario table {self.source!r}: {_first_line(exc)}") from None
+
+    def chunks(self, chunk_rows: int):
+        import pandas as pd
+
+        start = 0
+        for df in self._frames(chunk_rows):
+            m = len(df)
+            cols = {}
+            for name in self.names:
+                s = df[name]
+                if name in STRING_FIELDS:
+                    s = s.astype("string").str.strip()
+                    cat = pd.Categorical(s)
+                    cols[name] = (cat.codes.astype(np.int32), list(cat.categories))  # code -1: empty cell
+                    continue
+                v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+                bad = np.isnan(v) & s.notna().to_numpy() & (s.astype("string").str.strip() != "").to_numpy()
+                if bad.any():
+                    i = int(np.argmax(bad))
+                    raise ScalesweepError(f"{self.label(start + i)}, field {name!r}: expected a number, "
+                                          f"got {s.iloc[i]!r}")
+                cols[name] = v
+            yield start, m, cols
+            start += m
+        if start == 0:
+            raise ScalesweepError(f"scenario table {self.source!r} has no rows")
+
+
+def _first_line(exc) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def load_spec(path) -> SweepSpec | TableSpec:
+    """A scenario spec from a path: .yaml/.yml/.toml sweep, or .csv/.parquet table."""
+    path = Path(path)
+    if not path.is_file():
+        raise ScalesweepError(f"spec {str(path)!r} does not exist")
+    kind = SPEC_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise ScalesweepError(f"spec {str(path)!r}: unknown file type (use .yaml, .yml, .toml, .csv or .parquet)")
+    if kind in ("csv", "parquet"):
+        return TableSpec(path, kind)
+    try:
+        text = path.read_text()
+        if kind == "toml":
+            mapping = tomllib.loads(text)
+        else:
+            import yaml
+
+            mapping = yaml.safe_load(text)
+    except Exception as exc:  # YAML/TOML syntax errors, undecodable bytes
+        raise ScalesweepError(f"cannot parse spec {str(path)!r}: {_first_line(exc)}") from None
+    return SweepSpec(mapping, source=str(path))
+
+
+# --------------------------------------------------------------------------------------------- solving
+
+
+def _solve_chunk(spec, start: int, m: int, cols: dict, laws: _Laws, present: list[str]):
+    """Validate one chunk and solve it. Returns (inputs used, law index per row, result columns)."""
+    label = spec.label
+    # Numeric fields: the per-kind rules (sweep specs were checked already; this is cheap and also covers
+    # table rows).
+    inputs = {}
+    for name in present:
+        if name in STRING_FIELDS or _is_override(name):
+            continue
+        v = cols[name]
+        bad = engine.bad_values(engine.FIELDS[name][0], np.asarray(v, dtype=np.float64).reshape(-1))
+        if bad.any():
+            i = int(np.argmax(bad))
+            val = np.asarray(v).reshape(-1)[i]
+            raise ScalesweepError(f"{label(start + (i if np.ndim(v) else 0))}, field {name!r}: must be "
+                                  f"{engine.KIND_RULE[engine.FIELDS[name][0]]}, got {val:g}")
+        inputs[name] = v
+    # Hardware: a preset per row, with peak_tflops / gpu_memory_gb columns overriding where given.
+    peak = np.full(m, np.nan)
+    mem = np.full(m, np.nan)
+    if "gpu" in cols:
+        codes, names = cols["gpu"]
+        hw = []
+        for j, nm in enumerate(names):
+            try:
+                hw.append(units.get_hardware(nm))
+            except ScalesweepError as exc:
+                raise ScalesweepError(f"{label(start + int(np.argmax(codes == j)))}, field 'gpu': {exc}") from None
+        lut_p = np.array([h.peak_tflops for h in hw] + [np.nan])
+        lut_m = np.array([h.memory_gb for h in hw] + [np.nan])
+        peak, mem = lut_p[codes], lut_m[codes]  # code -1 (empty cell) picks the trailing NaN
+    given_gpu = ~np.isnan(peak)
+    if "peak_tflops" in inputs:
+        peak = np.where(np.isnan(inputs["peak_tflops"]), peak, inputs["peak_tflops"])
+    if "gpu_memory_gb" in inputs:
+        mem = np.where(np.isnan(inputs["gpu_memory_gb"]), mem, inputs["gpu_memory_gb"])
+    inputs["peak_tflops"], inputs["gpu_memory_gb"] = peak, mem
+    for name in ("mfu", "bytes_per_param", "inference_tokens"):
+        if name in inputs:
+            inputs[name] = np.where(np.isnan(inputs[name]), engine.DEFAULTS[name], inputs[name])
+        else:
+            inputs[name] = np.float64(engine.DEFAULTS[name])
+    given = {name: ~np.isnan(inputs[name]) if np.ndim(inputs[name]) else not np.isnan(inputs[name])
+             for name in present if name in inputs}
+    given["gpu"] = given_gpu
+    engine.check_rules(given, m, lambda i: label(start + i))
+    # Laws: preset per row plus overrides -> an index into the laws met so far.
+    law_idx = _law_index(spec, start, m, cols, laws, present)
+    fams, P = laws.arrays()
+    res = engine.solve(inputs, m, fams, P, law_idx)
+    return inputs, law_idx, res
+
+
+def _law_index(spec, start, m, cols, laws: _Laws, present):
+    overrides = [n for n in present if _is_override(n)]
+    if "law" in cols:
+        codes, names = cols["law"]
+        codes = np.where(codes < 0, len(names), codes)  # empty cell: the default law
+        names = [*names, engine.DEFAULTS["law"]]
+    else:
+        codes, names = np.zeros(m, np.int32), [engine.DEFAULTS["law"]]
+    for j, nm in enumerate(names):
+        if nm not in PRESETS and (codes == j).any():
+            raise ScalesweepError(f"{spec.label(start + int(np.argmax(codes == j)))}, field 'law': unknown law "
+                                  f"{nm!r} (presets: {', '.join(PRESETS)})")
+    if not overrides:
+        lut = np.array([laws.get(nm, ()) if nm in PRESETS else -1 for nm in names], dtype=np.int64)
+        return lut[codes]
+    ov = np.stack([np.broadcast_to(np.asarray(cols[n], dtype=np.float64), (m,)) for n in overrides], axis=1)
+    key = np.concatenate([codes[:, None].astype(np.float64), ov], axis=1)
+    uniq, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    lut = np.empty(len(uniq), dtype=np.int64)
+    for u, (row, i) in enumerate(zip(uniq, first, strict=True)):
+        nm = names[int(row[0])]
+        given = tuple((o[4:], float(v)) for o, v in zip(overrides, row[1:], strict=True) if not np.isnan(v))
+        where = f"{spec.label(start + int(i))}"
+        for p, _ in given:
+            _check_law_override(nm, p, where)
+        try:
+            lut[u] = laws.get(nm, given)
+        except ScalesweepError as exc:
+            raise ScalesweepError(f"{where}, law {nm}: {exc}") from None
+    return lut[inverse.reshape(-1)]
+
+
+def _arrow_col(a: np.ndarray, m: int) -> pa.Array:
+    a = np.ascontiguousarray(np.broadcast_to(a, (m,)))
+    return pa.array(a) if a.dtype == np.bool_ else pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), m,
+                                                                         [None, pa.py_buffer(a)])
+
+
+def _dictionary(codes: np.ndarray, names) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(pa.array(np.ascontiguousarray(codes, dtype=np.int32)),
+                                          pa.array(list(names), type=pa.string()))
+
+
+def output_schema(present: list[str]) -> tuple[pa.Schema, list[str]]:
+    """Columns: scenario_id, law, the spec's input fields, mfu, bytes_per_param, then every result."""
+    dict_str = pa.dictionary(pa.int32(), pa.string())
+    fields = [("scenario_id", pa.int64()), ("law", dict_str)]
+    inputs = [n for n in present if n not in ("law", "flops")]
+    for name in ("mfu", "bytes_per_param"):
+        if name not in inputs:
+            inputs.append(name)
+    for name in inputs:
+        fields.append((INPUT_RENAMES.get(name, name), dict_str if name == "gpu" else pa.float64()))
+    for name in engine.RESULT_COLUMNS:
+        if name == "feasible":
+            typ = pa.bool_()
+        elif name in ("active_constraint", "budget_limited_by"):
+            typ = dict_str
+        else:
+            typ = pa.float64()
+        fields.append((name, typ))
+    return pa.schema(fields), inputs
+
+
+def _batch(schema, inputs_order, start, m, cols, inputs, law_idx, laws: _Laws, res) -> pa.RecordBatch:
+    arrays = [pa.array(np.arange(start, start + m, dtype=np.int64)),
+              _dictionary(law_idx, [law.name for law in laws.laws])]
+    for name in inputs_order:
+        if name == "gpu":
+            codes, names = cols["gpu"]
+            arrays.append(_dictionary(np.where(codes < 0, len(names), codes), [*names, ""])
+                          if (codes < 0).any() else _dictionary(codes, names))
+        elif name in ("mfu", "bytes_per_param"):
+            arrays.append(_arrow_col(np.asarray(inputs[name], dtype=np.float64), m))
+        else:
+            arrays.append(_arrow_col(np.asarray(cols[name], dtype=np.float64), m))
+    for name in engine.RESULT_COLUMNS:
+        if name == "active_constraint":
+            arrays.append(_dictionary(res[name], ACTIVE_NAMES))
+        elif name == "budget_limited_by":
+            arrays.append(_dictionary(res[name], engine.BUDGET_LIMITS))
+        else:
+            arrays.append(_arrow_col(res[name], m))
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+def run(spec, path, *, chunk_rows: int = CHUNK_ROWS, command_line: str | None = None, progress=None) -> dict:
+    """Solve every scenario of ``spec`` (a path or a loaded spec) and stream the results to Parquet.
+
+    Returns a summary: rows, feasible, seconds.
+    """
+    import time
+
+    if not isinstance(spec, (SweepSpec, TableSpec)):
+        spec = load_spec(spec)
+    present = spec.columns()
+    schema, inputs_order = output_schema(present)
+    laws = _Laws()
+    meta = make_metadata(command="scenarios", spec=spec.describe(), defaults=engine.DEFAULTS,
+                         laws={n: PRESETS[n].citation for n in spec.law_names()}, command_line=command_line)
+    t0 = time.perf_counter()
+    done = feasible = 0
+    with atomic_parquet_writer(path, schema, meta, use_dictionary=["law", "gpu", "active_constraint",
+                                                                   "budget_limited_by"]) as w:
+        for start, m, cols in spec.chunks(chunk_rows):
+            inputs, law_idx, res = _solve_chunk(spec, start, m, cols, laws, present)
+            w.write_batch(_batch(schema, inputs_order, start, m, cols, inputs, law_idx, laws, res),
+                          row_group_size=m)
+            done += m
+            feasible += int(res["feasible"].sum())
+            if progress is not None:
+                progress(done, spec.rows or done)
+    return {"rows": done, "feasible": feasible, "seconds": time.perf_counter() - t0,
+            "laws": [law.name for law in laws.laws]}
