@@ -239,6 +239,8 @@ class TableSpec:
         start = 0
         for df in self._frames(chunk_rows):
             m = len(df)
+            if m == 0:
+                continue
             cols = {}
             for name in self.names:
                 s = df[name]

@@ -90,12 +90,12 @@ def get_hardware(name: str | None = None, *, peak_tflops: float | None = None,
 
 
 def check_positive(v, what: str, *, upper: float | None = None) -> float:
+    rng = f"in (0, {upper:g}]" if upper is not None else "a finite number > 0"
     try:
         fv = float(v)
     except (TypeError, ValueError):
-        raise ScalesweepError(f"{what} must be a number, got {v!r}") from None
+        raise ScalesweepError(f"{what} must be {rng}, got {v!r}") from None
     if isinstance(v, bool) or not math.isfinite(fv) or fv <= 0 or (upper is not None and fv > upper):
-        rng = f"in (0, {upper:g}]" if upper is not None else "a finite number > 0"
         raise ScalesweepError(f"{what} must be {rng}, got {v!r}")
     return fv
 

@@ -95,3 +95,72 @@ def frontier_scipy(family, params, flops, k=6.0, **constraints):
         out_n[i] = math.exp(best)
         out_l[i] = f(best)
     return out_n, flops / (k * out_n), out_l, feas
+
+
+def tokens_for_loss(family, params, n, target):
+    """D with L(n, D) = target, by scipy brentq on ln D (NaN if no D in [1, e^300] reaches it)."""
+    from scipy.optimize import brentq
+
+    def f(y):
+        return float(loss(family, params, n, math.exp(y))) - target
+
+    if f(300.0) >= 0 or f(0.0) <= 0:
+        return math.nan
+    return math.exp(brentq(f, 0.0, 300.0, xtol=1e-14, rtol=1e-15, maxiter=500))
+
+
+def target_scipy(family, params, target, inference_tokens=0.0, k=6.0, min_params=None, max_params=None,
+                 min_tokens=None, max_tokens=None, min_tokens_per_param=None, max_tokens_per_param=None):
+    """Least lifetime compute k*N*D + 2*N*D_inf with L(N, D) = target, under the constraints.
+
+    Walks the level curve in x = ln N (D from brentq), finds the feasible x-interval by a dense scan and
+    bisection on the feasibility predicate, then minimises the cost with scipy's bounded Brent method.
+    Returns (params, tokens, lifetime_flops) or NaNs when no point on the curve is feasible. (The case
+    where the constraints alone force a loss below target is not modelled here.)
+    """
+    def point(x):
+        n = math.exp(x)
+        return n, tokens_for_loss(family, params, n, target)
+
+    def ok(x):
+        n, d = point(x)
+        if not math.isfinite(d):
+            return False
+        checks = [(min_params, n >= min_params * (1 - 1e-12)) if min_params else None,
+                  (max_params, n <= max_params * (1 + 1e-12)) if max_params else None,
+                  (min_tokens, d >= min_tokens * (1 - 1e-12)) if min_tokens else None,
+                  (max_tokens, d <= max_tokens * (1 + 1e-12)) if max_tokens else None,
+                  (min_tokens_per_param, d / n >= min_tokens_per_param * (1 - 1e-12)) if min_tokens_per_param else None,
+                  (max_tokens_per_param, d / n <= max_tokens_per_param * (1 + 1e-12)) if max_tokens_per_param else None]
+        return all(c[1] for c in checks if c is not None)
+
+    def cost(x):
+        n, d = point(x)
+        return k * n * d + 2.0 * n * inference_tokens
+
+    xs = np.linspace(0.0, 80.0, 4001)
+    flags = np.array([ok(x) for x in xs])
+    if not flags.any():
+        return math.nan, math.nan, math.nan
+    i0, i1 = int(np.argmax(flags)), int(len(flags) - 1 - np.argmax(flags[::-1]))
+
+    def edge(a, b):  # ok(a) != ok(b); bisect to the boundary, return the feasible side
+        fa = ok(a)
+        for _ in range(200):
+            m = 0.5 * (a + b)
+            if ok(m) == fa:
+                a = m
+            else:
+                b = m
+        return a if fa else b
+
+    lo = xs[i0] if i0 == 0 else edge(xs[i0 - 1], xs[i0])
+    hi = xs[i1] if i1 == len(xs) - 1 else edge(xs[i1 + 1], xs[i1])
+    candidates = [lo, hi]
+    if hi > lo:
+        res = minimize_scalar(lambda x: math.log(cost(x)), bounds=(lo, hi), method="bounded",
+                              options={"xatol": 1e-12, "maxiter": 5000})
+        candidates.append(res.x)
+    best = min(candidates, key=cost)
+    n, d = point(best)
+    return n, d, cost(best)

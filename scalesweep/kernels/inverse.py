@@ -75,8 +75,12 @@ def _cost_slope(family, p, x, ell, k, dinf):
 
 
 @njit(**JIT)
-def _tpp_root(family, p, ell, t, xl):
-    """x where the level curve crosses y = x + t (Y(x) - x - t is decreasing from +inf at xl)."""
+def _tpp_root(family, p, ell, t, xl, upper):
+    """x where the level curve crosses y = x + t (Y(x) - x - t is decreasing from +inf at xl).
+
+    Returns the end of the final bracket on the allowed side: ``upper`` (a min_tokens_per_param limit,
+    x <= root) the left end, else (max_tokens_per_param, x >= root) the right end.
+    """
     a = xl
     step = 1.0
     b = xl + step
@@ -94,7 +98,7 @@ def _tpp_root(family, p, ell, t, xl):
             a = m
         else:
             b = m
-    return 0.5 * (a + b)
+    return a if upper else b
 
 
 @njit(**JIT)
@@ -126,7 +130,9 @@ def solve_target_row(family, p, ell, k, dinf, lb, bounds):
         return nan, nan, nan, False, NONE
     lc = loss_log(family, p, xc0, yc0)
     if lc <= ell:  # the constraints alone already force a loss at or below the target
-        return math.exp(xc0), math.exp(yc0), lc, True, (xcode if xcode != NONE else ycode)
+        n = bounds[0] if xcode == MIN_PARAMS else math.exp(xc0)
+        d = bounds[2] if ycode == MIN_TOKENS else math.exp(yc0)
+        return n, d, lc, True, (xcode if xcode != NONE else ycode)
     xl = level_x(family, p, math.inf, ell)  # asymptote: N below e^xl cannot reach ell with any D
     if not (xl == xl) or xl == math.inf:  # target at or below the law's irreducible loss
         return nan, nan, nan, False, NONE
@@ -140,7 +146,7 @@ def solve_target_row(family, p, ell, k, dinf, lb, bounds):
         if v > lo:
             lo, lo_id, open_lo = v, MAX_TOKENS, False
     if lb[5] < math.inf:
-        v = _tpp_root(family, p, ell, lb[5], xl)
+        v = _tpp_root(family, p, ell, lb[5], xl, False)
         if v > lo:
             lo, lo_id, open_lo = v, MAX_TPP, False
     hi, hi_id = lb[1], MAX_PARAMS
@@ -151,7 +157,7 @@ def solve_target_row(family, p, ell, k, dinf, lb, bounds):
     if v == v and v < hi:
         hi, hi_id = v, (MIN_TOKENS if lb[2] > 0.0 else NONE)
     if lb[4] > -math.inf:
-        v = _tpp_root(family, p, ell, lb[4], xl)
+        v = _tpp_root(family, p, ell, lb[4], xl, True)
         if v < hi:
             hi, hi_id = v, MIN_TPP
     if not (lo <= hi) or (open_lo and lo == hi):
