@@ -116,7 +116,11 @@ class SweepSpec:
         out = []
         for i, v in enumerate(values):
             if isinstance(v, str) and ":" in v:
-                out.extend(parse_range(v, f"{where}, item {i + 1}").values().tolist())
+                expanded = parse_range(v, f"{where}, item {i + 1}").values()
+                if not _is_override(name) and engine.bad_values(engine.FIELDS[name][0], expanded).any():
+                    raise ScalesweepError(f"{where}, item {i + 1}: the range {v!r} gives values that are not "
+                                          f"{engine.KIND_RULE[engine.FIELDS[name][0]]}")
+                out.extend(expanded.tolist())
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 try:  # YAML reads 1e21 (no dot) as a string
