@@ -318,6 +318,171 @@ def scenarios(spec, output, threads):
         click.echo(f"warning: {n_bad:,} scenarios cannot meet their constraints (feasible=false)", err=True)
 
 
+def _parse_lo_hi(text: str, option: str) -> tuple[float, float]:
+    from .grid import parse_range
+
+    parts = str(text).split(":")
+    if len(parts) == 2:
+        text = f"{parts[0]}:{parts[1]}:2"
+    r = parse_range(text, option)
+    if not r.lo < r.hi:
+        raise ScalesweepError(f"{option}: LO ({r.lo:g}) must be less than HI ({r.hi:g})")
+    return r.lo, r.hi
+
+
+@cli.group()
+def lookup():
+    """Dense frontier lookup tables (build once, interpolate log-log)."""
+
+
+@lookup.command("build")
+@_law_options
+@click.option("--flops-range", required=True, metavar="LO:HI", help="Budgets the table covers, FLOPs.")
+@click.option("--points-per-decade", type=int, default=16, show_default=True, help="Rows per decade of budget.")
+@_constraint_options
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Parquet file to write.")
+def lookup_build(law, law_file, overrides, threads, flops_range, points_per_decade, output, **kwargs):
+    """Build a frontier table; its metadata records the largest interpolation error, measured by solving
+    exactly at every midpoint between rows."""
+    from .api import command_line
+    from .io import check_output_path
+    from .lookup import write_lookup
+
+    the_law = _resolve(law, law_file, overrides, threads)
+    lo, hi = _parse_lo_hi(flops_range, "--flops-range")
+    check_output_path(output)
+    info = write_lookup(output, the_law, lo, hi, points_per_decade, command_line=command_line(),
+                        **_pick(kwargs, CONSTRAINT_KEYS))
+    err = info["max_interpolation_error"]
+    click.echo(f"wrote {info['rows']:,} rows to {output} (law {the_law.name}); max interpolation error at "
+               f"midpoints: params {err['params']:.2e}, tokens {err['tokens']:.2e}, loss {err['loss']:.2e}")
+
+
+@lookup.command("query")
+@click.argument("table", type=click.Path(dir_okay=False))
+@click.option("--flops", "flops_values", default=None, metavar="C[,C...]", help="Budget(s), FLOPs, comma-separated.")
+@click.option("--flops-file", type=click.Path(dir_okay=False), default=None,
+              help="Budgets from a CSV or Parquet file (column 'flops', or the only column).")
+@click.option("--flops-column", default=None, help="Column of --flops-file to read.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Parquet file to write (default: print the table).")
+def lookup_query(table, flops_values, flops_file, flops_column, output):
+    """Interpolate a table at budgets inside its range (outside is an error, not an extrapolation)."""
+    from . import api
+    from .io import check_output_path, make_metadata, write_table
+    from .lookup import Lookup
+
+    if (flops_values is None) == (flops_file is None):
+        raise click.UsageError("give --flops or --flops-file (one of them)")
+    if flops_values is not None:
+        budgets = []
+        for part in flops_values.split(","):
+            try:
+                budgets.append(float(part))
+            except ValueError:
+                raise ScalesweepError(f"--flops: {part.strip()!r} is not a number") from None
+    else:
+        budgets = api.read_flops_file(flops_file, flops_column)
+    if output is not None:
+        check_output_path(output)
+    lk = Lookup(table)
+    df = lk.query(budgets)
+    if output is None:
+        _print_frame(df)
+    else:
+        import pyarrow as pa
+
+        meta = make_metadata(command="lookup query", table=lk.path, law=lk.meta.get("law"), lookup=lk.info,
+                             rows=len(df), command_line=api.command_line())
+        write_table(output, pa.Table.from_pandas(df, preserve_index=False), meta)
+        click.echo(f"wrote {len(df):,} rows to {output}")
+
+
+@cli.command()
+@_law_options
+@click.option("--flops-range", required=True, metavar="LO:HI:COUNT", help="Budgets to test at, FLOPs.")
+@click.option("--points-per-decade", "ppd", default="2,4,8,16,32,64", show_default=True, metavar="K[,K...]",
+              help="Resolutions to compare.")
+@click.option("--params-range", default=None, metavar="LO:HI",
+              help="Params grid span (default: a decade beyond the optima at either end).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Parquet file to write.")
+def resolution(law, law_file, overrides, threads, flops_range, ppd, params_range, output):
+    """How fine a grid do I need? Grid search and lookup tables at each resolution against the exact solver."""
+    from . import api, studies
+    from .grid import parse_range
+    from .io import check_output_path, make_metadata, write_table
+
+    the_law = _resolve(law, law_file, overrides, threads)
+    fr = parse_range(flops_range, "--flops-range")
+    ks = studies.parse_int_list(ppd, "--points-per-decade")
+    pr = _parse_lo_hi(params_range, "--params-range") if params_range else None
+    if output is not None:
+        check_output_path(output)
+    df = studies.resolution(the_law, fr.values(), ks, params_range=pr)
+    show = df.rename(columns=lambda c: c.replace("_rel_error", "").replace("median", "med"))
+    _print_frame(show)
+    if output is not None:
+        import pyarrow as pa
+
+        meta = make_metadata(command="resolution", law=the_law.to_dict(), grid={"flops_range": str(fr)},
+                             points_per_decade=ks, rows=len(df), command_line=api.command_line())
+        write_table(output, pa.Table.from_pandas(df, preserve_index=False), meta)
+        click.echo(f"wrote {len(df):,} rows to {output}", err=True)
+
+
+@cli.command("isoflop-sim")
+@_law_options
+@click.option("--budgets", required=True, metavar="LO:HI:K", help="IsoFLOP budgets (Chinchilla: 6e18:3e21:9).")
+@click.option("--points-per-curve", type=int, default=9, show_default=True, help="Model sizes sampled per budget.")
+@click.option("--width", type=float, default=1.0, show_default=True, help="Total span of each curve, decades of params.")
+@click.option("--center-offset", type=float, default=0.0, show_default=True,
+              help="Shift of the sampled span from the true optimum, decades.")
+@click.option("--noise", type=float, default=0.0, show_default=True, help="Std. dev. of noise on each loss, nats.")
+@click.option("--trials", type=int, default=1, show_default=True, help="Noisy repetitions.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed for the noise.")
+@click.option("--target-flops", type=float, default=None, help="Budget to extrapolate to (default: 100x the largest).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Parquet file to write (per trial).")
+def isoflop_sim_cmd(law, law_file, overrides, threads, budgets, points_per_curve, width, center_offset, noise,
+                    trials, seed, target_flops, output):
+    """Simulate Chinchilla's Approach 2 (parabola per IsoFLOP curve, power law through the vertices) on a
+    known law: the bias of the fitted exponents and of N*, D* extrapolated to a target budget."""
+    from . import api, studies
+    from .io import check_output_path, make_metadata, write_table
+
+    the_law = _resolve(law, law_file, overrides, threads)
+    c = studies.budgets_from_range(budgets)
+    if output is not None:
+        check_output_path(output)
+    df = studies.isoflop_sim(the_law, c, points_per_curve=points_per_curve, width=width,
+                             center_offset=center_offset, noise=noise, trials=trials, seed=seed,
+                             target_flops=target_flops)
+    r = df.iloc[0]
+    click.echo(f"law {the_law.name}: {len(c)} budgets, {points_per_curve} points per curve over {width:g} decades "
+               f"(offset {center_offset:+g}), noise {noise:g}, {len(df)} trial(s); target {r.exact_params_at_target:.4g} "
+               f"params at {target_flops or 100 * c.max():.3g} FLOPs")
+    summary = [("exponent N*(C)", df.exponent_params, r.true_exponent_params),
+               ("exponent D*(C)", df.exponent_tokens, r.true_exponent_tokens),
+               ("N* at target", df.params_at_target, r.exact_params_at_target),
+               ("D* at target", df.tokens_at_target, r.exact_tokens_at_target)]
+    click.echo(f"  {'':<15} {'true':>12} {'fitted mean':>12} {'rel. bias':>10} {'std':>10}")
+    for name, col, true in summary:
+        mean = col.mean()
+        std = col.std() if len(col) > 1 else 0.0
+        click.echo(f"  {name:<15} {true:>12.6g} {mean:>12.6g} {mean / true - 1:>+10.3%} {std:>10.3g}")
+    failed = int(df.failed_fits.sum())
+    if failed:
+        click.echo(f"warning: {failed} IsoFLOP parabolas opened downward (too noisy) and were left out", err=True)
+    if output is not None:
+        import pyarrow as pa
+
+        meta = make_metadata(command="isoflop-sim", law=the_law.to_dict(),
+                             design=dict(budgets=budgets, points_per_curve=points_per_curve, width=width,
+                                         center_offset=center_offset, noise=noise, trials=trials, seed=seed,
+                                         target_flops=target_flops), rows=len(df), command_line=api.command_line())
+        write_table(output, pa.Table.from_pandas(df, preserve_index=False), meta)
+        click.echo(f"wrote {len(df):,} trials to {output}", err=True)
+
+
 def main():
     cli()
 

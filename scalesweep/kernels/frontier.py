@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import JIT, PJIT
-from .loss import closed_form_x, initial_x, isoflop_grad, loss_log
+from .loss import closed_form_x, initial_x, isoflop_grad, loss_log, loss_point
 
 NONE, MIN_PARAMS, MAX_PARAMS, MIN_TOKENS, MAX_TOKENS, MIN_TPP, MAX_TPP = 0, 1, 2, 3, 4, 5, 6
 
@@ -169,3 +169,18 @@ def frontier_kernel(fams, P, law_idx, flops, k, lbounds, bounds, solver, out_n, 
         out_l[i] = loss
         out_feas[i] = feas
         out_active[i] = act
+
+
+@njit(**PJIT)
+def grid_search_kernel(family, p, flops, k, n_axis, out_idx):
+    """out_idx[i] = index into n_axis of the lowest loss on budget flops[i] (tokens = C/(k*N)): the answer a
+    sweep over a discrete params grid gives. Ties keep the smaller model; non-finite losses never win."""
+    for i in prange(flops.size):
+        c = flops[i]
+        best, arg = np.inf, -1
+        for j in range(n_axis.size):
+            n = n_axis[j]
+            v = loss_point(family, p, n, c / (k * n))
+            if v < best:
+                best, arg = v, j
+        out_idx[i] = arg
