@@ -164,3 +164,20 @@ def target_scipy(family, params, target, inference_tokens=0.0, k=6.0, min_params
     best = min(candidates, key=cost)
     n, d = point(best)
     return n, d, cost(best)
+
+
+def grid_search_numpy(family, params, flops, n_axis, k=6.0):
+    """Argmin of the loss over a params grid per budget, by numpy broadcasting (budgets x grid)."""
+    n = np.asarray(n_axis)[None, :]
+    c = np.asarray(flops)[:, None]
+    return np.argmin(loss(family, params, n, c / (k * n)), axis=1)
+
+
+def isoflop_vertex_offset(alpha, beta, v):
+    """Offset (decades) of a least-squares parabola's vertex from the true optimum, for a chinchilla law
+    sampled at offsets v (decades) from log10 N*: the curve shape is exp(-a v)/alpha + exp(b v)/beta with
+    a = alpha ln 10, b = beta ln 10 (the loss on an IsoFLOP line, up to scale and shift)."""
+    v = np.asarray(v, dtype=np.float64)
+    shape = np.exp(-alpha * math.log(10) * v) / alpha + np.exp(beta * math.log(10) * v) / beta
+    a2, a1, _ = np.polyfit(v, shape, 2)
+    return -a1 / (2 * a2)

@@ -221,3 +221,40 @@ def test_cli_unwritable_output(tmp_path):
     spec = write(tmp_path, "s.yaml", "flops: 1e21\n")
     res = CliRunner().invoke(cli, ["scenarios", str(spec), "-o", str(tmp_path / "nope" / "o.parquet")])
     assert_one_line_error(res, "does not exist", code=1)
+
+
+def test_frontier_cli_in_real_units(tmp_path):
+    out = tmp_path / "f.parquet"
+    res = CliRunner().invoke(cli, ["frontier", "--flops-range", "1e4:1e6:3", "--unit", "gpu_hours", "--gpu", "H100-SXM",
+                                   "--gpus", "256", "--usd-per-gpu-hour", "2", "-o", str(out)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    df = pd.read_parquet(out)
+    assert df.gpu_hours.tolist() == pytest.approx([1e4, 1e5, 1e6], rel=1e-14)
+    assert df.usd.tolist() == pytest.approx([2e4, 2e5, 2e6], rel=1e-14)
+    assert df.wall_days.tolist() == pytest.approx([1e4 / 256 / 24, 1e5 / 256 / 24, 1e6 / 256 / 24], rel=1e-14)
+    assert df.flops[0] == pytest.approx(1e4 * 989.4e12 * 0.4 * 3600, rel=1e-14)
+    assert read_metadata(out)["hardware"]["gpu"] == "H100-SXM"
+    for args, needle in ((["--unit", "usd", "--gpu", "A100"], "usd_per_gpu_hour"),
+                         (["--unit", "gpu_hours"], "needs a GPU"),
+                         (["--gpu", "A100", "--mfu", "1.2"], "--mfu must be a number in (0, 1]"),
+                         (["--gpu", "A100", "--gpus", "-3"], "--gpus must be a whole number >= 1"),
+                         (["--max-days", "3"], "max_days needs gpus")):
+        res = CliRunner().invoke(cli, ["frontier", "--flops-range", "1e20", *args])
+        assert_one_line_error(res, needle, code=1)
+
+
+def test_target_loss_cli(tmp_path):
+    res = CliRunner().invoke(cli, ["target-loss", "--loss", "2.0,1.5", "--inference-tokens", "1e13"],
+                             catch_exceptions=False)
+    assert res.exit_code == 0
+    assert "1 of 2 targets cannot be reached" in res.stderr
+    out = tmp_path / "t.parquet"
+    res = CliRunner().invoke(cli, ["target-loss", "--loss", "2.0", "--max-params", "7e9", "-o", str(out)],
+                             catch_exceptions=False)
+    assert res.exit_code == 0
+    df = pd.read_parquet(out)
+    assert df.params[0] == 7e9 and df.active_constraint[0] == "max_params"
+    assert read_metadata(out)["command"] == "target-loss"
+    for args, needle in ((["--loss", "two"], "'two' is not a number"), (["--loss", "nan"], "finite numbers > 0"),
+                         (["--loss", "2", "--inference-tokens", "-1"], "--inference-tokens must be")):
+        assert_one_line_error(CliRunner().invoke(cli, ["target-loss", *args]), needle, code=1)

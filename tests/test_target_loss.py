@@ -49,7 +49,7 @@ CASES = [
 def test_matches_scipy_reference(name, target, dinf, cons):
     law = ss.get_law(name)
     df = ss.target_loss(law, [target], inference_tokens=dinf or None, **cons)
-    n_ref, d_ref, cost_ref = ref.target_scipy(law.family, dict(law.params), target, dinf, **cons)
+    n_ref, _, cost_ref = ref.target_scipy(law.family, dict(law.params), target, dinf, **cons)
     assert bool(df.feasible[0]) == math.isfinite(cost_ref)
     cost = 6 * df.params[0] * df.tokens[0] + 2 * df.params[0] * dinf
     # The optimum is flat: the cost agrees tightly, the arg-min to the square root of that.
@@ -69,7 +69,6 @@ def test_inference_demand_shrinks_the_model():
         chin_cost = 6 * base.params[0] * base.tokens[0] + 2 * base.params[0] * dinf
         assert df.lifetime_flops[0] < chin_cost
         np.testing.assert_allclose(df.lifetime_flops, df.flops + df.inference_flops, rtol=1e-15)
-        base_prev = df
 
 
 def test_unreachable_targets_are_flagged_not_raised():

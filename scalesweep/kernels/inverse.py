@@ -24,7 +24,16 @@ import numpy as np
 from numba import njit, prange
 
 from . import JIT, PJIT
-from .frontier import MAX_PARAMS, MAX_TOKENS, MAX_TPP, MIN_PARAMS, MIN_TOKENS, MIN_TPP, NONE, XTOL
+from .frontier import (
+    MAX_PARAMS,
+    MAX_TOKENS,
+    MAX_TPP,
+    MIN_PARAMS,
+    MIN_TOKENS,
+    MIN_TPP,
+    NONE,
+    XTOL,
+)
 from .loss import CHINCHILLA, KAPLAN, loss_log
 
 BISECT_MAXIT = 200
@@ -126,7 +135,7 @@ def solve_target_row(family, p, ell, k, dinf, lb, bounds):
     """One target: returns (params, tokens, loss, feasible, active_code)."""
     nan = np.nan
     xc0, yc0, xcode, ycode = corner(lb)
-    if not (xc0 == xc0):
+    if math.isnan(xc0):
         return nan, nan, nan, False, NONE
     lc = loss_log(family, p, xc0, yc0)
     if lc <= ell:  # the constraints alone already force a loss at or below the target
@@ -134,14 +143,14 @@ def solve_target_row(family, p, ell, k, dinf, lb, bounds):
         d = bounds[2] if ycode == MIN_TOKENS else math.exp(yc0)
         return n, d, lc, True, (xcode if xcode != NONE else ycode)
     xl = level_x(family, p, math.inf, ell)  # asymptote: N below e^xl cannot reach ell with any D
-    if not (xl == xl) or xl == math.inf:  # target at or below the law's irreducible loss
+    if math.isnan(xl) or xl == math.inf:  # target at or below the law's irreducible loss
         return nan, nan, nan, False, NONE
     lo, lo_id, open_lo = max(xl, 0.0), NONE, xl >= 0.0
     if lb[0] > lo:
         lo, lo_id, open_lo = lb[0], MIN_PARAMS, False
     if lb[3] < math.inf:  # D <= max_tokens  <=>  x >= level_x(ln max_tokens)
         v = level_x(family, p, lb[3], ell)
-        if not (v == v):  # even infinite N cannot reach ell with that little data
+        if math.isnan(v):  # even infinite N cannot reach ell with that little data
             return nan, nan, nan, False, NONE
         if v > lo:
             lo, lo_id, open_lo = v, MAX_TOKENS, False
@@ -154,7 +163,7 @@ def solve_target_row(family, p, ell, k, dinf, lb, bounds):
         hi_id = NONE
     ya = max(lb[2], 0.0)  # D >= max(min_tokens, 1)  <=>  x <= level_x(ya) (if the curve gets that low)
     v = level_x(family, p, ya, ell)
-    if v == v and v < hi:
+    if not math.isnan(v) and v < hi:
         hi, hi_id = v, (MIN_TOKENS if lb[2] > 0.0 else NONE)
     if lb[4] > -math.inf:
         v = _tpp_root(family, p, ell, lb[4], xl, True)
