@@ -1,0 +1,126 @@
+"""Scenario sweeps: 1,000,000 heterogeneous scenarios from a YAML spec to Parquet, end to end.
+
+scalesweep: the `scalesweep scenarios` CLI (a fresh process each run, start-up included).
+Baseline: what a user would write otherwise: a loop over the expanded scenarios, converting units by hand
+and calling scipy's bounded `minimize_scalar` per row, timed on a sample and scaled to the full sweep.
+Both sides solve the same problems (4 laws x 25 GPU counts x 10 durations x 10 MFUs x 10 data limits x
+10 tokens-per-param caps = 1M); the sample is checked against scalesweep's rows.
+
+Run: python benchmarks/bench_scenarios.py [--repeat 5] [--sample 2000] [--big 50000000]
+(--big also runs a sweep of that many scenarios once and reports its peak memory.)
+"""
+
+import argparse
+import itertools
+import math
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize_scalar
+
+sys.path.insert(0, os.path.dirname(__file__))
+import scalesweep as ss  # noqa: E402
+from _timing import row  # noqa: E402
+
+LAWS = ["hoffmann2022", "hoffmann2022-printed", "besiroglu2024", "kaplan2020"]
+GPUS = sorted({int(round(g)) for g in np.geomspace(8, 16384, 25)})
+DAYS = [1, 2, 3, 5, 7, 10, 14, 21, 30, 60]
+MFU = [0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7]
+UNIQUE = np.geomspace(1e10, 1e14, 10).tolist()
+TPP = [5, 10, 20, 40, 80, 160, 320, 640, 1280, 2560]
+PEAK, MEM, BPP = 989.4, 80.0, 16.0  # H100-SXM
+
+
+def spec_text(gpus=GPUS):
+    return (f"law: {LAWS}\ngpu: H100-SXM\ngpus: {gpus}\ndays: {DAYS}\nmfu: {MFU}\nunique_tokens: {UNIQUE}\n"
+            f"max_tokens_per_param: {TPP}\nusd_per_gpu_hour: 2.0\n")
+
+
+def baseline_row(law, gpus, days, mfu, unique, tpp):
+    """One scenario the way a user would code it: units by hand, bounds in log N, bounded Brent."""
+    p = dict(law.params)
+    flops = gpus * days * 24 * PEAK * 1e12 * mfu * 3600
+    s = flops / 6.0
+    lo = max(0.0, math.log(s / unique), 0.5 * math.log(s / tpp))
+    hi = min(math.log(s), math.log(gpus * MEM * 1e9 / BPP))
+    if lo > hi:
+        return math.nan
+    if law.family == "chinchilla":
+        def f(x):
+            n = math.exp(x)
+            return p["E"] + p["A"] / n ** p["alpha"] + p["B"] / (s / n) ** p["beta"]
+    else:
+        def f(x):
+            n = math.exp(x)
+            return ((p["N_c"] / n) ** (p["alpha_N"] / p["alpha_D"]) + p["D_c"] / (s / n)) ** p["alpha_D"]
+    res = minimize_scalar(f, bounds=(lo, hi), method="bounded", options={"xatol": 1e-10})
+    return math.exp(min((lo, hi, res.x), key=f))
+
+
+def run_cli(spec, out):
+    t0 = time.perf_counter()
+    subprocess.run(["scalesweep", "scenarios", str(spec), "-o", str(out)], check=True, capture_output=True)
+    return time.perf_counter() - t0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--sample", type=int, default=2000)
+    ap.add_argument("--big", type=int, default=0, help="also run a sweep of about this many scenarios once")
+    args = ap.parse_args()
+    combos = list(itertools.product(LAWS, GPUS, DAYS, MFU, UNIQUE, TPP))
+    n = len(combos)
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = os.path.join(tmp, "sweep.yaml")
+        out = os.path.join(tmp, "out.parquet")
+        with open(spec, "w") as fh:
+            fh.write(spec_text())
+        run_cli(spec, out)  # warm the numba cache
+        times = [run_cli(spec, out) for _ in range(args.repeat)]
+        t_ss = statistics.median(times)
+        df = pd.read_parquet(out, columns=["scenario_id", "params", "feasible", "active_constraint"])
+        assert len(df) == n
+        print(f"scenarios: {n:,} heterogeneous scenarios ({len(LAWS)} laws x {len(GPUS)} GPU counts x {len(DAYS)} "
+              f"durations x {len(MFU)} MFUs x {len(UNIQUE)} data limits x {len(TPP)} tpp caps), "
+              f"median of {args.repeat} CLI runs")
+        row("scalesweep scenarios spec.yaml -o out.parquet (process)", t_ss,
+            f"{n / t_ss / 1e6:5.2f} M scenarios/s  (target <= 5 s; runs: "
+            + ", ".join(f"{t:.2f}" for t in times) + ")")
+        print(f"  feasible {int(df.feasible.sum()):,}; active constraints: "
+              + ", ".join(f"{k} {v:,}" for k, v in df.active_constraint.value_counts().items() if v))
+        rng = np.random.default_rng(0)
+        pick = rng.choice(n, size=min(args.sample, n), replace=False)
+        laws = {name: ss.get_law(name) for name in LAWS}
+        t0 = time.perf_counter()
+        got = np.array([baseline_row(laws[combos[i][0]], *combos[i][1:]) for i in pick])
+        t_base = (time.perf_counter() - t0) / pick.size * n
+        row(f"baseline: scipy minimize_scalar loop (scaled from {pick.size:,})", t_base,
+            f"{n / t_base / 1e3:5.1f} k scenarios/s")
+        print(f"  ratio: scalesweep is {t_base / t_ss:,.0f}x faster, start-up included")
+        ours = df.params.to_numpy()[pick]
+        both = np.isfinite(got) & np.isfinite(ours)
+        assert (np.isfinite(got) == np.isfinite(ours)).all(), "feasibility differs from the baseline"
+        print(f"  sample agreement: max |params/baseline - 1| = {np.max(np.abs(ours[both] / got[both] - 1)):.1e}")
+        if args.big:
+            reps = math.ceil(args.big / n)
+            big_gpus = sorted({int(round(g)) for g in np.geomspace(8, 16384 * 64, 40 * reps)})[:25 * reps]
+            with open(spec, "w") as fh:
+                fh.write(spec_text(big_gpus))
+            before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            t = run_cli(spec, out)
+            peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            rows = ss.io.pq.ParquetFile(out).metadata.num_rows
+            print(f"  big sweep: {rows:,} scenarios in {t:.1f} s ({rows / t / 1e6:.2f} M/s), peak RSS "
+                  f"{max(peak, before) / 1024:.0f} MiB (output {os.path.getsize(out) / 2**20:.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()
