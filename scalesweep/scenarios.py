@@ -290,7 +290,13 @@ def load_spec(path) -> SweepSpec | TableSpec:
 
             mapping = yaml.safe_load(text)
     except Exception as exc:  # YAML/TOML syntax errors, undecodable bytes
-        raise ScalesweepError(f"cannot parse spec {str(path)!r}: {_first_line(exc)}") from None
+        hint = ""
+        if kind == "toml" and "overwrite" in str(exc).lower():
+            hint = ' (in TOML, quote dotted field names: "law.alpha" = [...])'
+        raise ScalesweepError(f"cannot parse spec {str(path)!r}: {_first_line(exc)}{hint}") from None
+    if isinstance(mapping, dict) and isinstance(mapping.get("law"), dict):  # TOML [law] table / dotted keys
+        raise ScalesweepError(f"spec {str(path)!r}: 'law' must be a preset name or a list of names; write "
+                              'parameter overrides as quoted fields, "law.alpha" = [...]')
     return SweepSpec(mapping, source=str(path))
 
 

@@ -170,6 +170,8 @@ BAD_SPECS = [
     ("s.yaml", "flops: 1e21\nlaw.alpha: -0.3\n", "parameter 'alpha' must be > 0"),
     ("s.yaml", "flops: 1e21:1e19:3\n", "LO (1e+21) is greater than HI"),
     ("s.toml", "flops = [1e21,\n", "cannot parse spec"),
+    ("s.toml", 'law = "hoffmann2022"\nlaw.alpha = 0.3\nflops = 1e21\n', 'quote dotted field names'),
+    ("s.toml", 'law.alpha = 0.3\nflops = 1e21\n', "'law' must be a preset name"),
     ("s.json", "{}", "unknown file type"),
     ("t.csv", "flops,mfu\n1e21,0.4\n1e22,2\n", "row 2, field 'mfu': must be a number in (0, 1], got 2"),
     ("t.csv", "flops,gpus\n1e21,8\n1e22,x\n", "row 2, field 'gpus': expected a number, got 'x'"),
