@@ -207,13 +207,15 @@ def _scalar_inputs(values: dict, constraints: dict) -> tuple[dict, dict]:
 def _results_frame(inputs: dict, res: dict, first: dict, optional: list[str]):
     import pandas as pd
 
+    m = res["params"].size
     cols = {**first, **{k: res[k] for k in ("params", "tokens", "loss", "tokens_per_param", "feasible")}}
     cols["active_constraint"] = pd.Categorical.from_codes(res["active_constraint"], categories=list(ACTIVE_NAMES))
     for name in optional:
         if name == "budget_limited_by":
-            cols[name] = pd.Categorical.from_codes(res[name], categories=list(engine.BUDGET_LIMITS))
+            cols[name] = pd.Categorical.from_codes(engine.materialize(res[name], m, np.int8),
+                                                   categories=list(engine.BUDGET_LIMITS))
         else:
-            cols[name] = res[name]
+            cols[name] = engine.materialize(res[name], m)
     # copy=False: one block per column; consolidating 1M-row columns would cost more than the solve.
     return pd.DataFrame(cols, copy=False)
 
@@ -281,7 +283,8 @@ def frontier(law=None, flops=None, *, unit: str = "flops", solver: str = "auto",
     engine.check_rules(given, c.size, lambda i: "frontier")
     fams, P = law_arrays([law])
     res = engine.solve(inputs, c.size, fams, P, np.zeros(1, dtype=np.int64), solver=SOLVERS[solver])
-    first = {"flops": res["flops"]}
+    spent = res["flops"]
+    first = {"flops": spent.copy() if np.shares_memory(spent, c) else spent}  # never alias the caller's array
     return _results_frame(inputs, res, first, _optional_columns(given, unit != "flops"))
 
 

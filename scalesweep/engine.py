@@ -118,12 +118,24 @@ def _bounds(cols, m):
         return raw, np.log(raw)
 
 
-def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.ndarray, *, solver: int = 0) -> dict:
-    """Solve m rows; returns result columns (numpy arrays of length m; codes for the categorical ones).
+def materialize(v, m: int, dtype=np.float64) -> np.ndarray:
+    """A column as a writable contiguous array of length m (a scalar is a value shared by every row)."""
+    a = np.asarray(v, dtype=dtype)
+    if a.shape == (m,) and a.flags.c_contiguous and a.flags.writeable:
+        return a
+    return np.array(np.broadcast_to(a, (m,)), dtype=dtype, order="C")  # a fresh, writable copy
 
-    Inputs are assumed valid (``scenarios.validate`` / the API functions check them first).
+
+def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.ndarray, *, solver: int = 0) -> dict:
+    """Solve m rows; returns result columns: arrays of length m, or scalars where a value is shared by every
+    row (``materialize`` turns either into an array). Categorical columns are codes.
+
+    Inputs are assumed valid (the scenario loader and the API functions check them first). Work that the
+    inputs do not call for (no GPU, no time limit, ...) is skipped, so a plain frontier costs little more
+    than its kernel.
     """
     nan = np.float64(np.nan)
+    given = {name for name, v in inputs.items() if v is not None and not np.all(np.isnan(v))}
     peak = _col(inputs, "peak_tflops")
     mfu = inputs.get("mfu", units.DEFAULT_MFU)
     gpus = _col(inputs, "gpus")
@@ -131,29 +143,38 @@ def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.nda
     per_hour = units.model_flops_per_gpu_hour(peak, mfu)  # NaN without a GPU
     with np.errstate(invalid="ignore", divide="ignore"):
         # Budget in FLOPs: exactly one form is given per row; NaN for target-loss rows.
-        budget = np.full(m, nan)
-        for name, factor in (("flops", 1.0), ("pf_days", units.PF_DAY), ("gpu_hours", per_hour),
-                             ("usd", per_hour / price), ("days", units.HOURS_PER_DAY * gpus * per_hour)):
-            v = inputs.get(name)
-            if v is not None:
-                budget = np.where(_given(v), v * factor, budget)
-        target = np.broadcast_to(_col(inputs, "target_loss"), (m,))
+        forms = [(name, factor) for name, factor in (
+            ("flops", None), ("pf_days", units.PF_DAY), ("gpu_hours", per_hour), ("usd", per_hour / price),
+            ("days", units.HOURS_PER_DAY * gpus * per_hour)) if name in given]
+        if len(forms) == 1 and not np.isnan(inputs[forms[0][0]]).any():  # one form for every row
+            name, factor = forms[0]
+            budget = inputs[name] if factor is None else inputs[name] * factor
+        else:
+            budget = np.full(m, nan)
+            for name, factor in forms:
+                v = inputs[name]
+                budget = np.where(_given(v), v if factor is None else v * factor, budget)
+        target = _col(inputs, "target_loss")
         is_target = _given(target)
+        any_target, all_target = bool(np.any(is_target)), bool(np.all(is_target))
         # Time limit: the budget is capped at what the GPUs deliver in max_days.
-        cap = units.flops_for_days(_col(inputs, "max_days"), gpus, peak, mfu)
-        time_capped = cap < budget
-        flops = np.where(time_capped, cap, budget)
+        cap, time_capped, flops = np.inf, np.False_, budget
+        if "max_days" in given:
+            cap = units.flops_for_days(_col(inputs, "max_days"), gpus, peak, mfu)
+            time_capped = cap < budget
+            flops = np.where(time_capped, cap, budget)
         # Memory: fully sharded training state must fit (units.max_params_for_memory).
-        mem_params = units.max_params_for_memory(gpus, _col(inputs, "gpu_memory_gb"),
-                                                 inputs.get("bytes_per_param", units.DEFAULT_BYTES_PER_PARAM))
-        max_params = _col(inputs, "max_params")
-        memory_binds = mem_params < np.where(np.isnan(max_params), np.inf, max_params)
-        max_params = np.where(memory_binds, mem_params, max_params)
+        max_params, mem_params, memory_binds = _col(inputs, "max_params"), nan, np.False_
+        if "gpus" in given and "gpu_memory_gb" in given:
+            mem_params = units.max_params_for_memory(gpus, _col(inputs, "gpu_memory_gb"),
+                                                     inputs.get("bytes_per_param", units.DEFAULT_BYTES_PER_PARAM))
+            memory_binds = mem_params < np.where(np.isnan(max_params), np.inf, max_params)
+            max_params = np.where(memory_binds, mem_params, max_params)
         # Unique data: the built-in families are single-epoch fits, so tokens cannot exceed unique tokens.
-        uniq = _col(inputs, "unique_tokens")
-        max_tokens = _col(inputs, "max_tokens")
-        unique_binds = uniq < np.where(np.isnan(max_tokens), np.inf, max_tokens)
-        max_tokens = np.where(unique_binds, uniq, max_tokens)
+        uniq, max_tokens, unique_binds = _col(inputs, "unique_tokens"), _col(inputs, "max_tokens"), np.False_
+        if "unique_tokens" in given:
+            unique_binds = uniq < np.where(np.isnan(max_tokens), np.inf, max_tokens)
+            max_tokens = np.where(unique_binds, uniq, max_tokens)
     cons = [_col(inputs, "min_params"), max_params, _col(inputs, "min_tokens"), max_tokens,
             _col(inputs, "min_tokens_per_param"), _col(inputs, "max_tokens_per_param")]
     raw, lb = _bounds(cons, m)
@@ -161,13 +182,14 @@ def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.nda
     n, d, loss = np.empty(m), np.empty(m), np.empty(m)
     feas, active = np.empty(m, dtype=np.bool_), np.empty(m, dtype=np.int8)
     law_idx = np.ascontiguousarray(law_idx, dtype=np.int64).reshape(-1)
-    dinf = np.ascontiguousarray(np.broadcast_to(inputs.get("inference_tokens", 0.0), (m,)), dtype=np.float64)
-    if is_target.all():
-        target_kernel(fams, P, law_idx, np.ascontiguousarray(target, dtype=np.float64), k, dinf, lb, raw,
-                      n, d, loss, feas, active)
-    elif not is_target.any():
-        frontier_kernel(fams, P, law_idx, np.ascontiguousarray(flops), k, lb, raw, solver, n, d, loss, feas, active)
+    dinf = inputs.get("inference_tokens", 0.0)
+    dinf = np.ascontiguousarray(np.atleast_1d(np.asarray(dinf, dtype=np.float64)))
+    if all_target:
+        target_kernel(fams, P, law_idx, materialize(target, m), k, dinf, lb, raw, n, d, loss, feas, active)
+    elif not any_target:
+        frontier_kernel(fams, P, law_idx, materialize(flops, m), k, lb, raw, solver, n, d, loss, feas, active)
     else:  # a table mixing budgets and targets: two passes over the two subsets
+        flops_all, dinf_all = materialize(flops, m), materialize(dinf if dinf.size > 1 else dinf[0], m)
         for mask, run_target in ((~is_target, False), (is_target, True)):
             idx = np.flatnonzero(mask)
             li = law_idx if law_idx.size == 1 else law_idx[idx]
@@ -175,45 +197,48 @@ def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.nda
             on, od, ol = np.empty(idx.size), np.empty(idx.size), np.empty(idx.size)
             of, oa = np.empty(idx.size, dtype=np.bool_), np.empty(idx.size, dtype=np.int8)
             if run_target:
-                target_kernel(fams, P, li, np.ascontiguousarray(target[idx]), k, dinf[idx], bi[0], bi[1],
+                target_kernel(fams, P, li, np.ascontiguousarray(target[idx]), k, dinf_all[idx], bi[0], bi[1],
                               on, od, ol, of, oa)
             else:
-                frontier_kernel(fams, P, li, flops[idx], k, bi[0], bi[1], solver, on, od, ol, of, oa)
+                frontier_kernel(fams, P, li, flops_all[idx], k, bi[0], bi[1], solver, on, od, ol, of, oa)
             n[idx], d[idx], loss[idx], feas[idx], active[idx] = on, od, ol, of, oa
     # Name the hardware / data limits that set a binding bound.
-    active[(active == MAX_PARAMS) & np.broadcast_to(memory_binds, (m,))] = MEMORY
-    active[(active == MAX_TOKENS) & np.broadcast_to(unique_binds, (m,))] = UNIQUE_TOKENS
+    if np.any(memory_binds):
+        active[(active == MAX_PARAMS) & np.broadcast_to(memory_binds, (m,))] = MEMORY
+    if np.any(unique_binds):
+        active[(active == MAX_TOKENS) & np.broadcast_to(unique_binds, (m,))] = UNIQUE_TOKENS
     with np.errstate(invalid="ignore", divide="ignore"):
         # Target rows: the answer is the training compute; a time limit makes too-costly targets infeasible.
-        train = np.where(is_target, k * n * d, flops)
-        over_time = is_target & (train > cap)
-        if over_time.any():
-            feas = feas & ~over_time
-            active[over_time] = MAX_DAYS
-            for a in (n, d, loss):
-                a[over_time] = np.nan
-            train = np.where(over_time, np.nan, train)
-        hours = train / per_hour
-        inf_flops = INFERENCE_FLOPS_PER_PARAM_TOKEN * n * dinf
-        out = {
-            "flops": np.ascontiguousarray(np.broadcast_to(train, (m,)), dtype=np.float64),
+        train = flops
+        if any_target:
+            train = np.where(is_target, k * n * d, flops)
+            over_time = is_target & (train > cap)
+            if over_time.any():
+                feas = feas & ~over_time
+                active[over_time] = MAX_DAYS
+                for a in (n, d, loss):
+                    a[over_time] = np.nan
+                train = np.where(over_time, np.nan, train)
+        hours = train / per_hour if "peak_tflops" in given else nan
+        inf_flops = INFERENCE_FLOPS_PER_PARAM_TOKEN * n * (dinf if dinf.size > 1 else dinf[0])
+        return {
+            "flops": train,
             "params": n,
             "tokens": d,
             "loss": loss,
             "tokens_per_param": d / n,
             "feasible": feas,
             "active_constraint": active,
-            "budget_flops": np.ascontiguousarray(np.broadcast_to(budget, (m,)), dtype=np.float64),
-            "budget_limited_by": np.broadcast_to(time_capped, (m,)).astype(np.int8),
-            "gpu_hours": np.broadcast_to(hours, (m,)).astype(np.float64),
-            "wall_days": np.broadcast_to(units.wall_days(hours, gpus), (m,)).astype(np.float64),
-            "usd": np.broadcast_to(hours * price, (m,)).astype(np.float64),
+            "budget_flops": budget,
+            "budget_limited_by": np.asarray(time_capped).astype(np.int8),
+            "gpu_hours": hours,
+            "wall_days": units.wall_days(hours, gpus) if "gpus" in given else nan,
+            "usd": hours * price if "usd_per_gpu_hour" in given else nan,
             "inference_flops": inf_flops,
-            "lifetime_flops": np.where(np.isnan(train), np.nan, train + inf_flops),
-            "epochs": np.broadcast_to(d / uniq, (m,)).astype(np.float64),
-            "max_params_memory": np.broadcast_to(mem_params, (m,)).astype(np.float64),
+            "lifetime_flops": train + inf_flops,
+            "epochs": d / uniq if "unique_tokens" in given else nan,
+            "max_params_memory": mem_params,
         }
-    return out
 
 
 # A field that needs others: (field, needed fields, what to say). "peak" is a gpu preset or peak_tflops.
@@ -228,6 +253,11 @@ REQUIRES = (
 def check_rules(given: dict, m: int, label) -> None:
     """Raise on the first row breaking a cross-field rule. ``given`` maps field -> bool (shared) or bool
     array (per row); absent names are not given. ``label(i)`` names row i in the message."""
+    if all(np.ndim(v) == 0 for v in given.values()):  # the same fields for every row: check once
+        m = 1
+        label0 = label
+        label = lambda i: label0(0)  # noqa: E731
+
     def g(name):
         if name == "peak":
             return np.broadcast_to(g("gpu") | g("peak_tflops"), (m,))

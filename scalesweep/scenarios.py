@@ -436,9 +436,9 @@ def _batch(schema, inputs_order, start, m, cols, inputs, law_idx, laws: _Laws, r
         if name == "active_constraint":
             arrays.append(_dictionary(res[name], ACTIVE_NAMES))
         elif name == "budget_limited_by":
-            arrays.append(_dictionary(res[name], engine.BUDGET_LIMITS))
+            arrays.append(_dictionary(engine.materialize(res[name], m, np.int8), engine.BUDGET_LIMITS))
         else:
-            arrays.append(_arrow_col(res[name], m))
+            arrays.append(_arrow_col(np.asarray(res[name], dtype=np.bool_ if name == "feasible" else np.float64), m))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
