@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import engine
-from .constraints import ACTIVE_NAMES, Constraints
+from .constraints import ACTIVE_NAMES, CONSTRAINT_NAMES, Constraints
 from .errors import ScalesweepError
 from .grid import check_positive_array, row_chunks
 from .io import atomic_parquet_writer, make_metadata, write_table
@@ -179,10 +179,16 @@ def law_arrays(laws) -> tuple[np.ndarray, np.ndarray]:
     return np.array([law.family_id for law in laws], dtype=np.int64), P
 
 
-def _scalar_inputs(values: dict, constraints: dict) -> tuple[dict, dict]:
-    """Validate shared (scalar) inputs once; resolve the GPU. Returns (engine inputs, what was given)."""
+def _scalar_inputs(options: dict) -> tuple[dict, dict]:
+    """Validate shared (scalar) inputs once; resolve the GPU. Returns (engine inputs, what was given).
+
+    ``options`` may hold other names too (the caller's ``locals()``): only the hardware options and the
+    frontier constraints are read.
+    """
     from .units import get_hardware
 
+    values = {k: options.get(k) for k in HARDWARE_OPTIONS}
+    constraints = {k: options.get(k) for k in CONSTRAINT_NAMES}
     inputs = {}
     for name, v in values.items():
         if name == "gpu" or v is None:
@@ -272,12 +278,7 @@ def frontier(law=None, flops=None, *, unit: str = "flops", solver: str = "auto",
         raise ScalesweepError(f"unknown solver {solver!r} (one of: {', '.join(SOLVERS)})")
     if unit not in BUDGET_UNITS:
         raise ScalesweepError(f"unknown budget unit {unit!r} (one of: {', '.join(BUDGET_UNITS)})")
-    values = dict(gpu=gpu, peak_tflops=peak_tflops, gpu_memory_gb=gpu_memory_gb, mfu=mfu, gpus=gpus,
-                  usd_per_gpu_hour=usd_per_gpu_hour, bytes_per_param=bytes_per_param, max_days=max_days,
-                  unique_tokens=unique_tokens, inference_tokens=inference_tokens)
-    constraints = dict(min_params=min_params, max_params=max_params, min_tokens=min_tokens, max_tokens=max_tokens,
-                       min_tokens_per_param=min_tokens_per_param, max_tokens_per_param=max_tokens_per_param)
-    inputs, given = _scalar_inputs(values, constraints)
+    inputs, given = _scalar_inputs(locals())
     inputs[unit] = c
     given[unit] = True
     engine.check_rules(given, c.size, lambda i: "frontier")
@@ -307,12 +308,7 @@ def target_loss(law=None, loss=None, *, inference_tokens=None, min_params=None, 
     if loss is None:
         raise ScalesweepError("target_loss needs targets: loss=[...]")
     t = check_positive_array(loss, "target loss")
-    values = dict(gpu=gpu, peak_tflops=peak_tflops, gpu_memory_gb=gpu_memory_gb, mfu=mfu, gpus=gpus,
-                  usd_per_gpu_hour=usd_per_gpu_hour, bytes_per_param=bytes_per_param, max_days=max_days,
-                  unique_tokens=unique_tokens, inference_tokens=inference_tokens)
-    constraints = dict(min_params=min_params, max_params=max_params, min_tokens=min_tokens, max_tokens=max_tokens,
-                       min_tokens_per_param=min_tokens_per_param, max_tokens_per_param=max_tokens_per_param)
-    inputs, given = _scalar_inputs(values, constraints)
+    inputs, given = _scalar_inputs(locals())
     inputs["target_loss"] = t
     given["target_loss"] = True
     engine.check_rules(given, t.size, lambda i: "target-loss")

@@ -84,29 +84,46 @@ def _cost_slope(family, p, x, ell, k, dinf):
 
 
 @njit(**JIT)
+def _h(family, p, ell, k, dinf, t, mode, x):
+    """The decreasing functions whose sign change the solver looks for: mode 0, Y(x) - x - t (the level
+    curve crosses D/N = e^t); mode 1, -phi'(x) (the cost's minimum)."""
+    if mode == 0:
+        return level_y(family, p, x, ell) - x - t
+    return -_cost_slope(family, p, x, ell, k, dinf)
+
+
+@njit(**JIT)
+def _sign_change(family, p, ell, k, dinf, t, mode, a, b):
+    """Final bracket [a, b] around the sign change of the decreasing ``_h`` (positive at a); with b = inf
+    it first steps right from a, doubling the step, until ``_h`` is negative."""
+    if b == math.inf:
+        step = 1.0
+        b = a + step
+        for _ in range(BISECT_MAXIT):
+            if _h(family, p, ell, k, dinf, t, mode, b) < 0.0:
+                break
+            a = b
+            step *= 2.0
+            b += step
+    for _ in range(BISECT_MAXIT):
+        m = 0.5 * (a + b)
+        if b - a <= XTOL * (1.0 + abs(m)):
+            break
+        if _h(family, p, ell, k, dinf, t, mode, m) > 0.0:
+            a = m
+        else:
+            b = m
+    return a, b
+
+
+@njit(**JIT)
 def _tpp_root(family, p, ell, t, xl, upper):
     """x where the level curve crosses y = x + t (Y(x) - x - t is decreasing from +inf at xl).
 
     Returns the end of the final bracket on the allowed side: ``upper`` (a min_tokens_per_param limit,
     x <= root) the left end, else (max_tokens_per_param, x >= root) the right end.
     """
-    a = xl
-    step = 1.0
-    b = xl + step
-    for _ in range(BISECT_MAXIT):  # expand until Y(b) - b - t < 0
-        if level_y(family, p, b, ell) - b - t < 0.0:
-            break
-        a = b
-        step *= 2.0
-        b += step
-    for _ in range(BISECT_MAXIT):
-        m = 0.5 * (a + b)
-        if b - a <= XTOL * (1.0 + abs(m)):
-            break
-        if level_y(family, p, m, ell) - m - t > 0.0:
-            a = m
-        else:
-            b = m
+    a, b = _sign_change(family, p, ell, 0.0, 0.0, t, 0, xl, math.inf)
     return a if upper else b
 
 
@@ -178,26 +195,7 @@ def solve_target_row(family, p, ell, k, dinf, lb, bounds):
     elif hi < math.inf and _cost_slope(family, p, hi, ell, k, dinf) <= 0.0:
         x, active = hi, hi_id
     else:
-        a = lo
-        if hi < math.inf:
-            b = hi
-        else:
-            step = 1.0
-            b = lo + step
-            for _ in range(BISECT_MAXIT):
-                if _cost_slope(family, p, b, ell, k, dinf) > 0.0:
-                    break
-                a = b
-                step *= 2.0
-                b += step
-        for _ in range(BISECT_MAXIT):
-            m = 0.5 * (a + b)
-            if b - a <= XTOL * (1.0 + abs(m)):
-                break
-            if _cost_slope(family, p, m, ell, k, dinf) > 0.0:
-                b = m
-            else:
-                a = m
+        a, b = _sign_change(family, p, ell, k, dinf, 0.0, 1, lo, hi)
         x = 0.5 * (a + b)
     # Report a binding params or tokens limit exactly.
     if active == MIN_PARAMS or active == MAX_PARAMS:
