@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numba
@@ -21,7 +22,7 @@ from .constraints import ACTIVE_NAMES, CONSTRAINT_NAMES, Constraints
 from .errors import ScalesweepError
 from .grid import check_positive_array, row_chunks
 from .io import atomic_parquet_writer, make_metadata, write_table
-from .kernels.frontier import SOLVER_AUTO, SOLVER_NEWTON, SOLVER_NEWTON_MID
+from .kernels.frontier import SOLVER_AUTO, SOLVER_NEWTON, SOLVER_NEWTON_MID, frontier_kernel
 from .kernels.loss import loss_array, loss_points
 from .kernels.surface import surface_grid
 from .laws import DEFAULT_LAW, Law, get_law
@@ -369,3 +370,54 @@ def read_flops_file(path, column: str | None = None) -> np.ndarray:
 
 def command_line() -> str:
     return " ".join(["scalesweep", *sys.argv[1:]])
+
+
+BANDS_CHUNK_ROWS = 1 << 22  # (sample, budget) pairs solved per pass: bounds the memory of a band sweep
+
+
+def frontier_bands(samples, family: str, flops, percentiles, *, solver: str = "auto", chunk_rows=BANDS_CHUNK_ROWS,
+                   **constraints):
+    """Percentile bands of the frontier over parameter samples (e.g. a fit's bootstrap).
+
+    ``samples`` is (B, K) in the family's parameter order. Every sample's frontier is solved at every budget
+    (one compiled pass per chunk of budgets, B x chunk rows), then each budget's params, tokens and loss are
+    summarised by the percentiles: columns ``params_p5``, ``tokens_p50``, ... Rows where some samples cannot
+    meet the constraints use the feasible ones; ``feasible_fraction`` says how many.
+    """
+    import pandas as pd
+
+    from .laws import FAMILIES
+
+    c = check_positive_array(flops, "flops")
+    qs = [float(q) for q in percentiles]
+    if not qs or any(not (0.0 <= q <= 100.0) for q in qs):
+        raise ScalesweepError(f"--bands: percentiles must lie in [0, 100], got {percentiles!r}")
+    if solver not in SOLVERS:
+        raise ScalesweepError(f"unknown solver {solver!r} (one of: {', '.join(SOLVERS)})")
+    samples = np.ascontiguousarray(samples, dtype=np.float64)
+    b = samples.shape[0]
+    fams = np.full(b, FAMILIES[family].id, dtype=np.int64)
+    raw, lb = Constraints(**constraints).bounds()
+    per = max(1, chunk_rows // b)
+    cols = {f"{what}_p{q:g}": np.empty(c.size) for what in ("params", "tokens", "loss") for q in qs}
+    frac = np.empty(c.size)
+    for start in range(0, c.size, per):
+        sl = slice(start, min(c.size, start + per))
+        nb = sl.stop - sl.start
+        law_idx = np.repeat(np.arange(b, dtype=np.int64), nb)
+        fl = np.tile(c[sl], b)
+        m = fl.size
+        n, d, loss = np.empty(m), np.empty(m), np.empty(m)
+        feas, active = np.empty(m, dtype=np.bool_), np.empty(m, dtype=np.int8)
+        frontier_kernel(fams, samples, law_idx, fl, FLOPS_PER_PARAM_TOKEN, lb, raw, SOLVERS[solver],
+                        n, d, loss, feas, active)
+        ok = feas.reshape(b, nb)
+        frac[sl] = ok.mean(axis=0)
+        pct = np.percentile if ok.all() else np.nanpercentile
+        for what, arr in (("params", n), ("tokens", d), ("loss", loss)):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: infeasible for every sample
+                vals = pct(arr.reshape(b, nb), qs, axis=0)
+            for q, v in zip(qs, vals, strict=True):
+                cols[f"{what}_p{q:g}"][sl] = v
+    return pd.DataFrame({"flops": c.copy(), **cols, "feasible_fraction": frac}, copy=False)

@@ -206,9 +206,11 @@ def _progress():
 @_hardware_options
 @click.option("--solver", type=click.Choice(["auto", "newton", "newton-midpoint"]), default="auto",
               show_default=True, help="auto: exact closed form where the family has one, else Newton.")
+@click.option("--bands", default=None, metavar="Q[,Q...]",
+              help="Percentile bands over the bootstrap samples of a --law-file written by `fit --bootstrap`.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Parquet file to write (default: print the table).")
-def frontier(law, law_file, overrides, threads, flops_range, flops_file, flops_column, unit, solver, output,
+def frontier(law, law_file, overrides, threads, flops_range, flops_file, flops_column, unit, solver, bands, output,
              **kwargs):
     """Compute-optimal params and tokens per budget, under constraints.
 
@@ -234,6 +236,8 @@ def frontier(law, law_file, overrides, threads, flops_range, flops_file, flops_c
         check_output_path(output)
     cons, hw = _pick(kwargs, CONSTRAINT_KEYS), _pick(kwargs, HARDWARE_KEYS)
     df = api.frontier(the_law, flops, unit=unit, solver=solver, **cons, **hw)
+    if bands is not None:
+        df = _with_bands(df, bands, law_file, overrides, solver, cons)
     n_bad = int((~df["feasible"]).sum())
     if output is None:
         _print_frame(df)
@@ -243,6 +247,26 @@ def frontier(law, law_file, overrides, threads, flops_range, flops_file, flops_c
         click.echo(f"wrote {len(df):,} budgets to {output} (law {the_law.name})")
     if n_bad:
         click.echo(f"warning: {n_bad:,} of {len(df):,} budgets cannot meet the constraints (feasible=false)", err=True)
+
+
+def _with_bands(df, bands, law_file, overrides, solver, cons):
+    """Join percentile bands over a law file's bootstrap samples onto a frontier table."""
+    from . import api
+    from .fit import read_bootstrap
+
+    if law_file is None:
+        raise click.UsageError("--bands needs --law-file with bootstrap samples (scalesweep fit --bootstrap N)")
+    if overrides:
+        raise click.UsageError("--bands uses the law file's samples as they are; drop --set")
+    qs = []
+    for part in bands.split(","):
+        try:
+            qs.append(float(part))
+        except ValueError:
+            raise ScalesweepError(f"--bands: {part.strip()!r} is not a number") from None
+    family, samples = read_bootstrap(law_file)
+    b = api.frontier_bands(samples, family, df["flops"].to_numpy(), qs, solver=solver, **cons)
+    return df.join(b.drop(columns=["flops"]))
 
 
 @cli.command("target-loss")
@@ -316,6 +340,69 @@ def scenarios(spec, output, threads):
     n_bad = summary["rows"] - summary["feasible"]
     if n_bad:
         click.echo(f"warning: {n_bad:,} scenarios cannot meet their constraints (feasible=false)", err=True)
+
+
+@cli.command("fit")
+@click.argument("runs", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Law file (JSON) to write.")
+@click.option("--family", type=click.Choice(["chinchilla", "kaplan"]), default="chinchilla", show_default=True)
+@click.option("--method", type=click.Choice(["lbfgs", "vp"]), default="lbfgs", show_default=True,
+              help="lbfgs: Huber multi-start (Hoffmann/Besiroglu); vp: variable projection (chinchilla).")
+@click.option("--objective", type=click.Choice(["huber", "lad"]), default="huber", show_default=True,
+              help="Loss on log residuals (lbfgs): Huber, or least absolute deviation.")
+@click.option("--delta", type=float, default=1e-3, show_default=True, help="Huber delta.")
+@click.option("--exclude-highest", type=int, default=0, show_default=True, help="Leave out the k highest-loss runs.")
+@click.option("--grid", "grid_items", multiple=True, metavar="NAME=V1,V2,...",
+              help="Replace one axis of the start grid (chinchilla: a, b, e, alpha, beta; kaplan: ln_N_c, ln_D_c, "
+                   "alpha_N, alpha_D). Repeatable.")
+@click.option("--bootstrap", type=int, default=0, show_default=True, help="Resamples for uncertainty (0: none).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option("--params-column", default="params", show_default=True)
+@click.option("--tokens-column", default="tokens", show_default=True)
+@click.option("--flops-column", default=None, help="Use flops instead of tokens (tokens = flops / (6 params)).")
+@click.option("--loss-column", default="loss", show_default=True)
+@click.option("--threads", type=int, default=None, help="Numba threads (results do not depend on it).")
+def fit_cmd(runs, output, family, method, objective, delta, exclude_highest, grid_items, bootstrap, seed,
+            params_column, tokens_column, flops_column, loss_column, threads):
+    """Fit a law to your own training runs (CSV or Parquet: params, tokens or flops, loss).
+
+    Writes a law file every other command reads with --law-file.
+    """
+    from . import fit as F
+    from .api import set_threads
+    from .io import check_output_path
+
+    if threads is not None:
+        set_threads(threads)
+    check_output_path(output)
+    grid = None
+    if grid_items:
+        grid = dict(F.GRIDS[family])
+        for item in grid_items:
+            key, sep, vals = item.partition("=")
+            key = key.strip()
+            if not sep or key not in grid:
+                raise ScalesweepError(f"--grid expects NAME=V1,V2,... with NAME one of {', '.join(grid)}; got {item!r}")
+            try:
+                grid[key] = [float(v) for v in vals.split(",")]
+            except ValueError:
+                raise ScalesweepError(f"--grid {key}: values must be numbers, got {vals!r}") from None
+    n, d, y = F.read_runs(runs, params_column=params_column, tokens_column=tokens_column, flops_column=flops_column,
+                          loss_column=loss_column)
+    res = F.fit(n, d, y, family=family, method=method, delta=delta, objective=objective,
+                exclude_highest=exclude_highest, grid=grid, bootstrap=bootstrap, seed=seed)
+    res.info["runs_file"] = str(runs)
+    F.write_law_file(output, res)
+    p = ", ".join(f"{k}={v:.6g}" for k, v in res.law.params.items())
+    click.echo(f"fitted {family} to {res.info['n_points']} runs ({method}): {p}")
+    extra = f"; {res.info['starts_within_1e-6']} of {res.info['starts']} starts within 1e-6 of the best" \
+        if method == "lbfgs" else ""
+    click.echo(f"objective {res.info['objective_value']:.6g} in {res.info['seconds']:.2f} s{extra}")
+    if res.samples is not None:
+        se = res.to_dict()["bootstrap"]["standard_errors"]
+        click.echo(f"bootstrap ({bootstrap} resamples, seed {seed}) standard errors: "
+                   + ", ".join(f"{k} {v:.3g}" for k, v in se.items()))
+    click.echo(f"wrote {output}")
 
 
 def _parse_lo_hi(text: str, option: str) -> tuple[float, float]:

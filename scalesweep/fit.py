@@ -1,0 +1,315 @@
+"""Fit a scaling law to a user's own training runs (reference sheet §2.5 and §3).
+
+Two methods:
+
+* ``lbfgs`` (default): the Hoffmann et al. / Besiroglu et al. procedure. Huber loss (delta 1e-3) of the
+  log-space residuals, summed over points, minimised by L-BFGS with analytic gradients from every point of
+  an initialisation grid (4,500 starts for chinchilla: alpha, beta in {0, 0.5, ..., 2}, e in
+  {-1, -0.5, ..., 1}, a, b in {0, 5, ..., 25}); the best objective wins. The starts run in parallel in
+  compiled code.
+* ``vp`` (chinchilla only): variable projection. For fixed (alpha, beta) the model E + A/N^alpha + B/D^beta
+  is linear in (E, A, B): those are solved exactly by non-negative least squares on the losses, and only
+  (alpha, beta) are searched, on a grid and then by a compass search. Its objective is the (weighted) sum of
+  squared loss residuals, not the Huber objective, so the two methods can differ on noisy data.
+
+A bootstrap refits on resamples of the points (``bootstrap=B``, ``seed``): each resample starts from the
+full-data optimum, runs in parallel, and the same seed gives the same samples on any thread count.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ScalesweepError
+from .io import check_output_path
+from .kernels import fit as kfit
+from .laws import FAMILIES, Law, validate_params
+
+METHODS = ("lbfgs", "vp")
+OBJECTIVES = {"huber": kfit.LOSS_HUBER, "lad": kfit.LOSS_LAD}
+DEFAULT_DELTA = 1e-3  # Hoffmann et al. App. D.2 (sheet §2.5)
+MAXITER = 1000
+WITHIN = 1e-6  # a start "reached the best" when f <= f_best * (1 + WITHIN) + 1e-12
+
+# Initialisation grids (sheet §2.5 for chinchilla; a comparable grid around Kaplan's Table 2 for kaplan).
+CHINCHILLA_GRID = {
+    "a": [0.0, 5.0, 10.0, 15.0, 20.0, 25.0],
+    "b": [0.0, 5.0, 10.0, 15.0, 20.0, 25.0],
+    "e": [-1.0, -0.5, 0.0, 0.5, 1.0],
+    "alpha": [0.0, 0.5, 1.0, 1.5, 2.0],
+    "beta": [0.0, 0.5, 1.0, 1.5, 2.0],
+}
+KAPLAN_GRID = {
+    "ln_N_c": [math.log(10.0**k) for k in (11, 12, 13, 14, 15)],
+    "ln_D_c": [math.log(10.0**k) for k in (11, 12, 13, 14, 15)],
+    "alpha_N": [0.05, 0.1, 0.2, 0.4],
+    "alpha_D": [0.05, 0.1, 0.2, 0.4],
+}
+GRIDS = {"chinchilla": CHINCHILLA_GRID, "kaplan": KAPLAN_GRID}
+VP_ALPHAS = np.arange(0.02, 1.5 + 1e-9, 0.02)  # grid for (alpha, beta), then a compass search
+VP_TOL = 1e-7  # compass search to here, then Levenberg-Marquardt on all five parameters
+VP_MAXITER = 100
+
+
+def start_grid(family: str, grid: dict | None = None) -> np.ndarray:
+    """Every combination of the grid's values, one start per row, in the family's theta order."""
+    g = GRIDS[family] if grid is None else grid
+    names = list(GRIDS[family])
+    missing = [n for n in names if n not in g]
+    if missing:
+        raise ScalesweepError(f"start grid for {family} needs {', '.join(names)} (missing {missing[0]!r})")
+    axes = []
+    for n in names:
+        vals = np.atleast_1d(np.asarray(g[n], dtype=np.float64))
+        if vals.size == 0 or not np.isfinite(vals).all():
+            raise ScalesweepError(f"start grid {n!r}: values must be finite numbers")
+        axes.append(vals)
+    mesh = np.meshgrid(*axes, indexing="ij")
+    return np.ascontiguousarray(np.stack([m.ravel() for m in mesh], axis=1))
+
+
+def theta_to_params(family: str, theta) -> dict:
+    if family == "chinchilla":
+        a, b, e, al, be = (float(v) for v in theta)
+        return {"E": math.exp(e), "A": math.exp(a), "B": math.exp(b), "alpha": al, "beta": be}
+    x1, x2, an, ad = (float(v) for v in theta)
+    return {"N_c": math.exp(x1), "D_c": math.exp(x2), "alpha_N": an, "alpha_D": ad}
+
+
+def params_to_theta(family: str, p: dict) -> np.ndarray:
+    if family == "chinchilla":
+        return np.array([math.log(p["A"]), math.log(p["B"]), math.log(p["E"]), p["alpha"], p["beta"]])
+    return np.array([math.log(p["N_c"]), math.log(p["D_c"]), p["alpha_N"], p["alpha_D"]])
+
+
+# ----------------------------------------------------------------------------------------------- input
+
+
+def check_runs(params, tokens, loss) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    out = []
+    for name, v in (("params", params), ("tokens", tokens), ("loss", loss)):
+        a = np.asarray(v, dtype=np.float64).reshape(-1)
+        bad = ~(np.isfinite(a) & (a > 0))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ScalesweepError(f"runs, row {i + 1}: {name} is {a[i]!r}; values must be finite and > 0")
+        out.append(np.ascontiguousarray(a))
+    if not out[0].size == out[1].size == out[2].size:
+        raise ScalesweepError("runs: params, tokens and loss must have the same length")
+    return out[0], out[1], out[2]
+
+
+def read_runs(path, *, params_column="params", tokens_column="tokens", flops_column=None, loss_column="loss"):
+    """(params, tokens, loss) from a CSV or Parquet file. Without a tokens column, tokens = flops/(6*params)."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise ScalesweepError(f"runs file {str(path)!r} does not exist")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            df = pq.read_table(path).to_pandas()
+        else:
+            df = pd.read_csv(path)
+    except Exception as exc:  # malformed file: pandas/pyarrow raise many types
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ScalesweepError(f"cannot read runs file {str(path)!r}: {msg}") from None
+    cols = [str(c) for c in df.columns]
+    use_flops = flops_column is not None or (tokens_column not in cols and "flops" in cols)
+    need = [params_column, loss_column, (flops_column or "flops") if use_flops else tokens_column]
+    for c in need:
+        if c not in cols:
+            raise ScalesweepError(f"runs file {str(path)!r} has no column {c!r} (columns: {', '.join(cols) or 'none'})")
+    if len(df) == 0:
+        raise ScalesweepError(f"runs file {str(path)!r} has no rows")
+
+    def num(c):
+        v = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~(np.isfinite(v) & (v > 0))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ScalesweepError(f"runs file {str(path)!r}, row {i + 1}, column {c!r}: {df[c].iloc[i]!r} is not a "
+                                  "finite number > 0")
+        return v
+
+    n, loss = num(params_column), num(loss_column)
+    d = num(flops_column or "flops") / (6.0 * n) if use_flops else num(tokens_column)
+    return check_runs(n, d, loss)
+
+
+# ------------------------------------------------------------------------------------------------- fit
+
+
+@dataclass
+class FitResult:
+    law: Law
+    info: dict
+    samples: np.ndarray | None = None  # bootstrap parameter samples, (B, K) in the family's order
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        out = {"family": self.law.family, "parameters": dict(self.law.params), "fit": self.info}
+        if self.samples is not None:
+            names = FAMILIES[self.law.family].param_names
+            out["bootstrap"] = {
+                **self.extra,
+                "parameter_names": list(names),
+                "standard_errors": dict(zip(names, np.std(self.samples, axis=0, ddof=1).tolist(), strict=True)),
+                "percentiles": {q: dict(zip(names, np.percentile(self.samples, float(q), axis=0).tolist(), strict=True))
+                                for q in ("2.5", "5", "50", "95", "97.5")},
+                "samples": self.samples.tolist(),
+            }
+        return out
+
+
+def _weights(n: int, exclude_highest: int, loss: np.ndarray) -> np.ndarray:
+    w = np.ones(n)
+    if exclude_highest:
+        w[np.argsort(-loss, kind="stable")[:exclude_highest]] = 0.0
+    return w
+
+
+def fit(params, tokens, loss, *, family: str = "chinchilla", method: str = "lbfgs", delta: float = DEFAULT_DELTA,
+        objective: str = "huber", exclude_highest: int = 0, grid: dict | None = None, bootstrap: int = 0,
+        seed: int = 0, maxiter: int = MAXITER) -> FitResult:
+    """Fit ``family`` to runs (N, D, L); see the module docstring for the methods."""
+    if family not in GRIDS:
+        raise ScalesweepError(f"cannot fit family {family!r} (one of: {', '.join(GRIDS)})")
+    if method not in METHODS:
+        raise ScalesweepError(f"unknown method {method!r} (one of: {', '.join(METHODS)})")
+    if method == "vp" and family != "chinchilla":
+        raise ScalesweepError("--method vp fits the chinchilla family only (its model is linear in E, A, B)")
+    if objective not in OBJECTIVES:
+        raise ScalesweepError(f"unknown objective {objective!r} (one of: {', '.join(OBJECTIVES)})")
+    if method == "vp" and objective != "huber":
+        raise ScalesweepError("--objective applies to --method lbfgs (vp minimises squared residuals)")
+    if not (isinstance(delta, (int, float)) and math.isfinite(delta) and delta > 0):
+        raise ScalesweepError(f"--delta must be a finite number > 0, got {delta!r}")
+    for v, opt in ((exclude_highest, "--exclude-highest"), (bootstrap, "--bootstrap"), (seed, "--seed")):
+        if not (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
+            raise ScalesweepError(f"{opt} must be a whole number >= 0, got {v!r}")
+    if bootstrap == 1:
+        raise ScalesweepError("--bootstrap needs at least 2 resamples")
+    n, d, y = check_runs(params, tokens, loss)
+    k = len(FAMILIES[family].param_names)
+    used = n.size - exclude_highest
+    if used <= k:
+        raise ScalesweepError(f"too few points: {used} left to fit {k} parameters (need at least {k + 1})")
+    ln_n, ln_d, ln_l = np.log(n), np.log(d), np.log(y)
+    w = _weights(n.size, exclude_highest, y)
+    fam_id = FAMILIES[family].id
+    t0 = time.perf_counter()
+    info = {"method": method, "n_points": int(n.size), "excluded_highest_loss": int(exclude_highest)}
+    if method == "lbfgs":
+        starts = start_grid(family, grid)
+        th = np.empty_like(starts)
+        fv = np.empty(starts.shape[0])
+        kfit.multistart(fam_id, starts, ln_n, ln_d, ln_l, w, OBJECTIVES[objective], float(delta), maxiter, th, fv)
+        best = int(np.argmin(fv))
+        if not math.isfinite(fv[best]):
+            raise ScalesweepError("the fit failed from every start (objective not finite)")
+        theta = np.empty(starts.shape[1])  # polish the best start to full precision
+        fbest, _ = kfit.lbfgs(fam_id, th[best], ln_n, ln_d, ln_l, w, OBJECTIVES[objective], float(delta), maxiter,
+                              kfit.FTOL_POLISH, theta)
+        fbest = float(fbest)
+        if not fbest <= fv[best]:  # never worse than the screened start (a failed polish keeps it)
+            theta, fbest = th[best].copy(), float(fv[best])
+        info.update({"objective": objective, "delta": float(delta) if objective == "huber" else None,
+                     "objective_value": fbest, "starts": int(starts.shape[0]),
+                     "starts_within_1e-6": int(np.sum(fv <= fbest * (1 + WITHIN) + 1e-12)),
+                     "best_start": starts[best].tolist()})
+    else:
+        alphas = VP_ALPHAS
+        grid_f = np.empty((alphas.size, alphas.size))
+        kfit.vp_grid(alphas, alphas, ln_n, ln_d, y, w, grid_f)
+        i, j = np.unravel_index(int(np.argmin(grid_f)), grid_f.shape)
+        a, b, _, c = kfit.vp_refine(alphas[i], alphas[j], 0.02, ln_n, ln_d, y, w, VP_TOL)
+        p, fbest = kfit.vp_polish(np.array([c[0], c[1], c[2], a, b]), ln_n, ln_d, y, w, VP_MAXITER)
+        theta = None
+        vp_params = dict(zip(("E", "A", "B", "alpha", "beta"), (float(v) for v in p), strict=True))
+        info.update(objective="squared residuals of L (variable projection, E, A, B >= 0)",
+                    objective_value=float(fbest), grid_points=int(grid_f.size))
+    info["seconds"] = time.perf_counter() - t0
+    raw = theta_to_params(family, theta) if theta is not None else vp_params
+    try:
+        law = Law(family=family, params=validate_params(family, raw), citation="fitted by scalesweep fit",
+                  conventions="as the runs it was fitted to")
+    except ScalesweepError as exc:
+        raise ScalesweepError(f"the best fit is not a valid {family} law ({exc}); check the runs") from None
+    result = FitResult(law=law, info=info)
+    if bootstrap:
+        result.samples, result.extra = _bootstrap(family, method, law, ln_n, ln_d, ln_l, y, w, objective, delta,
+                                                  bootstrap, seed, maxiter)
+    return result
+
+
+def _bootstrap(family, method, law, ln_n, ln_d, ln_l, y, w, objective, delta, count, seed, maxiter):
+    """Refit on ``count`` resamples (multiplicities drawn from the included points) from the full-data fit."""
+    rng = np.random.default_rng(seed)
+    included = np.flatnonzero(w > 0)
+    draws = rng.integers(0, included.size, size=(count, included.size))
+    flat = (np.arange(count)[:, None] * ln_n.size + included[draws]).ravel()
+    weights = np.bincount(flat, minlength=count * ln_n.size).reshape(count, ln_n.size).astype(np.float64)
+    t0 = time.perf_counter()
+    k = len(FAMILIES[family].param_names)
+    fam_id = FAMILIES[family].id
+    if method == "lbfgs":
+        th = np.empty((count, k))
+        fv = np.empty(count)
+        kfit.bootstrap_fits(fam_id, params_to_theta(family, law.params), ln_n, ln_d, ln_l, weights,
+                            OBJECTIVES[objective], float(delta), maxiter, th, fv)
+        samples = np.array([[theta_to_params(family, t)[nm] for nm in FAMILIES[family].param_names] for t in th])
+    else:
+        samples = np.empty((count, 5))
+        kfit.vp_bootstrap(law.params["alpha"], law.params["beta"], 0.02, ln_n, ln_d, y, weights, VP_TOL, VP_MAXITER,
+                          samples)
+    bad = ~np.isfinite(samples).all(axis=1)
+    if bad.any():
+        raise ScalesweepError(f"{int(bad.sum())} bootstrap refits failed (objective not finite)")
+    return samples, {"resamples": int(count), "seed": int(seed), "seconds": time.perf_counter() - t0,
+                     "start": "each resample is refitted from the full-data optimum"}
+
+
+def write_law_file(path, result: FitResult) -> None:
+    """Write the fit as a JSON law file (``--law-file`` reads it back), atomically."""
+    import os
+    import tempfile
+
+    path = check_output_path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(result.to_dict(), fh, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_bootstrap(path) -> tuple[str, np.ndarray]:
+    """(family, samples (B, K)) from a law file written by ``scalesweep fit --bootstrap``."""
+    try:
+        data = json.loads(Path(path).read_text())
+        boot = data["bootstrap"]
+        family = data["family"]
+        names = FAMILIES[family].param_names
+        if list(boot["parameter_names"]) != list(names):
+            raise KeyError("parameter_names")
+        samples = np.asarray(boot["samples"], dtype=np.float64)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ScalesweepError(f"law file {str(path)!r} has no usable bootstrap samples ({type(exc).__name__}: "
+                              f"{exc}); run `scalesweep fit --bootstrap N` first") from None
+    if samples.ndim != 2 or samples.shape[1] != len(names) or samples.shape[0] < 2:
+        raise ScalesweepError(f"law file {str(path)!r}: bootstrap samples must be a (B >= 2) x {len(names)} table")
+    if not np.isfinite(samples).all():
+        raise ScalesweepError(f"law file {str(path)!r}: bootstrap samples must be finite")
+    return family, samples

@@ -1,0 +1,417 @@
+"""Fitting laws to training runs: objectives with analytic gradients, L-BFGS, multi-start, variable projection.
+
+Objectives (reference sheet §2.5, Hoffmann et al. 2022 Eq. 3 and App. D.2; Besiroglu et al. 2024 §3):
+
+* chinchilla, theta = (a, b, e, alpha, beta):  r_i = LSE(a - alpha ln N_i, b - beta ln D_i, e) - ln L_i,
+  so that A = e^a, B = e^b, E = e^e;
+* kaplan (Eq. 1.5), theta = (ln N_c, ln D_c, alpha_N, alpha_D):
+  r_i = alpha_D LSE((alpha_N/alpha_D)(ln N_c - ln N_i), ln D_c - ln D_i) - ln L_i;
+
+and the fit minimises  sum_i w_i rho(r_i)  with rho the Huber loss of width delta (``LOSS_HUBER``: r^2/2 inside
+|r| <= delta, delta(|r| - delta/2) outside), or |r| (``LOSS_LAD``). Weights are multiplicities: 1 for every
+point, 0 for an excluded one, a bootstrap resample's counts.
+
+``lbfgs`` is a textbook limited-memory BFGS (Nocedal & Wright 2006, Alg. 7.4/7.5) with a backtracking Armijo
+line search; updates that would break positive definiteness are skipped. ``multistart`` runs it from every
+row of a start grid in parallel; each start is independent, so the result does not depend on the thread
+count.
+
+Variable projection (chinchilla): for fixed (alpha, beta) the model E + A N^-alpha + B D^-beta is linear in
+(E, A, B), so those are solved exactly by non-negative least squares on the losses (3 unknowns: every active
+set is tried), and only (alpha, beta) are searched.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from . import JIT, PJIT
+from .loss import CHINCHILLA, KAPLAN
+
+LOSS_HUBER = 0
+LOSS_LAD = 1
+# L-BFGS stops when an iteration lowers f by less than ftol*|f|, or the last STALL iterations together by
+# less than STALL*ftol*|f|, or the largest gradient component is below GTOL, or f is below FABS (an exact
+# fit: residuals at rounding level). The multi-start screens every start with FTOL_SCREEN (far tighter than
+# scipy's default, which stops at an absolute decrease of 2.2e-9), then polishes the best one with
+# FTOL_POLISH.
+FTOL_SCREEN = 1e-9
+FTOL_POLISH = 1e-15
+STALL = 10
+GTOL = 1e-12
+FABS = 1e-28
+
+
+@njit(**JIT)
+def _rho(r, loss, delta):
+    """(rho(r), rho'(r))."""
+    if loss == LOSS_LAD:
+        return abs(r), (1.0 if r > 0 else (-1.0 if r < 0 else 0.0))
+    ar = abs(r)
+    if ar <= delta:
+        return 0.5 * r * r, r
+    return delta * (ar - 0.5 * delta), (delta if r > 0 else -delta)
+
+
+@njit(**JIT)
+def objective(family, theta, ln_n, ln_d, ln_l, w, loss, delta, grad):
+    """Weighted robust objective at theta; writes its gradient into ``grad`` and returns the value."""
+    grad[:] = 0.0
+    f = 0.0
+    for i in range(ln_n.size):
+        if w[i] == 0.0:
+            continue
+        if family == CHINCHILLA:
+            t1 = theta[0] - theta[3] * ln_n[i]
+            t2 = theta[1] - theta[4] * ln_d[i]
+            t3 = theta[2]
+            mx = max(t1, max(t2, t3))  # the largest term is exp(0) = 1: two exps, not three
+            e1 = 1.0 if t1 == mx else math.exp(t1 - mx)
+            e2 = 1.0 if t2 == mx else math.exp(t2 - mx)
+            e3 = 1.0 if t3 == mx else math.exp(t3 - mx)
+            s = e1 + e2 + e3
+            r = mx + math.log(s) - ln_l[i]
+            v, dv = _rho(r, loss, delta)
+            f += w[i] * v
+            c = w[i] * dv / s
+            grad[0] += c * e1
+            grad[1] += c * e2
+            grad[2] += c * e3
+            grad[3] -= c * e1 * ln_n[i]
+            grad[4] -= c * e2 * ln_d[i]
+        else:  # KAPLAN
+            an, ad = theta[2], theta[3]
+            q = an / ad
+            z1 = theta[0] - ln_n[i]
+            u1 = q * z1
+            u2 = theta[1] - ln_d[i]
+            mx = max(u1, u2)
+            e1 = 1.0 if u1 == mx else math.exp(u1 - mx)
+            e2 = 1.0 if u2 == mx else math.exp(u2 - mx)
+            s = e1 + e2
+            lse = mx + math.log(s)
+            r = ad * lse - ln_l[i]
+            v, dv = _rho(r, loss, delta)
+            f += w[i] * v
+            c = w[i] * dv
+            w1, w2 = e1 / s, e2 / s
+            grad[0] += c * an * w1
+            grad[1] += c * ad * w2
+            grad[2] += c * w1 * z1
+            grad[3] += c * (lse - w1 * q * z1)
+    return f
+
+
+@njit(**JIT)
+def lbfgs(family, theta0, ln_n, ln_d, ln_l, w, loss, delta, maxiter, ftol, out):
+    """Minimise ``objective`` from theta0; writes the minimiser into ``out``, returns (f, iterations)."""
+    k = theta0.size
+    mem = 10
+    S = np.zeros((mem, k))
+    Y = np.zeros((mem, k))
+    rho = np.zeros(mem)
+    alpha = np.zeros(mem)
+    x = theta0.copy()
+    g = np.empty(k)
+    f = objective(family, x, ln_n, ln_d, ln_l, w, loss, delta, g)
+    if not math.isfinite(f):
+        out[:] = x
+        return f, 0
+    xn = np.empty(k)
+    gn = np.empty(k)
+    d = np.empty(k)
+    stored = 0
+    head = 0
+    it = 0
+    f_mark = f
+    for it in range(1, maxiter + 1):
+        # two-loop recursion: d = -H g
+        d[:] = -g
+        for j in range(stored):
+            idx = (head - 1 - j) % mem
+            a = rho[idx] * np.dot(S[idx], d)
+            alpha[idx] = a
+            d -= a * Y[idx]
+        if stored > 0:
+            last = (head - 1) % mem
+            d *= np.dot(S[last], Y[last]) / np.dot(Y[last], Y[last])
+        for j in range(stored - 1, -1, -1):
+            idx = (head - 1 - j) % mem
+            b = rho[idx] * np.dot(Y[idx], d)
+            d += S[idx] * (alpha[idx] - b)
+        slope = np.dot(g, d)
+        if not (slope < 0.0):  # not a descent direction: restart from steepest descent
+            d[:] = -g
+            slope = -np.dot(g, g)
+            stored = 0
+            if slope == 0.0:
+                break
+        step = 1.0 if stored > 0 else min(1.0, 1.0 / math.sqrt(-slope))
+        fn = np.inf
+        ok = False
+        for _ in range(60):  # backtracking Armijo
+            xn[:] = x + step * d
+            fn = objective(family, xn, ln_n, ln_d, ln_l, w, loss, delta, gn)
+            if math.isfinite(fn) and fn <= f + 1e-4 * step * slope:
+                ok = True
+                break
+            step *= 0.5
+        if not ok:
+            break
+        s_vec = xn - x
+        y_vec = gn - g
+        sy = np.dot(s_vec, y_vec)
+        if sy > 1e-12 * np.dot(y_vec, y_vec):
+            S[head] = s_vec
+            Y[head] = y_vec
+            rho[head] = 1.0 / sy
+            head = (head + 1) % mem
+            stored = min(stored + 1, mem)
+        df = f - fn
+        x[:] = xn
+        g[:] = gn
+        f = fn
+        if it % STALL == 0:
+            if f_mark - f <= STALL * ftol * abs(f):
+                break
+            f_mark = f
+        if df <= ftol * abs(f) or np.max(np.abs(g)) <= GTOL or f <= FABS:
+            break
+    out[:] = x
+    return f, it
+
+
+@njit(**PJIT)
+def multistart(family, starts, ln_n, ln_d, ln_l, w, loss, delta, maxiter, out_theta, out_f):
+    """L-BFGS from every row of ``starts``; results per start (in parallel, thread-count independent)."""
+    for s in prange(starts.shape[0]):
+        f, _ = lbfgs(family, starts[s], ln_n, ln_d, ln_l, w, loss, delta, maxiter, FTOL_SCREEN, out_theta[s])
+        out_f[s] = f if math.isfinite(f) else np.inf
+
+
+@njit(**PJIT)
+def bootstrap_fits(family, theta0, ln_n, ln_d, ln_l, weights, loss, delta, maxiter, out_theta, out_f):
+    """Refit every resample (row of ``weights``: multiplicities) from theta0, in parallel."""
+    for b in prange(weights.shape[0]):
+        f, _ = lbfgs(family, theta0, ln_n, ln_d, ln_l, weights[b], loss, delta, maxiter, FTOL_POLISH, out_theta[b])
+        out_f[b] = f if math.isfinite(f) else np.inf
+
+
+# --------------------------------------------------------------------------------- variable projection
+
+
+@njit(**JIT)
+def _solve_sub(G, h, mask, c):
+    """Solve the normal equations restricted to the columns in ``mask`` (Cramer's rule, at most 3x3);
+    other entries of c are 0. Returns False when the subsystem is singular."""
+    c[:] = 0.0
+    idx = np.empty(3, dtype=np.int64)
+    m = 0
+    for j in range(3):
+        if (mask >> j) & 1:
+            idx[m] = j
+            m += 1
+    if m == 1:
+        i = idx[0]
+        if G[i, i] <= 0.0:
+            return False
+        c[i] = h[i] / G[i, i]
+        return True
+    if m == 2:
+        i, j = idx[0], idx[1]
+        det = G[i, i] * G[j, j] - G[i, j] * G[j, i]
+        if abs(det) <= 1e-14 * abs(G[i, i] * G[j, j]):
+            return False
+        c[i] = (h[i] * G[j, j] - G[i, j] * h[j]) / det
+        c[j] = (G[i, i] * h[j] - G[j, i] * h[i]) / det
+        return True
+    det = (G[0, 0] * (G[1, 1] * G[2, 2] - G[1, 2] * G[2, 1]) - G[0, 1] * (G[1, 0] * G[2, 2] - G[1, 2] * G[2, 0])
+           + G[0, 2] * (G[1, 0] * G[2, 1] - G[1, 1] * G[2, 0]))
+    if abs(det) <= 1e-14 * abs(G[0, 0] * G[1, 1] * G[2, 2]):
+        return False
+    c[0] = (h[0] * (G[1, 1] * G[2, 2] - G[1, 2] * G[2, 1]) - G[0, 1] * (h[1] * G[2, 2] - G[1, 2] * h[2])
+            + G[0, 2] * (h[1] * G[2, 1] - G[1, 1] * h[2])) / det
+    c[1] = (G[0, 0] * (h[1] * G[2, 2] - G[1, 2] * h[2]) - h[0] * (G[1, 0] * G[2, 2] - G[1, 2] * G[2, 0])
+            + G[0, 2] * (G[1, 0] * h[2] - h[1] * G[2, 0])) / det
+    c[2] = (G[0, 0] * (G[1, 1] * h[2] - h[1] * G[2, 1]) - G[0, 1] * (G[1, 0] * h[2] - h[1] * G[2, 0])
+            + h[0] * (G[1, 0] * G[2, 1] - G[1, 1] * G[2, 0])) / det
+    return True
+
+
+@njit(**JIT)
+def nnls3(G, h):
+    """min ||X c - y||^2 over c >= 0 given G = X'X (3x3) and h = X'y, exactly: the unconstrained solution if
+    it is non-negative, else the best non-negative solution over every smaller active set."""
+    c = np.zeros(3)
+    if _solve_sub(G, h, 7, c) and c[0] >= 0.0 and c[1] >= 0.0 and c[2] >= 0.0:
+        return c, c @ (G @ c) - 2.0 * (c @ h)
+    best = 0.0  # c = 0
+    bc = np.zeros(3)
+    for mask in (1, 2, 4, 3, 5, 6):
+        if _solve_sub(G, h, mask, c) and c[0] >= 0.0 and c[1] >= 0.0 and c[2] >= 0.0:
+            val = c @ (G @ c) - 2.0 * (c @ h)  # ||Xc - y||^2 - ||y||^2
+            if val < best:
+                best = val
+                bc[:] = c
+    return bc, best
+
+
+@njit(**JIT)
+def vp_point(alpha, beta, ln_n, ln_d, y, w, out_c):
+    """Projected objective at (alpha, beta): weighted sum of squared residuals of L with the best
+    (E, A, B) >= 0, which are written into ``out_c``."""
+    x1 = np.empty(ln_n.size)
+    x2 = np.empty(ln_d.size)
+    for i in range(ln_n.size):
+        x1[i] = math.exp(-alpha * ln_n[i])
+        x2[i] = math.exp(-beta * ln_d[i])
+    return _vp_from_columns(x1, x2, y, w, out_c)
+
+
+@njit(**JIT)
+def _vp_from_columns(x1, x2, y, w, out_c):
+    """vp_point with the power columns N^-alpha, D^-beta already computed."""
+    G = np.zeros((3, 3))
+    h = np.zeros(3)
+    yy = 0.0
+    for i in range(y.size):
+        wi = w[i]
+        if wi == 0.0:
+            continue
+        a, b = x1[i], x2[i]
+        G[0, 0] += wi
+        G[0, 1] += wi * a
+        G[0, 2] += wi * b
+        G[1, 1] += wi * a * a
+        G[1, 2] += wi * a * b
+        G[2, 2] += wi * b * b
+        h[0] += wi * y[i]
+        h[1] += wi * a * y[i]
+        h[2] += wi * b * y[i]
+        yy += wi * y[i] * y[i]
+    G[1, 0], G[2, 0], G[2, 1] = G[0, 1], G[0, 2], G[1, 2]
+    sc = np.empty(3)
+    for j in range(3):
+        sc[j] = 1.0 / math.sqrt(G[j, j]) if G[j, j] > 0 else 1.0
+    for p in range(3):
+        h[p] *= sc[p]
+        for q in range(3):
+            G[p, q] *= sc[p] * sc[q]
+    c, val = nnls3(G, h)
+    for j in range(3):
+        out_c[j] = c[j] * sc[j]
+    return max(yy + val, 0.0)
+
+
+@njit(**PJIT)
+def vp_grid(alphas, betas, ln_n, ln_d, y, w, out):
+    """Projected objective over the (alpha, beta) grid (power columns computed once per alpha / beta)."""
+    X2 = np.empty((betas.size, ln_d.size))
+    for j in prange(betas.size):
+        for i in range(ln_d.size):
+            X2[j, i] = math.exp(-betas[j] * ln_d[i])
+    for a in prange(alphas.size):
+        x1 = np.empty(ln_n.size)
+        for i in range(ln_n.size):
+            x1[i] = math.exp(-alphas[a] * ln_n[i])
+        c = np.empty(3)
+        for j in range(betas.size):
+            out[a, j] = _vp_from_columns(x1, X2[j], y, w, c)
+
+
+@njit(**JIT)
+def vp_refine(a0, b0, step, ln_n, ln_d, y, w, tol):
+    """Refine (alpha, beta) from a grid point by a compass (pattern) search on the projected objective:
+    try +-step along each axis, move on improvement, halve the step otherwise, until step < tol."""
+    c = np.empty(3)
+    a, b = a0, b0
+    f = vp_point(a, b, ln_n, ln_d, y, w, c)
+    while step >= tol:
+        moved = False
+        for da, db in ((step, 0.0), (-step, 0.0), (0.0, step), (0.0, -step)):
+            if a + da <= 0.0 or b + db <= 0.0:
+                continue
+            fn = vp_point(a + da, b + db, ln_n, ln_d, y, w, c)
+            if fn < f:
+                a, b, f = a + da, b + db, fn
+                moved = True
+                break
+        if not moved:
+            step *= 0.5
+    vp_point(a, b, ln_n, ln_d, y, w, c)
+    return a, b, f, c
+
+
+@njit(**JIT)
+def sq_residuals(p, ln_n, ln_d, y, w):
+    """Weighted sum of squared residuals of L = E + A N^-alpha + B D^-beta, computed directly."""
+    f = 0.0
+    for i in range(y.size):
+        if w[i] != 0.0:
+            r = p[0] + p[1] * math.exp(-p[3] * ln_n[i]) + p[2] * math.exp(-p[4] * ln_d[i]) - y[i]
+            f += w[i] * r * r
+    return f
+
+
+@njit(**JIT)
+def vp_polish(p0, ln_n, ln_d, y, w, maxiter):
+    """Levenberg-Marquardt on all five parameters from p0 = (E, A, B, alpha, beta), with residuals computed
+    directly (the projected objective loses precision to cancellation near an exact fit). Steps that would
+    make a parameter negative are refused. Returns (p, f)."""
+    p = p0.copy()
+    f = sq_residuals(p, ln_n, ln_d, y, w)
+    lam = 1e-3
+    JtJ = np.empty((5, 5))
+    Jtr = np.empty(5)
+    jrow = np.empty(5)
+    for _ in range(maxiter):
+        JtJ[:] = 0.0
+        Jtr[:] = 0.0
+        for i in range(y.size):
+            wi = w[i]
+            if wi == 0.0:
+                continue
+            x1 = math.exp(-p[3] * ln_n[i])
+            x2 = math.exp(-p[4] * ln_d[i])
+            r = p[0] + p[1] * x1 + p[2] * x2 - y[i]
+            jrow[0], jrow[1], jrow[2] = 1.0, x1, x2
+            jrow[3], jrow[4] = -p[1] * x1 * ln_n[i], -p[2] * x2 * ln_d[i]
+            for a in range(5):
+                Jtr[a] += wi * jrow[a] * r
+                for b in range(a, 5):
+                    JtJ[a, b] += wi * jrow[a] * jrow[b]
+        for a in range(5):
+            for b in range(a):
+                JtJ[a, b] = JtJ[b, a]
+        improved = False
+        for _ in range(30):
+            M = JtJ.copy()
+            for a in range(5):
+                M[a, a] += lam * JtJ[a, a] + 1e-300
+            step = np.linalg.solve(M, -Jtr)
+            pn = p + step
+            if pn[0] >= 0.0 and pn[1] >= 0.0 and pn[2] >= 0.0 and pn[3] > 0.0 and pn[4] > 0.0:
+                fn = sq_residuals(pn, ln_n, ln_d, y, w)
+                if fn < f:
+                    small = np.max(np.abs(step) / (np.abs(p) + 1e-300)) < 1e-15
+                    p, f = pn, fn
+                    lam = max(lam * 0.3, 1e-12)
+                    improved = True
+                    if small:
+                        return p, f
+                    break
+            lam *= 10.0
+        if not improved:
+            break
+    return p, f
+
+
+@njit(**PJIT)
+def vp_bootstrap(a0, b0, step, ln_n, ln_d, y, weights, tol, maxiter, out):
+    """Variable-projection refit of every resample (rows of ``weights``: multiplicities) from (a0, b0): compass
+    search, then Levenberg-Marquardt. Rows of ``out``: E, A, B, alpha, beta."""
+    for r in prange(weights.shape[0]):
+        a, b, _, c = vp_refine(a0, b0, step, ln_n, ln_d, y, weights[r], tol)
+        p, _ = vp_polish(np.array([c[0], c[1], c[2], a, b]), ln_n, ln_d, y, weights[r], maxiter)
+        out[r, :] = p
