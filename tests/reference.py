@@ -181,3 +181,38 @@ def isoflop_vertex_offset(alpha, beta, v):
     shape = np.exp(-alpha * math.log(10) * v) / alpha + np.exp(beta * math.log(10) * v) / beta
     a2, a1, _ = np.polyfit(v, shape, 2)
     return -a1 / (2 * a2)
+
+
+def fit_objective(family, theta, ln_n, ln_d, ln_l, delta=1e-3, loss="huber", weights=None):
+    """The fit objective written out with numpy / scipy.special.logsumexp (sheet §2.5): sum of Huber (or
+    absolute) log-space residuals. theta: chinchilla (a, b, e, alpha, beta); kaplan (ln N_c, ln D_c,
+    alpha_N, alpha_D)."""
+    from scipy.special import logsumexp
+
+    theta = np.asarray(theta, dtype=np.float64)
+    if family == "chinchilla":
+        a, b, e, al, be = theta
+        pred = logsumexp(np.stack([a - al * ln_n, b - be * ln_d, np.full_like(ln_n, e)]), axis=0)
+    else:
+        x1, x2, an, ad = theta
+        pred = ad * logsumexp(np.stack([(an / ad) * (x1 - ln_n), x2 - ln_d]), axis=0)
+    r = pred - ln_l
+    if loss == "lad":
+        v = np.abs(r)
+    else:
+        v = np.where(np.abs(r) <= delta, 0.5 * r * r, delta * (np.abs(r) - 0.5 * delta))
+    w = np.ones_like(r) if weights is None else weights
+    return float(np.sum(w * v))
+
+
+def fit_scipy_multistart(family, starts, ln_n, ln_d, ln_l, delta=1e-3):
+    """scipy L-BFGS-B (numerical gradients, tight tolerances) from every start; returns (best f, best theta)."""
+    from scipy.optimize import minimize
+
+    best_f, best_x = np.inf, None
+    for x0 in starts:
+        res = minimize(lambda t: fit_objective(family, t, ln_n, ln_d, ln_l, delta), x0, method="L-BFGS-B",
+                       options={"ftol": 1e-14, "gtol": 1e-12, "maxiter": 5000})
+        if res.fun < best_f:
+            best_f, best_x = res.fun, res.x
+    return best_f, best_x

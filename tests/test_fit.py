@@ -1,0 +1,191 @@
+"""Fitting laws to runs: objective and gradient, recovery of known laws, scipy comparison, bootstrap, bands."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import scalesweep as ss
+from scalesweep import fit as F
+from scalesweep.cli import cli
+from scalesweep.errors import ScalesweepError
+from scalesweep.kernels import fit as kfit
+
+from . import reference as ref
+from .test_cli import assert_one_line_error
+
+# Exponents that sit on no search grid (issue 4), with Epoch-like E, A, B.
+TRUE = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3391, "beta": 0.2849}
+TRUE_K = {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.0763, "alpha_D": 0.1037}
+SMALL_GRID = {"a": [0.0, 10.0, 20.0], "b": [0.0, 10.0, 20.0], "e": [-1.0, 1.0], "alpha": [0.0, 1.0],
+              "beta": [0.0, 1.0]}  # 72 starts: keeps the scipy reference fast
+
+
+def runs(n=120, noise=0.0, seed=0, law=TRUE, family="chinchilla"):
+    rng = np.random.default_rng(seed)
+    N = np.exp(rng.uniform(math.log(7e7), math.log(1.6e10), n))
+    D = np.exp(rng.uniform(math.log(5e9), math.log(5e11), n))
+    L = ref.loss(family, law, N, D) * np.exp(rng.normal(0.0, noise, n) if noise else 0.0)
+    return N, D, L
+
+
+@pytest.mark.parametrize("family, theta", [("chinchilla", [6.1, 7.6, 0.6, 0.35, 0.29]),
+                                           ("kaplan", [31.5, 30.6, 0.08, 0.1])])
+@pytest.mark.parametrize("loss", ["huber", "lad"])
+def test_objective_and_gradient(family, theta, loss):
+    N, D, L = runs(40, noise=0.02, seed=1, law=TRUE if family == "chinchilla" else TRUE_K, family=family)
+    ln_n, ln_d, ln_l = np.log(N), np.log(D), np.log(L)
+    w = np.ones(N.size)
+    fam = ss.FAMILIES[family].id
+    code = F.OBJECTIVES[loss]
+    theta = np.array(theta)
+    g = np.empty(theta.size)
+    f = kfit.objective(fam, theta, ln_n, ln_d, ln_l, w, code, 1e-3, g)
+    assert f == pytest.approx(ref.fit_objective(family, theta, ln_n, ln_d, ln_l, 1e-3, loss), rel=1e-12)
+    for j in range(theta.size):  # central differences
+        h = 1e-6 * max(1.0, abs(theta[j]))
+        tp, tm = theta.copy(), theta.copy()
+        tp[j] += h
+        tm[j] -= h
+        fd = (ref.fit_objective(family, tp, ln_n, ln_d, ln_l, 1e-3, loss)
+              - ref.fit_objective(family, tm, ln_n, ln_d, ln_l, 1e-3, loss)) / (2 * h)
+        assert g[j] == pytest.approx(fd, rel=1e-5, abs=1e-9), j
+
+
+def test_noise_free_recovery_is_tight():
+    N, D, L = runs()
+    res = F.fit(N, D, L, grid=SMALL_GRID)
+    for k, v in TRUE.items():
+        assert res.law.params[k] == pytest.approx(v, rel=1e-8), k
+    vp = F.fit(N, D, L, method="vp")
+    for k, v in TRUE.items():
+        assert vp.law.params[k] == pytest.approx(v, rel=1e-9), k
+
+
+def test_kaplan_recovery():
+    N, D, L = runs(family="kaplan", law=TRUE_K)
+    res = F.fit(N, D, L, family="kaplan")
+    for k, v in TRUE_K.items():
+        assert res.law.params[k] == pytest.approx(v, rel=1e-6), k
+
+
+def test_noisy_recovery_within_the_bootstrap_spread():
+    N, D, L = runs(n=250, noise=0.005, seed=2)
+    res = F.fit(N, D, L, grid=SMALL_GRID, bootstrap=200, seed=5)
+    se = np.std(res.samples, axis=0, ddof=1)
+    for j, k in enumerate(("E", "A", "B", "alpha", "beta")):
+        assert abs(res.law.params[k] - TRUE[k]) < 4 * se[j], k
+    assert res.law.params["alpha"] == pytest.approx(TRUE["alpha"], abs=0.02)
+
+
+def test_never_worse_than_scipy_multistart():
+    N, D, L = runs(n=80, noise=0.01, seed=3)
+    ln_n, ln_d, ln_l = np.log(N), np.log(D), np.log(L)
+    res = F.fit(N, D, L, grid=SMALL_GRID)
+    f_ref, _ = ref.fit_scipy_multistart("chinchilla", F.start_grid("chinchilla", SMALL_GRID), ln_n, ln_d, ln_l)
+    assert res.info["objective_value"] <= f_ref * (1 + 1e-9)
+    # and the reported objective is the objective of the reported law
+    theta = F.params_to_theta("chinchilla", res.law.params)
+    assert ref.fit_objective("chinchilla", theta, ln_n, ln_d, ln_l) == pytest.approx(res.info["objective_value"],
+                                                                                    rel=1e-9)
+    assert 1 <= res.info["starts_within_1e-6"] <= res.info["starts"] == 72
+
+
+def test_vp_objective_is_least_squares_with_nonnegative_linear_part():
+    from scipy.optimize import least_squares
+
+    N, D, L = runs(n=100, noise=0.01, seed=4)
+    vp = F.fit(N, D, L, method="vp")
+    p = vp.law.params
+    ref_fit = least_squares(lambda t: t[0] + t[1] * N ** -t[3] + t[2] * D ** -t[4] - L,
+                            [p["E"], p["A"], p["B"], p["alpha"], p["beta"]], xtol=1e-15, ftol=1e-15, gtol=1e-15)
+    assert vp.info["objective_value"] <= 2 * ref_fit.cost * (1 + 1e-9)  # scipy's cost is half the sum
+
+
+def test_exclude_highest_drops_outliers():
+    N, D, L = runs()
+    L = L.copy()
+    L[np.argsort(-L)[:3]] *= 1.5  # corrupt the three highest-loss runs
+    res = F.fit(N, D, L, grid=SMALL_GRID, exclude_highest=3)
+    assert res.law.params["alpha"] == pytest.approx(TRUE["alpha"], rel=1e-7)
+    assert res.info["excluded_highest_loss"] == 3
+
+
+def test_bootstrap_is_seeded_and_thread_independent():
+    N, D, L = runs(n=60, noise=0.01, seed=6)
+    ss.set_threads(1)
+    a = F.fit(N, D, L, grid=SMALL_GRID, bootstrap=50, seed=9)
+    ss.set_threads(None)
+    b = F.fit(N, D, L, grid=SMALL_GRID, bootstrap=50, seed=9)
+    c = F.fit(N, D, L, grid=SMALL_GRID, bootstrap=50, seed=10)
+    np.testing.assert_array_equal(a.samples, b.samples)
+    assert not np.array_equal(a.samples, c.samples)
+    assert a.samples.shape == (50, 5) and np.isfinite(a.samples).all()
+
+
+def test_law_file_round_trip_and_bands(tmp_path):
+    N, D, L = runs(n=60, noise=0.01, seed=6)
+    res = F.fit(N, D, L, grid=SMALL_GRID, bootstrap=40, seed=1)
+    F.write_law_file(tmp_path / "law.json", res)
+    law = ss.load_law_file(tmp_path / "law.json")
+    assert dict(law.params) == pytest.approx(dict(res.law.params), rel=1e-15)
+    data = json.loads((tmp_path / "law.json").read_text())
+    assert data["fit"]["n_points"] == 60 and len(data["bootstrap"]["samples"]) == 40
+    flops = np.geomspace(1e19, 1e25, 7)
+    bands = ss.api.frontier_bands(res.samples, "chinchilla", flops, [5, 50, 95], chunk_rows=100, max_params=3e10)
+    # independent: each sample's frontier separately, then numpy percentiles
+    per = np.array([ss.frontier(ss.get_law(law, **dict(zip(("E", "A", "B", "alpha", "beta"), s, strict=True))),
+                                flops, max_params=3e10).params.to_numpy() for s in res.samples])
+    np.testing.assert_allclose(bands.params_p50, np.percentile(per, 50, axis=0), rtol=1e-13)
+    np.testing.assert_allclose(bands.params_p5, np.percentile(per, 5, axis=0), rtol=1e-13)
+    assert (bands.params_p5 <= bands.params_p50).all() and (bands.params_p50 <= bands.params_p95).all()
+
+
+def test_cli_fit_and_bands(tmp_path):
+    N, D, L = runs(n=60, noise=0.01, seed=6)
+    pd.DataFrame({"N": N, "C": 6 * N * D, "L": L}).to_csv(tmp_path / "runs.csv", index=False)
+    args = ["fit", str(tmp_path / "runs.csv"), "-o", str(tmp_path / "law.json"), "--params-column", "N",
+            "--flops-column", "C", "--loss-column", "L", "--bootstrap", "20", "--grid", "a=0,10,20",
+            "--grid", "b=0,10,20", "--grid", "e=-1,1", "--grid", "alpha=0,1", "--grid", "beta=0,1"]
+    res = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "of 72 starts within 1e-6" in res.output
+    res = CliRunner().invoke(cli, ["frontier", "--law-file", str(tmp_path / "law.json"), "--flops-range",
+                                   "1e20:1e22:3", "--bands", "10,90", "-o", str(tmp_path / "f.parquet")],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    df = pd.read_parquet(tmp_path / "f.parquet")
+    assert {"params_p10", "params_p90", "loss_p10", "feasible_fraction"} <= set(df.columns)
+    assert_one_line_error(CliRunner().invoke(cli, ["frontier", "--flops-range", "1e20", "--bands", "5,95"]),
+                          "--bands needs --law-file", code=2)
+    ss.write_frontier(tmp_path / "x.parquet", ss.frontier("hoffmann2022", [1e20]), "hoffmann2022", {})
+    (tmp_path / "plain.json").write_text(json.dumps({"preset": "hoffmann2022"}))
+    assert_one_line_error(CliRunner().invoke(cli, ["frontier", "--law-file", str(tmp_path / "plain.json"),
+                                                   "--flops-range", "1e20", "--bands", "5,95"]),
+                          "has no usable bootstrap samples", code=1)
+
+
+@pytest.mark.parametrize("csv, kwargs, needle", [
+    ("params,tokens,loss\n1e8,1e9,3.0\n2e8,1e9,2.9\n3e8,2e9,2.8\n", {}, "too few points: 3 left to fit 5"),
+    ("params,tokens,loss\n" + "1e8,1e9,3.0\n" * 9 + "-1e8,1e9,3\n", {}, "row 10, column 'params'"),
+    ("params,tokens,loss\n" + "1e8,1e9,3.0\n" * 9 + "1e8,1e9,nan\n", {}, "row 10, column 'loss'"),
+    ("params,tokens,loss\n" + "1e8,1e9,3.0\n" * 9 + "1e8,abc,3\n", {}, "row 10, column 'tokens': 'abc'"),
+    ("params,loss\n1e8,3.0\n", {}, "no column 'tokens'"),
+    ("params,tokens,loss\n", {}, "has no rows"),
+    ("params,tokens,loss\n" + "1e8,1e9,3.0\n" * 10, {"--exclude-highest": "8"}, "too few points: 2 left"),
+    ("params,tokens,loss\n" + "1e8,1e9,3.0\n" * 10, {"--delta": "-1"}, "--delta must be"),
+    ("params,tokens,loss\n" + "1e8,1e9,3.0\n" * 10, {"--bootstrap": "1"}, "at least 2 resamples"),
+    ("params,tokens,loss\n" + "1e8,1e9,3.0\n" * 10, {"--grid": "zeta=1"}, "--grid expects NAME="),
+    ("params,tokens,loss\n" + "1e8,1e9,3.0\n" * 10, {"--family": "kaplan", "--method": "vp"},
+     "fits the chinchilla family only"),
+])
+def test_bad_input(tmp_path, csv, kwargs, needle):
+    (tmp_path / "r.csv").write_text(csv)
+    args = ["fit", str(tmp_path / "r.csv"), "-o", str(tmp_path / "law.json")]
+    for k, v in kwargs.items():
+        args += [k, v]
+    assert_one_line_error(CliRunner().invoke(cli, args), needle, code=1)
+    assert not (tmp_path / "law.json").exists()
