@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numba
@@ -22,7 +21,7 @@ from .constraints import ACTIVE_NAMES, CONSTRAINT_NAMES, Constraints
 from .errors import ScalesweepError
 from .grid import check_positive_array, row_chunks
 from .io import atomic_parquet_writer, make_metadata, write_table
-from .kernels.frontier import SOLVER_AUTO, SOLVER_NEWTON, SOLVER_NEWTON_MID, frontier_kernel
+from .kernels.frontier import SOLVER_AUTO, SOLVER_NEWTON, SOLVER_NEWTON_MID, frontier_kernel, percentile_rows
 from .kernels.loss import loss_array, loss_points
 from .kernels.surface import surface_grid
 from .laws import DEFAULT_LAW, Law, get_law
@@ -404,20 +403,17 @@ def frontier_bands(samples, family: str, flops, percentiles, *, solver: str = "a
     for start in range(0, c.size, per):
         sl = slice(start, min(c.size, start + per))
         nb = sl.stop - sl.start
-        law_idx = np.repeat(np.arange(b, dtype=np.int64), nb)
-        fl = np.tile(c[sl], b)
+        law_idx = np.tile(np.arange(b, dtype=np.int64), nb)  # budget-major: each budget's samples contiguous
+        fl = np.repeat(c[sl], b)
         m = fl.size
         n, d, loss = np.empty(m), np.empty(m), np.empty(m)
         feas, active = np.empty(m, dtype=np.bool_), np.empty(m, dtype=np.int8)
         frontier_kernel(fams, samples, law_idx, fl, FLOPS_PER_PARAM_TOKEN, lb, raw, SOLVERS[solver],
                         n, d, loss, feas, active)
-        ok = feas.reshape(b, nb)
-        frac[sl] = ok.mean(axis=0)
-        pct = np.percentile if ok.all() else np.nanpercentile
+        frac[sl] = feas.reshape(nb, b).mean(axis=1)
+        vals = np.empty((nb, len(qs)))
         for what, arr in (("params", n), ("tokens", d), ("loss", loss)):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns: infeasible for every sample
-                vals = pct(arr.reshape(b, nb), qs, axis=0)
-            for q, v in zip(qs, vals, strict=True):
-                cols[f"{what}_p{q:g}"][sl] = v
+            percentile_rows(arr.reshape(nb, b), np.array(sorted(qs)), vals)  # infeasible (NaN) samples left out
+            for k, q in enumerate(sorted(qs)):
+                cols[f"{what}_p{q:g}"][sl] = vals[:, k]
     return pd.DataFrame({"flops": c.copy(), **cols, "feasible_fraction": frac}, copy=False)

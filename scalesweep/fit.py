@@ -201,6 +201,8 @@ def fit(params, tokens, loss, *, family: str = "chinchilla", method: str = "lbfg
     n, d, y = check_runs(params, tokens, loss)
     k = len(FAMILIES[family].param_names)
     used = n.size - exclude_highest
+    if exclude_highest >= n.size:
+        raise ScalesweepError(f"--exclude-highest {exclude_highest} leaves no runs ({n.size} given)")
     if used <= k:
         raise ScalesweepError(f"too few points: {used} left to fit {k} parameters (need at least {k + 1})")
     ln_n, ln_d, ln_l = np.log(n), np.log(d), np.log(y)

@@ -189,3 +189,25 @@ def test_bad_input(tmp_path, csv, kwargs, needle):
         args += [k, v]
     assert_one_line_error(CliRunner().invoke(cli, args), needle, code=1)
     assert not (tmp_path / "law.json").exists()
+
+
+def test_percentile_selection_matches_numpy():
+    """The band kernel selects order statistics instead of sorting: it must equal np.nanpercentile."""
+    import warnings
+
+    from scalesweep.kernels.frontier import percentile_rows
+
+    rng = np.random.default_rng(0)
+    for trial in range(300):
+        v = rng.normal(size=(int(rng.integers(1, 5)), int(rng.integers(1, 60))))
+        if trial % 3 == 0:
+            v = np.round(v, 1)  # ties
+        if trial % 5 == 0:
+            v[rng.random(v.shape) < 0.3] = np.nan  # infeasible samples
+        qs = np.array([0.0, 50.0, 100.0]) if trial % 7 == 0 else np.sort(rng.uniform(0, 100, int(rng.integers(1, 6))))
+        out = np.empty((v.shape[0], qs.size))
+        percentile_rows(v, qs, out)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            expect = np.nanpercentile(v, qs, axis=1).T
+        np.testing.assert_allclose(out, expect, rtol=1e-12, atol=1e-12)

@@ -184,3 +184,67 @@ def grid_search_kernel(family, p, flops, k, n_axis, out_idx):
             if v < best:
                 best, arg = v, j
         out_idx[i] = arg
+
+
+@njit(**JIT)
+def _select(a, lo, hi, k):
+    """Rearrange a[lo:hi] so that a[k] holds the value it would have if a[lo:hi] were sorted, everything
+    before it is <= a[k] and everything after >= a[k] (quickselect, median-of-three pivot)."""
+    hi -= 1
+    while hi > lo:
+        mid = (lo + hi) // 2
+        if a[mid] < a[lo]:
+            a[mid], a[lo] = a[lo], a[mid]
+        if a[hi] < a[lo]:
+            a[hi], a[lo] = a[lo], a[hi]
+        if a[hi] < a[mid]:
+            a[hi], a[mid] = a[mid], a[hi]
+        pivot = a[mid]
+        i, j = lo, hi
+        while i <= j:
+            while a[i] < pivot:
+                i += 1
+            while a[j] > pivot:
+                j -= 1
+            if i <= j:
+                a[i], a[j] = a[j], a[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            hi = j
+        elif k >= i:
+            lo = i
+        else:
+            return
+
+
+@njit(**PJIT)
+def percentile_rows(values, qs, out):
+    """out[j, k] = the qs[k]-th percentile of the finite entries of row j of ``values`` (numpy's default
+    'linear' method); NaN where a row has none. Only the order statistics needed are selected (qs must
+    be sorted ascending), so a row costs a few linear passes rather than a sort."""
+    rows, cols = values.shape
+    for j in prange(rows):
+        buf = np.empty(cols)
+        m = 0
+        for i in range(cols):
+            v = values[j, i]
+            if math.isfinite(v):
+                buf[m] = v
+                m += 1
+        if m == 0:
+            for k in range(qs.size):
+                out[j, k] = np.nan
+            continue
+        start = 0  # everything before ``start`` is already in its sorted place or below it
+        for k in range(qs.size):
+            h = (m - 1) * qs[k] / 100.0
+            lo = int(math.floor(h))
+            hi = min(lo + 1, m - 1)
+            if lo >= start:
+                _select(buf, start, m, lo)
+            if hi > lo:  # the next order statistic is the minimum of what lies above lo
+                _select(buf, lo + 1, m, hi)
+            start = hi
+            t = h - lo
+            out[j, k] = buf[lo] + t * (buf[hi] - buf[lo])
