@@ -30,7 +30,7 @@ import scalesweep as ss  # noqa: E402
 from _timing import row  # noqa: E402
 
 LAWS = ["hoffmann2022", "hoffmann2022-printed", "besiroglu2024", "kaplan2020"]
-GPUS = sorted({int(round(g)) for g in np.geomspace(8, 16384, 25)})
+GPUS = sorted({round(g) for g in np.geomspace(8, 16384, 25)})
 DAYS = [1, 2, 3, 5, 7, 10, 14, 21, 30, 60]
 MFU = [0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7]
 UNIQUE = np.geomspace(1e10, 1e14, 10).tolist()
@@ -111,7 +111,7 @@ def main():
         print(f"  sample agreement: max |params/baseline - 1| = {np.max(np.abs(ours[both] / got[both] - 1)):.1e}")
         if args.big:
             reps = math.ceil(args.big / n)
-            big_gpus = sorted({int(round(g)) for g in np.geomspace(8, 16384 * 64, 40 * reps)})[:25 * reps]
+            big_gpus = sorted({round(g) for g in np.geomspace(8, 16384 * 64, 40 * reps)})[:25 * reps]
             with open(spec, "w") as fh:
                 fh.write(spec_text(big_gpus))
             before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

@@ -11,7 +11,6 @@ from click.testing import CliRunner
 import scalesweep as ss
 from scalesweep import fit as F
 from scalesweep.cli import cli
-from scalesweep.errors import ScalesweepError
 from scalesweep.kernels import fit as kfit
 
 from . import reference as ref

@@ -27,7 +27,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import JIT, PJIT
-from .loss import CHINCHILLA, KAPLAN
+from .loss import CHINCHILLA
 
 LOSS_HUBER = 0
 LOSS_LAD = 1

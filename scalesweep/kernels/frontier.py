@@ -239,7 +239,7 @@ def percentile_rows(values, qs, out):
         start = 0  # everything before ``start`` is already in its sorted place or below it
         for k in range(qs.size):
             h = (m - 1) * qs[k] / 100.0
-            lo = int(math.floor(h))
+            lo = math.floor(h)
             hi = min(lo + 1, m - 1)
             if lo >= start:
                 _select(buf, start, m, lo)
