@@ -20,6 +20,9 @@ from .constraints import ACTIVE_NAMES, CONSTRAINT_NAMES
 from .errors import ScalesweepError
 from .kernels.frontier import MAX_PARAMS, MAX_TOKENS, frontier_kernel
 from .kernels.inverse import target_kernel
+from .kernels.loss import DATA_CONSTRAINED
+
+DC_UNIQUE_TOKENS = 7  # index of U_D in a data_constrained parameter vector (laws.py)
 
 FLOPS_PER_PARAM_TOKEN = 6.0  # C = 6ND (Kaplan §2.1, Hoffmann §3)
 INFERENCE_FLOPS_PER_PARAM_TOKEN = 2.0  # forward pass only (Sardana et al. 2024, sheet §5.1)
@@ -118,6 +121,24 @@ def _bounds(cols, m):
         return raw, np.log(raw)
 
 
+def _unique_tokens_into_laws(fams, P, law_idx, uniq, m):
+    """Give every data_constrained row its own U_D (its unique tokens): the law table grows by one entry per
+    distinct (law, unique tokens) pair. Returns (fams, P, law_idx, mask of rows whose law models repeats)."""
+    li = np.broadcast_to(np.asarray(law_idx, dtype=np.int64).reshape(-1), (m,)) if np.size(law_idx) == 1 \
+        else np.asarray(law_idx, dtype=np.int64)
+    u = np.broadcast_to(np.asarray(uniq, dtype=np.float64), (m,))
+    dc = (fams[li] == DATA_CONSTRAINED) & ~np.isnan(u)
+    if not dc.any():
+        return fams, P, law_idx, dc
+    keys, inverse = np.unique(np.stack([li[dc].astype(np.float64), u[dc]], axis=1), axis=0, return_inverse=True)
+    extra = P[keys[:, 0].astype(np.int64)].copy()
+    extra[:, DC_UNIQUE_TOKENS] = keys[:, 1]
+    new_idx = li.copy()
+    new_idx[dc] = P.shape[0] + inverse.reshape(-1)
+    return (np.concatenate([fams, fams[keys[:, 0].astype(np.int64)]]), np.ascontiguousarray(np.vstack([P, extra])),
+            new_idx, dc)
+
+
 def materialize(v, m: int, dtype=np.float64) -> np.ndarray:
     """A column as a writable contiguous array of length m (a scalar is a value shared by every row)."""
     a = np.asarray(v, dtype=dtype)
@@ -170,10 +191,15 @@ def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.nda
                                                      inputs.get("bytes_per_param", units.DEFAULT_BYTES_PER_PARAM))
             memory_binds = mem_params < np.where(np.isnan(max_params), np.inf, max_params)
             max_params = np.where(memory_binds, mem_params, max_params)
-        # Unique data: the built-in families are single-epoch fits, so tokens cannot exceed unique tokens.
+        # Unique data: a data_constrained law takes it into the loss (its U_D parameter, per row); the
+        # single-epoch families cannot train on more tokens than there are unique tokens.
         uniq, max_tokens, unique_binds = _col(inputs, "unique_tokens"), _col(inputs, "max_tokens"), np.False_
         if "unique_tokens" in given:
-            unique_binds = uniq < np.where(np.isnan(max_tokens), np.inf, max_tokens)
+            single_epoch = True
+            if np.any(fams == DATA_CONSTRAINED):
+                fams, P, law_idx, repeats_ok = _unique_tokens_into_laws(fams, P, law_idx, uniq, m)
+                single_epoch = ~repeats_ok
+            unique_binds = single_epoch & (uniq < np.where(np.isnan(max_tokens), np.inf, max_tokens))
             max_tokens = np.where(unique_binds, uniq, max_tokens)
     cons = [_col(inputs, "min_params"), max_params, _col(inputs, "min_tokens"), max_tokens,
             _col(inputs, "min_tokens_per_param"), _col(inputs, "max_tokens_per_param")]

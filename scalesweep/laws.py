@@ -8,6 +8,7 @@ Families
 --------
 ``chinchilla``  L(N, D) = E + A/N^alpha + B/D^beta                  (Hoffmann et al. 2022, Eq. 2 / Eq. 10)
 ``kaplan``      L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D  (Kaplan et al. 2020, Eq. 1.5 = 4.1)
+``data_constrained``  chinchilla form in effective data and parameters (Muennighoff et al. 2023, sheet §4.1)
 
 N is parameters, D is training tokens, L is loss in nats/token. Training compute is C = 6*N*D FLOPs.
 """
@@ -28,6 +29,7 @@ from .errors import ScalesweepError
 # Family ids used by the kernels (kernels/loss.py dispatches on these).
 CHINCHILLA = 0
 KAPLAN = 1
+DATA_CONSTRAINED = 2
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class Family:
     # Which parameters must be > 0; the others must be >= 0. All must be finite.
     positive: tuple[str, ...]
     source: str
+    # Parameters that may be +inf (e.g. unlimited unique data); all others must be finite.
+    may_be_inf: tuple[str, ...] = ()
 
 
 FAMILIES: dict[str, Family] = {
@@ -57,6 +61,17 @@ FAMILIES: dict[str, Family] = {
         param_names=("N_c", "D_c", "alpha_N", "alpha_D"),
         positive=("N_c", "D_c", "alpha_N", "alpha_D"),
         source="Kaplan et al. 2020, arXiv:2001.08361, Eq. 1.5 = 4.1 (reference sheet §1.2)",
+    ),
+    "data_constrained": Family(
+        id=DATA_CONSTRAINED,
+        name="data_constrained",
+        formula="L = E + A/N'^alpha + B/D'^beta, D' = U_D + U_D R_D* (1 - exp(-R_D/R_D*)), "
+        "N' = U_N + U_N R_N* (1 - exp(-R_N/R_N*))",
+        param_names=("E", "A", "B", "alpha", "beta", "R_D_star", "R_N_star", "U_D"),
+        positive=("A", "B", "alpha", "beta", "R_D_star", "R_N_star", "U_D"),
+        source="Muennighoff et al. 2023, arXiv:2305.16264, effective data and parameters (reference sheet §4.1); "
+        "U_D = unique tokens available (inf: unlimited, which is the chinchilla law)",
+        may_be_inf=("R_D_star", "R_N_star", "U_D"),
     ),
 }
 FAMILY_BY_ID = {f.id: f for f in FAMILIES.values()}
@@ -163,6 +178,17 @@ PRESETS: dict[str, Preset] = {
         conventions="N = NON-embedding parameters; D = tokens (WebText2, GPT-2 BPE, n_vocab 50257); "
         "L = WebText2 test loss, nats/token, 1024-token context; C = 6ND FLOPs",
     ),
+    "muennighoff2023": Preset(
+        family="data_constrained",
+        # Released log-form base fit a, b, e, alpha, beta = 6.255414, 7.3049974, 0.6254804, 0.3526596,
+        # 0.3526596 and the decay constants R_D* = 15.387756, R_N* = 5.309743 (sheet §4.2, datablations README).
+        params={"E": math.exp(0.6254804), "A": math.exp(6.255414), "B": math.exp(7.3049974), "alpha": 0.3526596,
+                "beta": 0.3526596, "R_D_star": 15.387756, "R_N_star": 5.309743, "U_D": math.inf},
+        citation="Muennighoff et al. 2023, 'Scaling Data-Constrained Language Models', arXiv:2305.16264; "
+        "constants from the datablations README/appendix; reference sheet §4",
+        conventions="N = total parameters; D = training tokens (repeats counted), U_D = unique tokens available "
+        "(set with --unique-tokens; default unlimited); C4, GPT-2-style models; L in nats/token; C = 6ND FLOPs",
+    ),
 }
 DEFAULT_LAW = "hoffmann2022"
 
@@ -187,7 +213,7 @@ def validate_params(family: str, params: dict) -> dict:
             value = float(raw)
         except (TypeError, ValueError):
             raise ScalesweepError(f"parameter {name!r} must be a number, got {raw!r}") from None
-        if not math.isfinite(value):
+        if not math.isfinite(value) and not (value == math.inf and name in fam.may_be_inf):
             raise ScalesweepError(f"parameter {name!r} must be finite, got {value!r}")
         if name in fam.positive and value <= 0:
             raise ScalesweepError(f"parameter {name!r} must be > 0, got {value!r}")

@@ -23,7 +23,24 @@ def loss(family: str, params: dict, n, d):
     if family == "kaplan":
         p = params
         return ((p["N_c"] / n) ** (p["alpha_N"] / p["alpha_D"]) + p["D_c"] / d) ** p["alpha_D"]
+    if family == "data_constrained":
+        return data_constrained_loss(params, n, d)
     raise ValueError(family)
+
+
+def data_constrained_loss(p, n, d):
+    """Muennighoff et al. 2023 (sheet §4.1), written out: U_D used = min(unique available, D)."""
+    n, d = np.broadcast_arrays(np.asarray(n, dtype=np.float64), np.asarray(d, dtype=np.float64))
+    al, be = p["alpha"], p["beta"]
+    u_d = np.minimum(p["U_D"], d)
+    r_d = np.maximum(d / u_d - 1.0, 0.0)
+    with np.errstate(invalid="ignore"):
+        d_eff = d if math.isinf(p["R_D_star"]) else u_d + u_d * p["R_D_star"] * (1.0 - np.exp(-r_d / p["R_D_star"]))
+        G = (al * p["A"] / (be * p["B"])) ** (1.0 / (al + be))
+        u_n = np.minimum((u_d * G) ** (be / al) * G, n)
+        r_n = np.maximum(n / u_n - 1.0, 0.0)
+        n_eff = n if math.isinf(p["R_N_star"]) else u_n + u_n * p["R_N_star"] * (1.0 - np.exp(-r_n / p["R_N_star"]))
+    return p["E"] + p["A"] / n_eff**al + p["B"] / d_eff**be
 
 
 def surface_dense(family, params, n_axis, d_axis):

@@ -25,6 +25,64 @@ from . import JIT, PJIT
 
 CHINCHILLA = 0
 KAPLAN = 1
+DATA_CONSTRAINED = 2
+
+
+# ------------------------------------------------------------------ data_constrained (Muennighoff et al. 2023)
+# p = (E, A, B, alpha, beta, R_D*, R_N*, U_D), sheet §4.1. The unique tokens used are u = min(U_D, D) (a run
+# shorter than one epoch sees only fresh tokens); R_D = D/u - 1; D' = u + u R_D* (1 - exp(-R_D/R_D*));
+# U_N = min(N_opt(u), N) with N_opt(u) = G (G u)^(beta/alpha), G = (alpha A/(beta B))^(1/(alpha+beta)) (the
+# chinchilla-optimal size for u tokens); R_N = N/U_N - 1; N' = U_N + U_N R_N* (1 - exp(-R_N/R_N*)).
+# R* = inf means no decay (D' = D, N' = N): the chinchilla law.
+
+
+@njit(**JIT)
+def _decay(u, ratio, rstar):
+    """u + u R* (1 - exp(-(ratio - 1)/R*)) for ratio = X/u >= 1, and its derivative with respect to X."""
+    excess = ratio - 1.0
+    if rstar == math.inf:
+        return u * ratio, 1.0
+    e = math.exp(-excess / rstar)
+    return u + u * rstar * (1.0 - e), e
+
+
+@njit(**JIT)
+def _dc_parts(p, n, d):
+    """(N', D', dN'/dx, dD'/dx) at N = n, D = d, derivatives along an iso-FLOP line (d ln N = -d ln D = dx)."""
+    al, be, rd, rn, ud = p[3], p[4], p[5], p[6], p[7]
+    if d <= ud:  # at most one epoch: D' = D, and the unique tokens used grow with D
+        u, dp, dd_dx = d, d, -d
+    else:
+        dp, slope = _decay(ud, d / ud, rd)
+        u, dd_dx = ud, -d * slope
+    g = (al * p[1] / (be * p[2])) ** (1.0 / (al + be))
+    un = g * (g * u) ** (be / al)  # N_opt(u)
+    if n <= un:
+        return n, dp, n, dd_dx
+    npr, en = _decay(un, n / un, rn)
+    # dN'/dx = (dN'/dn) n + (dN'/dU_N)(dU_N/dx); U_N moves with u only while D <= U_D.
+    dnp = en * n
+    if d <= ud:
+        if rn == math.inf:
+            dnu = 0.0
+        else:
+            dnu = 1.0 + rn * (1.0 - en) - (n / un) * en
+        dnp += dnu * (be / al) * un * (-1.0)  # dU_N/dx = (beta/alpha) U_N d ln u/dx, d ln u/dx = -1
+    return npr, dp, dnp, dd_dx
+
+
+@njit(**JIT)
+def _dc_loss(p, n, d):
+    npr, dpr, _, _ = _dc_parts(p, n, d)
+    return p[0] + p[1] / npr ** p[3] + p[2] / dpr ** p[4]
+
+
+@njit(**JIT)
+def _dc_grad(p, x, c):
+    """dL/dx on the iso-FLOP line (exact, piecewise)."""
+    n, d = math.exp(x), math.exp(c - x)
+    npr, dpr, dnp, ddp = _dc_parts(p, n, d)
+    return -p[3] * p[1] * npr ** (-p[3] - 1.0) * dnp - p[4] * p[2] * dpr ** (-p[4] - 1.0) * ddp
 
 
 @njit(**JIT)
@@ -34,6 +92,8 @@ def loss_point(family, p, n, d):
         return p[0] + p[1] / n ** p[3] + p[2] / d ** p[4]
     if family == KAPLAN:
         return ((p[0] / n) ** (p[2] / p[3]) + p[1] / d) ** p[3]
+    if family == DATA_CONSTRAINED:
+        return _dc_loss(p, n, d)
     return np.nan
 
 
@@ -45,6 +105,8 @@ def loss_log(family, p, x, y):
     if family == KAPLAN:
         r = p[2] / p[3]
         return (math.exp(r * (math.log(p[0]) - x)) + p[1] * math.exp(-y)) ** p[3]
+    if family == DATA_CONSTRAINED:
+        return _dc_loss(p, math.exp(x), math.exp(y))
     return np.nan
 
 
@@ -66,6 +128,11 @@ def isoflop_grad(family, p, x, c):
         u = r * math.exp(r * (math.log(p[0]) - x))
         v = p[1] * math.exp(x - c)
         return v - u, v + r * u
+    if family == DATA_CONSTRAINED:  # piecewise: the curvature comes from a central difference of g
+        g = _dc_grad(p, x, c)
+        eps = 1e-6 * (1.0 + abs(x))
+        h = (_dc_grad(p, x + eps, c) - _dc_grad(p, x - eps, c)) / (2.0 * eps)
+        return g, (h if h > 0.0 else abs(g) + 1e-300)
     return np.nan, np.nan
 
 
@@ -87,8 +154,10 @@ def closed_form_x(family, p, c):
 
 @njit(**JIT)
 def initial_x(family, p, c):
-    """Where Newton starts. For families with a closed form that is the closed form itself; later families
-    without one supply their own approximation here."""
+    """Where Newton starts. For families with a closed form that is the closed form itself; data_constrained
+    starts from the chinchilla optimum of its base constants (exact when data is unlimited)."""
+    if family == DATA_CONSTRAINED:
+        return closed_form_x(CHINCHILLA, p, c)
     return closed_form_x(family, p, c)
 
 
