@@ -12,11 +12,13 @@ from scalesweep.kernels.frontier import newton_min, row_interval
 from . import reference as ref
 
 PRESETS = list(ss.PRESETS)
+# Presets whose family has a closed-form frontier (the data-constrained family is tested on its own).
+CLOSED_FORM = [n for n in PRESETS if ss.PRESETS[n].family in ("chinchilla", "kaplan")]
 SOLVERS = ["auto", "newton", "newton-midpoint"]
 FLOPS = np.geomspace(1e12, 1e30, 181)
 
 
-@pytest.mark.parametrize("name", PRESETS)
+@pytest.mark.parametrize("name", CLOSED_FORM)
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_unconstrained_matches_closed_form_to_1e_10(name, solver):
     law = ss.get_law(name)
@@ -141,7 +143,7 @@ def constraint_sets(draw):
     return {k: v for k, v in c.items() if v is not None}
 
 
-@given(name=st.sampled_from(PRESETS), cons=constraint_sets(), solver=st.sampled_from(SOLVERS))
+@given(name=st.sampled_from(CLOSED_FORM), cons=constraint_sets(), solver=st.sampled_from(SOLVERS))
 @settings(max_examples=250, deadline=None)
 def test_properties(name, cons, solver):
     law = ss.get_law(name)
