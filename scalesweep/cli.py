@@ -134,14 +134,15 @@ def laws(as_json):
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
+    w = max(map(len, info["families"]))
     click.echo("Families:")
     for name, f in info["families"].items():
-        click.echo(f"  {name:<11} {f['formula']}")
-        click.echo(f"  {'':<11} parameters: {', '.join(f['parameters'])}; {f['source']}")
-    click.echo("\nPresets (default: %s):" % info["default"])
+        click.echo(f"  {name:<{w}} {f['formula']}")
+        click.echo(f"  {'':<{w}} parameters: {', '.join(f['parameters'])}; {f['source']}")
+    click.echo(f"\nPresets (default: {info['default']}):")
     for name, p in info["presets"].items():
         params = ", ".join(f"{k}={v:g}" for k, v in p["parameters"].items())
-        click.echo(f"  {name:<21} {p['family']:<11} {params}")
+        click.echo(f"  {name:<21} {p['family']:<{w}} {params}")
         click.echo(f"  {'':<21} {p['citation']}")
         click.echo(f"  {'':<21} {p['conventions']}")
 
