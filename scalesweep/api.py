@@ -286,7 +286,12 @@ def frontier(law=None, flops=None, *, unit: str = "flops", solver: str = "auto",
     res = engine.solve(inputs, c.size, fams, P, np.zeros(1, dtype=np.int64), solver=SOLVERS[solver])
     spent = res["flops"]
     first = {"flops": spent.copy() if np.shares_memory(spent, c) else spent}  # never alias the caller's array
-    return _results_frame(inputs, res, first, _optional_columns(given, unit != "flops"))
+    df = _results_frame(inputs, res, first, _optional_columns(given, unit != "flops"))
+    if law.family == "kaplan_steps":  # Kaplan's training-steps view: the batch and steps behind the tokens
+        from .kernels.loss import ks_batch_steps
+
+        df["batch"], df["steps"] = ks_batch_steps(law.vector, df["loss"].to_numpy(), df["tokens"].to_numpy())
+    return df
 
 
 def target_loss(law=None, loss=None, *, inference_tokens=None, min_params=None, max_params=None, min_tokens=None,

@@ -9,6 +9,7 @@ Families
 ``chinchilla``  L(N, D) = E + A/N^alpha + B/D^beta                  (Hoffmann et al. 2022, Eq. 2 / Eq. 10)
 ``kaplan``      L(N, D) = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D  (Kaplan et al. 2020, Eq. 1.5 = 4.1)
 ``data_constrained``  chinchilla form in effective data and parameters (Muennighoff et al. 2023, sheet §4.1)
+``kaplan_steps``  L(N, S_min) with the critical batch B_crit(L) (Kaplan et al. 2020, Eq. 1.6 and 1.4)
 
 N is parameters, D is training tokens, L is loss in nats/token. Training compute is C = 6*N*D FLOPs.
 """
@@ -30,6 +31,7 @@ from .errors import ScalesweepError
 CHINCHILLA = 0
 KAPLAN = 1
 DATA_CONSTRAINED = 2
+KAPLAN_STEPS = 3
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,15 @@ FAMILIES: dict[str, Family] = {
         source="Muennighoff et al. 2023, arXiv:2305.16264, effective data and parameters (reference sheet §4.1); "
         "U_D = unique tokens available (inf: unlimited, which is the chinchilla law)",
         may_be_inf=("R_D_star", "R_N_star", "U_D"),
+    ),
+    "kaplan_steps": Family(
+        id=KAPLAN_STEPS,
+        name="kaplan_steps",
+        formula="L = (N_c/N)^alpha_N + (S_c/S_min)^alpha_S, B_crit = B_*/L^(1/alpha_B), D = B_crit S_min",
+        param_names=("N_c", "S_c", "alpha_N", "alpha_S", "B_star", "alpha_B"),
+        positive=("N_c", "S_c", "alpha_N", "alpha_S", "B_star", "alpha_B"),
+        source="Kaplan et al. 2020, arXiv:2001.08361, Eq. 1.6 = 5.6 with Eq. 1.4 and 5.4-5.5 (reference sheet "
+        "§1.3-1.5); budgets are C_min = 6 N B_crit S_min",
     ),
 }
 FAMILY_BY_ID = {f.id: f for f in FAMILIES.values()}
@@ -177,6 +188,17 @@ PRESETS: dict[str, Preset] = {
         citation="Kaplan et al. 2020, arXiv:2001.08361, Eq. 1.5 with Table 2 values; reference sheet §1.2",
         conventions="N = NON-embedding parameters; D = tokens (WebText2, GPT-2 BPE, n_vocab 50257); "
         "L = WebText2 test loss, nats/token, 1024-token context; C = 6ND FLOPs",
+    ),
+    "kaplan2020-steps": Preset(
+        family="kaplan_steps",
+        # L(N, S_min) joint fit (Table 3) and the critical batch (Table 5: B_* = 2.1e8 tokens, alpha_B = 0.21);
+        # sheet §1.3, §1.4 and §7 'kaplan_NS', 'kaplan_Bcrit'.
+        params={"N_c": 6.5e13, "S_c": 2.1e3, "alpha_N": 0.077, "alpha_S": 0.76, "B_star": 2.1e8, "alpha_B": 0.21},
+        citation="Kaplan et al. 2020, arXiv:2001.08361, Eq. 1.6 (Table 3 joint fit) with B_crit of Eq. 1.4 "
+        "(Table 5); reference sheet §1.3-1.5",
+        conventions="N = NON-embedding parameters; tokens D = E_min = B_crit S_min; budgets are C_min = 6 N D "
+        "(compute at B << B_crit, Eq. 5.5); the frontier also reports batch (B_crit) and steps (S_min); "
+        "L = WebText2 test loss, nats/token",
     ),
     "muennighoff2023": Preset(
         family="data_constrained",

@@ -25,6 +25,10 @@ def loss(family: str, params: dict, n, d):
         return ((p["N_c"] / n) ** (p["alpha_N"] / p["alpha_D"]) + p["D_c"] / d) ** p["alpha_D"]
     if family == "data_constrained":
         return data_constrained_loss(params, n, d)
+    if family == "kaplan_steps":
+        n, d = np.broadcast_arrays(n, d)
+        out = np.array([kaplan_steps_loss(params, a, b) for a, b in zip(n.ravel(), d.ravel(), strict=True)])
+        return out.reshape(n.shape) if n.ndim else float(out[0])
     raise ValueError(family)
 
 
@@ -233,3 +237,20 @@ def fit_scipy_multistart(family, starts, ln_n, ln_d, ln_l, delta=1e-3):
         if res.fun < best_f:
             best_f, best_x = res.fun, res.x
     return best_f, best_x
+
+
+def kaplan_steps_loss(p, n, d):
+    """L(N, D) of the kaplan_steps family by scipy brentq on the fixed point L = a + k L^-q (sheet §1.3-1.4)."""
+    from scipy.optimize import brentq
+
+    a = (p["N_c"] / n) ** p["alpha_N"]
+    k = (p["S_c"] * p["B_star"] / d) ** p["alpha_S"]
+    q = p["alpha_S"] / p["alpha_B"]
+    lo, hi = a, a + k * a**-q
+
+    def f(L):
+        return L - a - k * L**-q
+
+    if not (f(lo) < 0 < f(hi)):  # the step term is below rounding at this end of the domain
+        return hi
+    return brentq(f, lo, hi, xtol=1e-300, rtol=1e-15, maxiter=500)

@@ -26,6 +26,56 @@ from . import JIT, PJIT
 CHINCHILLA = 0
 KAPLAN = 1
 DATA_CONSTRAINED = 2
+KAPLAN_STEPS = 3
+
+
+# ------------------------------------------------------------------------------- kaplan_steps (Kaplan 2020)
+# p = (N_c, S_c, alpha_N, alpha_S, B_*, alpha_B). L(N, S_min) = (N_c/N)^alpha_N + (S_c/S_min)^alpha_S (Eq. 1.6)
+# with the critical batch B_crit(L) = B_*/L^(1/alpha_B) (Eq. 1.4) and D = E_min = B_crit S_min, so that
+# C_min = 6 N B_crit S_min = 6 N D (sheet §1.3-1.5). For given N and D the loss solves the fixed point
+#     L = a + k L^-q,   a = (N_c/N)^alpha_N,  k = (S_c B_*/D)^alpha_S,  q = alpha_S/alpha_B,
+# whose right side falls as L rises: one root, bracketed by [a, a + k a^-q].
+
+
+@njit(**JIT)
+def _ks_loss(p, n, d):
+    a = (p[0] / n) ** p[2]
+    k = (p[1] * p[4] / d) ** p[3]
+    q = p[3] / p[5]
+    lo, hi = a, a + k * a ** -q
+    x = hi
+    for _ in range(100):
+        f = x - a - k * x**-q
+        if f > 0.0:
+            hi = x
+        else:
+            lo = x
+        step = f / (1.0 + q * k * x ** (-q - 1.0))
+        xn = x - step
+        if not (xn > lo and xn < hi):
+            xn = 0.5 * (lo + hi)
+        if abs(xn - x) <= 1e-15 * x:
+            return xn
+        x = xn
+    return x
+
+
+@njit(**JIT)
+def _ks_grad(p, x, c):
+    """The numerator of dL/dx on the iso-FLOP line (implicit differentiation of the fixed point):
+    dL/dx = (alpha_S k L^-q - alpha_N a) / (1 + q k L^(-q-1))."""
+    n, d = math.exp(x), math.exp(c - x)
+    ell = _ks_loss(p, n, d)
+    a = (p[0] / n) ** p[2]
+    k = (p[1] * p[4] / d) ** p[3]
+    q = p[3] / p[5]
+    return (p[3] * k * ell**-q - p[2] * a) / (1.0 + q * k * ell ** (-q - 1.0))
+
+
+def ks_batch_steps(p, loss, tokens):
+    """(B_crit, S_min) for a kaplan_steps law at a loss and token count (numpy)."""
+    batch = p[4] / loss ** (1.0 / p[5])
+    return batch, tokens / batch
 
 
 # ------------------------------------------------------------------ data_constrained (Muennighoff et al. 2023)
@@ -94,6 +144,8 @@ def loss_point(family, p, n, d):
         return ((p[0] / n) ** (p[2] / p[3]) + p[1] / d) ** p[3]
     if family == DATA_CONSTRAINED:
         return _dc_loss(p, n, d)
+    if family == KAPLAN_STEPS:
+        return _ks_loss(p, n, d)
     return np.nan
 
 
@@ -107,6 +159,8 @@ def loss_log(family, p, x, y):
         return (math.exp(r * (math.log(p[0]) - x)) + p[1] * math.exp(-y)) ** p[3]
     if family == DATA_CONSTRAINED:
         return _dc_loss(p, math.exp(x), math.exp(y))
+    if family == KAPLAN_STEPS:
+        return _ks_loss(p, math.exp(x), math.exp(y))
     return np.nan
 
 
@@ -133,6 +187,11 @@ def isoflop_grad(family, p, x, c):
         eps = 1e-6 * (1.0 + abs(x))
         h = (_dc_grad(p, x + eps, c) - _dc_grad(p, x - eps, c)) / (2.0 * eps)
         return g, (h if h > 0.0 else abs(g) + 1e-300)
+    if family == KAPLAN_STEPS:
+        g = _ks_grad(p, x, c)
+        eps = 1e-6 * (1.0 + abs(x))
+        h = (_ks_grad(p, x + eps, c) - _ks_grad(p, x - eps, c)) / (2.0 * eps)
+        return g, (h if h > 0.0 else abs(g) + 1e-300)
     return np.nan, np.nan
 
 
@@ -158,6 +217,8 @@ def initial_x(family, p, c):
     starts from the chinchilla optimum of its base constants (exact when data is unlimited)."""
     if family == DATA_CONSTRAINED:
         return closed_form_x(CHINCHILLA, p, c)
+    if family == KAPLAN_STEPS:  # Kaplan's Table 6 frontier, N = 1.3e9 (C_min / PF-day)^0.73 (sheet §1.5)
+        return math.log(1.3e9) + 0.73 * (c + math.log(6.0) - math.log(8.64e19))
     return closed_form_x(family, p, c)
 
 
