@@ -253,7 +253,7 @@ def frontier(law=None, flops=None, *, unit: str = "flops", solver: str = "auto",
              max_params=None, min_tokens=None, max_tokens=None, min_tokens_per_param=None,
              max_tokens_per_param=None, gpu=None, peak_tflops=None, gpu_memory_gb=None, mfu=None, gpus=None,
              usd_per_gpu_hour=None, bytes_per_param=None, max_days=None, unique_tokens=None,
-             inference_tokens=None):
+             inference_tokens=None, loss_law=None):
     """Compute-optimal allocation per budget under constraints (C = 6*N*D).
 
     ``flops`` are the budgets, in ``unit``: ``"flops"``, ``"pf_days"``, ``"gpu_hours"`` or ``"usd"`` (the last
@@ -269,16 +269,26 @@ def frontier(law=None, flops=None, *, unit: str = "flops", solver: str = "auto",
     ``solver``: ``"auto"`` (closed form where the family has an exact one, else Newton), ``"newton"`` (the
     general safeguarded Newton solver, from the family's initial guess) or ``"newton-midpoint"`` (Newton from
     the middle of the feasible interval: no prior knowledge of the optimum).
+
+    An ``allocation_rule`` law (deepseek2024, llama3_2024, ...) gives params and tokens by its formula; its
+    loss is NaN unless ``loss_law`` names a law to evaluate it with. A rule's row that breaks a limit is
+    infeasible. A ``kaplan_steps`` law adds ``batch`` and ``steps`` columns.
     """
     law = _law(law)
     if flops is None:
         raise ScalesweepError("frontier needs budgets: flops=[...]")
+    if loss_law is not None:
+        loss_law = _law(loss_law)
+        if law.family != "allocation_rule":
+            raise ScalesweepError(f"--loss-law applies to allocation rules; {law.name} has its own loss")
+        if loss_law.family == "allocation_rule":
+            raise ScalesweepError(f"--loss-law must be a loss law, not the allocation rule {loss_law.name}")
     c = check_positive_array(flops, "flops" if unit == "flops" else f"budgets ({unit})")
     if solver not in SOLVERS:
         raise ScalesweepError(f"unknown solver {solver!r} (one of: {', '.join(SOLVERS)})")
     if unit not in BUDGET_UNITS:
         raise ScalesweepError(f"unknown budget unit {unit!r} (one of: {', '.join(BUDGET_UNITS)})")
-    inputs, given = _scalar_inputs(locals())
+    inputs, given = _scalar_inputs({k: v for k, v in locals().items() if k != "loss_law"})
     inputs[unit] = c
     given[unit] = True
     engine.check_rules(given, c.size, lambda i: "frontier")
@@ -287,6 +297,8 @@ def frontier(law=None, flops=None, *, unit: str = "flops", solver: str = "auto",
     spent = res["flops"]
     first = {"flops": spent.copy() if np.shares_memory(spent, c) else spent}  # never alias the caller's array
     df = _results_frame(inputs, res, first, _optional_columns(given, unit != "flops"))
+    if loss_law is not None:
+        df["loss"] = np.where(df["feasible"], loss_law.loss(df["params"].to_numpy(), df["tokens"].to_numpy()), np.nan)
     if law.family == "kaplan_steps":  # Kaplan's training-steps view: the batch and steps behind the tokens
         from .kernels.loss import ks_batch_steps
 
@@ -422,3 +434,31 @@ def frontier_bands(samples, family: str, flops, percentiles, *, solver: str = "a
             for k, q in enumerate(sorted(qs)):
                 cols[f"{what}_p{q:g}"][sl] = vals[:, k]
     return pd.DataFrame({"flops": c.copy(), **cols, "feasible_fraction": frac}, copy=False)
+
+
+def compare(flops, laws=None):
+    """What each law recommends at each budget, side by side: one row per (law, budget) with family,
+    params, tokens, tokens_per_param and loss (NaN for allocation rules, which have none).
+
+    ``laws``: preset names or Laws (default: every preset). Conventions differ between presets (Kaplan counts
+    non-embedding parameters, and its kaplan2020-steps / kaplan2020-table6 budgets are C_min): see
+    ``scalesweep laws``.
+    """
+    import pandas as pd
+
+    from .laws import PRESETS
+
+    c = check_positive_array(flops, "flops")
+    chosen = [get_law(x) for x in (list(PRESETS) if laws is None else laws)]
+    if not chosen:
+        raise ScalesweepError("--laws: no laws given")
+    frames = []
+    for law in chosen:
+        df = frontier(law, c)
+        frames.append(pd.DataFrame({"law": law.name, "family": law.family, "flops": c.copy(),
+                                    "params": df["params"], "tokens": df["tokens"],
+                                    "tokens_per_param": df["tokens_per_param"], "loss": df["loss"]}))
+    out = pd.concat(frames, ignore_index=True)
+    out["law"] = out["law"].astype("category")
+    out["family"] = out["family"].astype("category")
+    return out

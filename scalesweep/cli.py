@@ -207,12 +207,14 @@ def _progress():
 @_hardware_options
 @click.option("--solver", type=click.Choice(["auto", "newton", "newton-midpoint"]), default="auto",
               show_default=True, help="auto: exact closed form where the family has one, else Newton.")
+@click.option("--loss-law", default=None, metavar="NAME",
+              help="Evaluate the loss of an allocation-rule law (deepseek2024, ...) with this loss law.")
 @click.option("--bands", default=None, metavar="Q[,Q...]",
               help="Percentile bands over the bootstrap samples of a --law-file written by `fit --bootstrap`.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Parquet file to write (default: print the table).")
-def frontier(law, law_file, overrides, threads, flops_range, flops_file, flops_column, unit, solver, bands, output,
-             **kwargs):
+def frontier(law, law_file, overrides, threads, flops_range, flops_file, flops_column, unit, solver, loss_law, bands,
+             output, **kwargs):
     """Compute-optimal params and tokens per budget, under constraints.
 
     Fixed-size questions are the same solve with equal bounds: --min-params 7e9 --max-params 7e9 gives the
@@ -236,7 +238,7 @@ def frontier(law, law_file, overrides, threads, flops_range, flops_file, flops_c
     if output is not None:
         check_output_path(output)
     cons, hw = _pick(kwargs, CONSTRAINT_KEYS), _pick(kwargs, HARDWARE_KEYS)
-    df = api.frontier(the_law, flops, unit=unit, solver=solver, **cons, **hw)
+    df = api.frontier(the_law, flops, unit=unit, solver=solver, loss_law=loss_law, **cons, **hw)
     if bands is not None:
         df = _with_bands(df, bands, law_file, overrides, solver, cons)
     n_bad = int((~df["feasible"]).sum())
@@ -404,6 +406,35 @@ def fit_cmd(runs, output, family, method, objective, delta, exclude_highest, gri
         click.echo(f"bootstrap ({bootstrap} resamples, seed {seed}) standard errors: "
                    + ", ".join(f"{k} {v:.3g}" for k, v in se.items()))
     click.echo(f"wrote {output}")
+
+
+@cli.command()
+@click.option("--flops", "flops_values", required=True, metavar="C[,C...]", help="Budget(s), FLOPs.")
+@click.option("--laws", "law_names", default=None, metavar="A,B,...", help="Presets to compare (default: all).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Also write Parquet.")
+def compare(flops_values, law_names, output):
+    """What every preset recommends at a budget, side by side (params, tokens, tokens/param, loss)."""
+    from . import api
+    from .io import check_output_path, make_metadata, write_table
+
+    budgets = []
+    for part in flops_values.split(","):
+        try:
+            budgets.append(float(part))
+        except ValueError:
+            raise ScalesweepError(f"--flops: {part.strip()!r} is not a number") from None
+    names = None if law_names is None else [x.strip() for x in law_names.split(",") if x.strip()]
+    if output is not None:
+        check_output_path(output)
+    df = api.compare(budgets, names)
+    _print_frame(df)
+    if output is not None:
+        import pyarrow as pa
+
+        meta = make_metadata(command="compare", flops=budgets, laws=[str(x) for x in df["law"].cat.categories],
+                             rows=len(df), command_line=api.command_line())
+        write_table(output, pa.Table.from_pandas(df, preserve_index=False), meta)
+        click.echo(f"wrote {len(df):,} rows to {output}", err=True)
 
 
 def _parse_lo_hi(text: str, option: str) -> tuple[float, float]:

@@ -20,7 +20,7 @@ from .constraints import ACTIVE_NAMES, CONSTRAINT_NAMES
 from .errors import ScalesweepError
 from .kernels.frontier import MAX_PARAMS, MAX_TOKENS, frontier_kernel
 from .kernels.inverse import target_kernel
-from .kernels.loss import DATA_CONSTRAINED
+from .kernels.loss import ALLOCATION_RULE, DATA_CONSTRAINED
 
 DC_UNIQUE_TOKENS = 7  # index of U_D in a data_constrained parameter vector (laws.py)
 
@@ -119,6 +119,26 @@ def _bounds(cols, m):
         raw[:, i] = np.where(np.isnan(c), fill, c)
     with np.errstate(divide="ignore"):
         return raw, np.log(raw)
+
+
+def _allocation_rows(rows, p, flops, raw, n, d, loss, feas, active):
+    """Rows whose law is an allocation rule: N and D from the rule (a coefficient of 0 means "from C = 6ND"),
+    loss NaN; a row whose allocation breaks a limit is infeasible (a rule cannot be steered)."""
+    k = FLOPS_PER_PARAM_TOKEN
+    t = flops / p[:, 4]
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        nn = np.where(p[:, 0] > 0, p[:, 0] * t ** p[:, 1], np.nan)
+        dd = np.where(p[:, 2] > 0, p[:, 2] * t ** p[:, 3], np.nan)
+        nn = np.where(np.isnan(nn), flops / (k * dd), nn)
+        dd = np.where(np.isnan(dd), flops / (k * nn), dd)
+        b = raw if raw.shape[0] == 1 else raw[rows]
+        ok = ((nn >= b[:, 0]) & (nn <= b[:, 1]) & (dd >= b[:, 2]) & (dd <= b[:, 3]) & (dd / nn >= b[:, 4])
+              & (dd / nn <= b[:, 5]) & np.isfinite(nn) & np.isfinite(dd))
+    n[rows] = np.where(ok, nn, np.nan)
+    d[rows] = np.where(ok, dd, np.nan)
+    loss[rows] = np.nan
+    feas[rows] = ok
+    active[rows] = 0
 
 
 def _unique_tokens_into_laws(fams, P, law_idx, uniq, m):
@@ -228,6 +248,12 @@ def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.nda
             else:
                 frontier_kernel(fams, P, li, flops_all[idx], k, bi[0], bi[1], solver, on, od, ol, of, oa)
             n[idx], d[idx], loss[idx], feas[idx], active[idx] = on, od, ol, of, oa
+    # Allocation rules are formulas, not optimisations: their rows are filled in here (the kernel flagged them).
+    li_full = np.broadcast_to(law_idx, (m,)) if law_idx.size == 1 else law_idx
+    rule = fams[li_full] == ALLOCATION_RULE
+    if rule.any():
+        _allocation_rows(np.flatnonzero(rule), P[li_full[rule]], materialize(flops, m)[rule], raw, n, d, loss, feas,
+                         active)
     # Name the hardware / data limits that set a binding bound.
     if np.any(memory_binds):
         active[(active == MAX_PARAMS) & np.broadcast_to(memory_binds, (m,))] = MEMORY

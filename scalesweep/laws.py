@@ -32,6 +32,7 @@ CHINCHILLA = 0
 KAPLAN = 1
 DATA_CONSTRAINED = 2
 KAPLAN_STEPS = 3
+ALLOCATION_RULE = 4
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,15 @@ FAMILIES: dict[str, Family] = {
         positive=("N_c", "S_c", "alpha_N", "alpha_S", "B_star", "alpha_B"),
         source="Kaplan et al. 2020, arXiv:2001.08361, Eq. 1.6 = 5.6 with Eq. 1.4 and 5.4-5.5 (reference sheet "
         "§1.3-1.5); budgets are C_min = 6 N B_crit S_min",
+    ),
+    "allocation_rule": Family(
+        id=ALLOCATION_RULE,
+        name="allocation_rule",
+        formula="N = N_coef (C/C_unit)^N_exp, D = D_coef (C/C_unit)^D_exp (a coefficient of 0: from C = 6ND)",
+        param_names=("N_coef", "N_exp", "D_coef", "D_exp", "C_unit"),
+        positive=("C_unit",),
+        source="published power-law allocations that are not loss laws (reference sheet §6, §7); no loss of "
+        "their own: the frontier reports NaN loss unless a loss law is given",
     ),
 }
 FAMILY_BY_ID = {f.id: f for f in FAMILIES.values()}
@@ -199,6 +209,39 @@ PRESETS: dict[str, Preset] = {
         conventions="N = NON-embedding parameters; tokens D = E_min = B_crit S_min; budgets are C_min = 6 N D "
         "(compute at B << B_crit, Eq. 5.5); the frontier also reports batch (B_crit) and steps (S_min); "
         "L = WebText2 test loss, nats/token",
+    ),
+    "deepseek2024": Preset(
+        family="allocation_rule",
+        # M_opt = 0.1715 C^0.5243 (M = non-embedding FLOPs/token), D_opt = 5.8316 C^0.4757 (sheet §6.1, §7);
+        # params reported as M/6 (6N = 72 n_layer d^2, Kaplan-style non-embedding).
+        params={"N_coef": 0.1715 / 6.0, "N_exp": 0.5243, "D_coef": 5.8316, "D_exp": 0.4757, "C_unit": 1.0},
+        citation="DeepSeek-AI 2024, 'DeepSeek LLM', arXiv:2401.02954, M_opt and D_opt fits; reference sheet §6.1",
+        conventions="params = M/6 with M = non-embedding FLOPs per token incl. attention; C = M D FLOPs",
+    ),
+    "llama3_2024": Preset(
+        family="allocation_rule",
+        # D*(C) = 0.299 C^0.537 tokens, the unrounded Fig. 3 values (sheet §6.2: the text's 0.29/0.53 give
+        # 1.05e13 tokens at 3.8e25, not the stated 16.55T); params = C/(6D).
+        params={"N_coef": 0.0, "N_exp": 0.0, "D_coef": 0.299, "D_exp": 0.537, "C_unit": 1.0},
+        citation="Llama Team 2024, 'The Llama 3 Herd of Models', arXiv:2407.21783, §3.2.1, Fig. 3; "
+        "reference sheet §6.2",
+        conventions="tokens from the fit, params = C/(6D); N = total parameters; C in FLOPs",
+    ),
+    "porian2024_tuned": Preset(
+        family="allocation_rule",
+        # Tuned RefinedWeb fit from the released data: N* = 0.1189 C^0.4969, D* = 1.4014 C^0.5031 (sheet §6.3).
+        params={"N_coef": 0.1189, "N_exp": 0.4969, "D_coef": 1.4014, "D_exp": 0.5031, "C_unit": 1.0},
+        citation="Porian et al. 2024, 'Resolving Discrepancies in Compute-Optimal Scaling of Language Models', "
+        "arXiv:2406.19146, tuned RefinedWeb fit (released data); reference sheet §6.3",
+        conventions="N includes the head, excludes embeddings; C in FLOPs",
+    ),
+    "kaplan2020-table6": Preset(
+        family="allocation_rule",
+        # N = 1.3e9 C_min^0.73, D = 2e10 C_min^0.27, C_min in PF-days (Table 6; sheet §1.5, §7 'kaplan_frontier').
+        params={"N_coef": 1.3e9, "N_exp": 0.73, "D_coef": 2e10, "D_exp": 0.27, "C_unit": 8.64e19},
+        citation="Kaplan et al. 2020, arXiv:2001.08361, Table 6 / Eq. 1.7 empirical frontier; reference sheet §1.5",
+        conventions="N = NON-embedding parameters; budgets are C_min (training at B << B_crit); D is one "
+        "epoch of data at B_crit, so 6ND = 2 C_min (sheet §1.5)",
     ),
     "muennighoff2023": Preset(
         family="data_constrained",

@@ -27,6 +27,7 @@ CHINCHILLA = 0
 KAPLAN = 1
 DATA_CONSTRAINED = 2
 KAPLAN_STEPS = 3
+ALLOCATION_RULE = 4  # no loss of its own: handled outside the kernels (engine.py)
 
 
 # ------------------------------------------------------------------------------- kaplan_steps (Kaplan 2020)
