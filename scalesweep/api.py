@@ -188,7 +188,7 @@ def _scalar_inputs(options: dict) -> tuple[dict, dict]:
     from .units import get_hardware
 
     values = {k: options.get(k) for k in HARDWARE_OPTIONS}
-    constraints = {k: options.get(k) for k in CONSTRAINT_NAMES}
+    constraints = {k: options.get(k) for k in (*CONSTRAINT_NAMES, "max_overfit")}
     inputs = {}
     for name, v in values.items():
         if name == "gpu" or v is None:
@@ -246,12 +246,14 @@ def _optional_columns(given: dict, budget_converted: bool) -> list[str]:
         out.append("epochs")
     if given.get("gpus") and peak:
         out.append("max_params_memory")
+    if given.get("max_overfit") or given.get("overfit_penalty"):
+        out.append("overfit_penalty")
     return out
 
 
 def frontier(law=None, flops=None, *, unit: str = "flops", solver: str = "auto", min_params=None,
              max_params=None, min_tokens=None, max_tokens=None, min_tokens_per_param=None,
-             max_tokens_per_param=None, gpu=None, peak_tflops=None, gpu_memory_gb=None, mfu=None, gpus=None,
+             max_tokens_per_param=None, max_overfit=None, overfit=False, gpu=None, peak_tflops=None, gpu_memory_gb=None, mfu=None, gpus=None,
              usd_per_gpu_hour=None, bytes_per_param=None, max_days=None, unique_tokens=None,
              inference_tokens=None, loss_law=None):
     """Compute-optimal allocation per budget under constraints (C = 6*N*D).
@@ -269,6 +271,9 @@ def frontier(law=None, flops=None, *, unit: str = "flops", solver: str = "auto",
     ``solver``: ``"auto"`` (closed form where the family has an exact one, else Newton), ``"newton"`` (the
     general safeguarded Newton solver, from the family's initial guess) or ``"newton-midpoint"`` (Newton from
     the middle of the feasible interval: no prior knowledge of the optimum).
+
+    ``max_overfit`` limits Kaplan's overfitting measure dL(N, D) (Eq. 4.3, Table 2 constants; 0.02 is Eq. 4.4's
+    D >~ 5e3 N^0.74) and adds the ``overfit_penalty`` column, which ``overfit=True`` adds on its own.
 
     An ``allocation_rule`` law (deepseek2024, llama3_2024, ...) gives params and tokens by its formula; its
     loss is NaN unless ``loss_law`` names a law to evaluate it with. A rule's row that breaks a limit is
@@ -289,6 +294,8 @@ def frontier(law=None, flops=None, *, unit: str = "flops", solver: str = "auto",
     if unit not in BUDGET_UNITS:
         raise ScalesweepError(f"unknown budget unit {unit!r} (one of: {', '.join(BUDGET_UNITS)})")
     inputs, given = _scalar_inputs({k: v for k, v in locals().items() if k != "loss_law"})
+    if overfit:
+        given["overfit_penalty"] = True
     inputs[unit] = c
     given[unit] = True
     engine.check_rules(given, c.size, lambda i: "frontier")
@@ -307,7 +314,8 @@ def frontier(law=None, flops=None, *, unit: str = "flops", solver: str = "auto",
 
 
 def target_loss(law=None, loss=None, *, inference_tokens=None, min_params=None, max_params=None, min_tokens=None,
-                max_tokens=None, min_tokens_per_param=None, max_tokens_per_param=None, gpu=None, peak_tflops=None,
+                max_tokens=None, min_tokens_per_param=None, max_tokens_per_param=None, max_overfit=None, gpu=None,
+                peak_tflops=None,
                 gpu_memory_gb=None, mfu=None, gpus=None, usd_per_gpu_hour=None, bytes_per_param=None,
                 max_days=None, unique_tokens=None):
     """The least compute that reaches each target loss (the inverse of the frontier).

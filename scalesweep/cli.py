@@ -91,6 +91,7 @@ def _constraint_options(f):
         ("--max-tokens", "Most training tokens allowed (e.g. data you have)."),
         ("--min-tokens-per-param", "Lower limit on D/N."),
         ("--max-tokens-per-param", "Upper limit on D/N."),
+        ("--max-overfit", "Kaplan's overfitting measure dL (Eq. 4.3) at most this; 0.02 ~ D >= 5e3 N^0.74."),
     ]
     for name, help_ in reversed(opts):
         f = click.option(name, type=float, default=None, help=help_)(f)
@@ -100,7 +101,7 @@ def _constraint_options(f):
 HARDWARE_KEYS = ("gpu", "peak_tflops", "gpu_memory_gb", "mfu", "gpus", "usd_per_gpu_hour", "bytes_per_param",
                  "max_days", "unique_tokens")
 CONSTRAINT_KEYS = ("min_params", "max_params", "min_tokens", "max_tokens", "min_tokens_per_param",
-                   "max_tokens_per_param")
+                   "max_tokens_per_param", "max_overfit")
 
 
 def _pick(kwargs, keys):
@@ -207,14 +208,16 @@ def _progress():
 @_hardware_options
 @click.option("--solver", type=click.Choice(["auto", "newton", "newton-midpoint"]), default="auto",
               show_default=True, help="auto: exact closed form where the family has one, else Newton.")
+@click.option("--overfit-penalty", "overfit", is_flag=True,
+              help="Add Kaplan's overfitting measure dL(N, D) (Eq. 4.3) as a column.")
 @click.option("--loss-law", default=None, metavar="NAME",
               help="Evaluate the loss of an allocation-rule law (deepseek2024, ...) with this loss law.")
 @click.option("--bands", default=None, metavar="Q[,Q...]",
               help="Percentile bands over the bootstrap samples of a --law-file written by `fit --bootstrap`.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Parquet file to write (default: print the table).")
-def frontier(law, law_file, overrides, threads, flops_range, flops_file, flops_column, unit, solver, loss_law, bands,
-             output, **kwargs):
+def frontier(law, law_file, overrides, threads, flops_range, flops_file, flops_column, unit, solver, overfit, loss_law,
+             bands, output, **kwargs):
     """Compute-optimal params and tokens per budget, under constraints.
 
     Fixed-size questions are the same solve with equal bounds: --min-params 7e9 --max-params 7e9 gives the
@@ -238,7 +241,7 @@ def frontier(law, law_file, overrides, threads, flops_range, flops_file, flops_c
     if output is not None:
         check_output_path(output)
     cons, hw = _pick(kwargs, CONSTRAINT_KEYS), _pick(kwargs, HARDWARE_KEYS)
-    df = api.frontier(the_law, flops, unit=unit, solver=solver, loss_law=loss_law, **cons, **hw)
+    df = api.frontier(the_law, flops, unit=unit, solver=solver, loss_law=loss_law, overfit=overfit, **cons, **hw)
     if bands is not None:
         df = _with_bands(df, bands, law_file, overrides, solver, cons)
     n_bad = int((~df["feasible"]).sum())

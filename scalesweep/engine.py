@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import units
-from .constraints import ACTIVE_NAMES, CONSTRAINT_NAMES
+from .constraints import ACTIVE_NAMES, CONSTRAINT_NAMES, overfit_log_k, overfit_penalty
 from .errors import ScalesweepError
 from .kernels.frontier import MAX_PARAMS, MAX_TOKENS, frontier_kernel
 from .kernels.inverse import target_kernel
@@ -35,7 +35,7 @@ BUDGET_LIMITS = ("budget", "max_days")  # budget_limited_by categories
 BUDGET_FIELDS = ("flops", "pf_days", "gpu_hours", "usd", "days", "target_loss")
 RESULT_COLUMNS = ("flops", "params", "tokens", "loss", "tokens_per_param", "feasible", "active_constraint",
                   "budget_flops", "budget_limited_by", "gpu_hours", "wall_days", "usd", "inference_flops",
-                  "lifetime_flops", "epochs", "max_params_memory")
+                  "lifetime_flops", "epochs", "max_params_memory", "overfit_penalty")
 
 
 # Every scenario field, its kind and what it means (the same names in tables, sweep specs and the API).
@@ -63,6 +63,7 @@ FIELDS = {
     "max_tokens": ("pos", "most training tokens allowed"),
     "min_tokens_per_param": ("pos", "lower limit on tokens per parameter"),
     "max_tokens_per_param": ("pos", "upper limit on tokens per parameter"),
+    "max_overfit": ("pos", "Kaplan's overfitting measure dL (Eq. 4.3) at most this (0.02: D >~ 5e3 N^0.74)"),
 }
 DEFAULTS = {"law": "hoffmann2022", "mfu": units.DEFAULT_MFU, "bytes_per_param": units.DEFAULT_BYTES_PER_PARAM,
             "inference_tokens": 0.0}
@@ -109,16 +110,19 @@ def _given(v):
     return ~np.isnan(v)
 
 
-def _bounds(cols, m):
-    """(raw, log) bounds arrays: (1, 6) when every limit is shared, else (m, 6)."""
-    shared = all(np.ndim(c) == 0 for c in cols)
+def _bounds(cols, overfit, m):
+    """(raw, log) bounds arrays: (1, 7) when every limit is shared, else (m, 7) (constraints.Constraints)."""
+    shared = all(np.ndim(c) == 0 for c in cols) and np.ndim(overfit) == 0
     rows = 1 if shared else m
-    raw = np.empty((rows, 6))
-    for i, (name, c) in enumerate(zip(CONSTRAINT_NAMES[:6], cols, strict=True)):
+    raw = np.empty((rows, 7))
+    for i, (name, c) in enumerate(zip(CONSTRAINT_NAMES, cols, strict=True)):
         fill = 0.0 if name.startswith("min") else np.inf
         raw[:, i] = np.where(np.isnan(c), fill, c)
+    raw[:, 6] = np.where(np.isnan(overfit), np.inf, overfit)
     with np.errstate(divide="ignore"):
-        return raw, np.log(raw)
+        lb = np.log(raw)
+    lb[:, 6] = overfit_log_k(overfit)
+    return raw, lb
 
 
 def _allocation_rows(rows, p, flops, raw, n, d, loss, feas, active):
@@ -223,7 +227,9 @@ def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.nda
             max_tokens = np.where(unique_binds, uniq, max_tokens)
     cons = [_col(inputs, "min_params"), max_params, _col(inputs, "min_tokens"), max_tokens,
             _col(inputs, "min_tokens_per_param"), _col(inputs, "max_tokens_per_param")]
-    raw, lb = _bounds(cons, m)
+    if "max_overfit" in given and any_target:
+        raise ScalesweepError("max_overfit is a frontier limit; target-loss rows do not support it yet")
+    raw, lb = _bounds(cons, _col(inputs, "max_overfit"), m)
     k = FLOPS_PER_PARAM_TOKEN
     n, d, loss = np.empty(m), np.empty(m), np.empty(m)
     feas, active = np.empty(m, dtype=np.bool_), np.empty(m, dtype=np.int8)
@@ -290,6 +296,7 @@ def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.nda
             "lifetime_flops": train + inf_flops,
             "epochs": d / uniq if "unique_tokens" in given else nan,
             "max_params_memory": mem_params,
+            "overfit_penalty": overfit_penalty(n, d),
         }
 
 

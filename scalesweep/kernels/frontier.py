@@ -24,6 +24,8 @@ from . import JIT, PJIT
 from .loss import closed_form_x, initial_x, isoflop_grad, loss_log, loss_point
 
 NONE, MIN_PARAMS, MAX_PARAMS, MIN_TOKENS, MAX_TOKENS, MIN_TPP, MAX_TPP = 0, 1, 2, 3, 4, 5, 6
+MAX_OVERFIT = 10  # ACTIVE_NAMES index (constraints.py)
+OVERFIT_RATIO = 0.076 / 0.103  # alpha_N/alpha_D of Kaplan's Table 2 (Eq. 4.3; constraints.OVERFIT_*)
 
 SOLVER_AUTO = 0  # closed form where the family has one, else Newton
 SOLVER_NEWTON = 1  # Newton from the family's initial guess
@@ -38,7 +40,8 @@ def row_interval(c, lb):
     """Feasible interval [lo, hi] in x = ln N for c = ln(C/k), and which constraint sets each end.
 
     lb holds natural logs of (min_params, max_params, min_tokens, max_tokens, min_tpp, max_tpp), with
-    -inf / +inf for an absent lower / upper limit. Domain: N >= 1 (x >= 0) and D >= 1 (x <= c).
+    -inf / +inf for an absent lower / upper limit, then ln K of the overfitting limit ln D >= ln K + r ln N
+    (-inf: none). Domain: N >= 1 (x >= 0) and D >= 1 (x <= c).
     """
     lo, lo_id = 0.0, NONE
     hi, hi_id = c, NONE
@@ -60,6 +63,9 @@ def row_interval(c, lb):
     v = 0.5 * (c - lb[4])  # D/N >= min_tpp
     if v < hi:
         hi, hi_id = v, MIN_TPP
+    v = (c - lb[6]) / (1.0 + OVERFIT_RATIO)  # Kaplan dL <= max: ln D >= lb[6] + r ln N
+    if v < hi:
+        hi, hi_id = v, MAX_OVERFIT
     return lo, lo_id, hi, hi_id
 
 
@@ -155,7 +161,7 @@ def frontier_kernel(fams, P, law_idx, flops, k, lbounds, bounds, solver, out_n, 
     """Solve every budget, each row with its own law and constraints where given.
 
     Row i uses law ``law_idx[i]`` (family ``fams[l]``, parameters ``P[l]``) and constraint row i of
-    ``lbounds``/``bounds`` (shape (m, 6)). An array of length / first dimension 1 is shared by every row,
+    ``lbounds``/``bounds`` (shape (m, 7)). An array of length / first dimension 1 is shared by every row,
     so one law and one constraint set cost nothing extra; a heterogeneous scenario sweep is the same loop.
     """
     lstride = 0 if law_idx.size == 1 else 1
