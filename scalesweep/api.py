@@ -282,6 +282,9 @@ def frontier(law=None, flops=None, *, unit: str = "flops", solver: str = "auto",
     law = _law(law)
     if flops is None:
         raise ScalesweepError("frontier needs budgets: flops=[...]")
+    if law.family == "kaplan_single" and law.params["variable"] < 2:
+        raise ScalesweepError(f"{law.name} is a law of {'N' if law.params['variable'] == 0 else 'D'} alone: it has "
+                              "no compute-optimal frontier (use it with `surface`)")
     if loss_law is not None:
         loss_law = _law(loss_law)
         if law.family != "allocation_rule":
@@ -458,6 +461,8 @@ def compare(flops, laws=None):
 
     c = check_positive_array(flops, "flops")
     chosen = [get_law(x) for x in (list(PRESETS) if laws is None else laws)]
+    if laws is None:  # laws of N or D alone have no answer at a budget
+        chosen = [x for x in chosen if not (x.family == "kaplan_single" and x.params["variable"] < 2)]
     if not chosen:
         raise ScalesweepError("--laws: no laws given")
     frames = []

@@ -20,7 +20,7 @@ from .constraints import ACTIVE_NAMES, CONSTRAINT_NAMES, overfit_log_k, overfit_
 from .errors import ScalesweepError
 from .kernels.frontier import MAX_PARAMS, MAX_TOKENS, frontier_kernel
 from .kernels.inverse import target_kernel
-from .kernels.loss import ALLOCATION_RULE, DATA_CONSTRAINED
+from .kernels.loss import ALLOCATION_RULE, DATA_CONSTRAINED, KAPLAN_SINGLE
 
 DC_UNIQUE_TOKENS = 7  # index of U_D in a data_constrained parameter vector (laws.py)
 
@@ -260,6 +260,17 @@ def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.nda
     if rule.any():
         _allocation_rows(np.flatnonzero(rule), P[li_full[rule]], materialize(flops, m)[rule], raw, n, d, loss, feas,
                          active)
+    single = fams[li_full] == KAPLAN_SINGLE  # loss at the budget (compute laws) and no allocation
+    if single.any():
+        rows = np.flatnonzero(single)
+        p = P[li_full[rows]]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            val = (p[:, 0] / (materialize(flops, m)[rows] / units.PF_DAY)) ** p[:, 1]
+        loss[rows] = np.where(p[:, 2] >= 2, val, np.nan)
+        feas[rows] = p[:, 2] >= 2
+        n[rows] = np.nan
+        d[rows] = np.nan
+        active[rows] = 0
     # Name the hardware / data limits that set a binding bound.
     if np.any(memory_binds):
         active[(active == MAX_PARAMS) & np.broadcast_to(memory_binds, (m,))] = MEMORY

@@ -33,6 +33,7 @@ KAPLAN = 1
 DATA_CONSTRAINED = 2
 KAPLAN_STEPS = 3
 ALLOCATION_RULE = 4
+KAPLAN_SINGLE = 5
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class Family:
     source: str
     # Parameters that may be +inf (e.g. unlimited unique data); all others must be finite.
     may_be_inf: tuple[str, ...] = ()
+    # Parameters restricted to a few values (codes), e.g. which variable a single-variable law is of.
+    choices: tuple[tuple[str, tuple[float, ...]], ...] = ()
 
 
 FAMILIES: dict[str, Family] = {
@@ -93,6 +96,16 @@ FAMILIES: dict[str, Family] = {
         positive=("C_unit",),
         source="published power-law allocations that are not loss laws (reference sheet §6, §7); no loss of "
         "their own: the frontier reports NaN loss unless a loss law is given",
+    ),
+    "kaplan_single": Family(
+        id=KAPLAN_SINGLE,
+        name="kaplan_single",
+        formula="L = (X_c/X)^alpha, X = N (variable 0), D (1), C_min (2) or C (3) in PF-days",
+        param_names=("X_c", "alpha", "variable"),
+        positive=("X_c", "alpha"),
+        source="Kaplan et al. 2020, arXiv:2001.08361, Eq. 1.1-1.3 and Table 5 single-variable laws (reference "
+        "sheet §1.1); the compute laws give the loss at a budget (no allocation), N and D laws feed surfaces",
+        choices=(("variable", (0.0, 1.0, 2.0, 3.0)),),
     ),
 }
 FAMILY_BY_ID = {f.id: f for f in FAMILIES.values()}
@@ -243,6 +256,32 @@ PRESETS: dict[str, Preset] = {
         conventions="N = NON-embedding parameters; budgets are C_min (training at B << B_crit); D is one "
         "epoch of data at B_crit, so 6ND = 2 C_min (sheet §1.5)",
     ),
+    "kaplan2020-N": Preset(
+        family="kaplan_single",
+        params={"X_c": 8.8e13, "alpha": 0.076, "variable": 0.0},  # Eq. 1.1, Table 5 (sheet §1.1)
+        citation="Kaplan et al. 2020, arXiv:2001.08361, Eq. 1.1 (converged, data-unlimited); reference sheet §1.1",
+        conventions="L(N) = (8.8e13/N)^0.076, N = NON-embedding parameters; a function of N only",
+    ),
+    "kaplan2020-D": Preset(
+        family="kaplan_single",
+        params={"X_c": 5.4e13, "alpha": 0.095, "variable": 1.0},  # Eq. 1.2, Table 5
+        citation="Kaplan et al. 2020, arXiv:2001.08361, Eq. 1.2 (large model, early-stopped); reference sheet §1.1",
+        conventions="L(D) = (5.4e13/D)^0.095, D = tokens; a function of D only",
+    ),
+    "kaplan2020-Cmin": Preset(
+        family="kaplan_single",
+        params={"X_c": 3.1e8, "alpha": 0.050, "variable": 2.0},  # Eq. 1.3, Table 5 (Fig. 1 draws 2.3e8)
+        citation="Kaplan et al. 2020, arXiv:2001.08361, Eq. 1.3 and Table 5 (Fig. 1 draws C_c = 2.3e8); "
+        "reference sheet §1.1",
+        conventions="L(C_min) = (3.1e8/C_min)^0.050, C_min in PF-days (budgets are C_min); loss only",
+    ),
+    "kaplan2020-C": Preset(
+        family="kaplan_single",
+        params={"X_c": 1.6e7, "alpha": 0.057, "variable": 3.0},  # Eq. 3.3, Table 5: naive fixed-batch fit
+        citation="Kaplan et al. 2020, arXiv:2001.08361, Eq. 3.3 and Table 5 (fixed batch of 2^19 tokens); "
+        "reference sheet §1.1",
+        conventions="L(C) = (1.6e7/C)^0.057, C in PF-days, the naive fixed-batch fit; loss only",
+    ),
     "muennighoff2023": Preset(
         family="data_constrained",
         # Released log-form base fit a, b, e, alpha, beta = 6.255414, 7.3049974, 0.6254804, 0.3526596,
@@ -284,6 +323,10 @@ def validate_params(family: str, params: dict) -> dict:
             raise ScalesweepError(f"parameter {name!r} must be > 0, got {value!r}")
         if value < 0:
             raise ScalesweepError(f"parameter {name!r} must be >= 0, got {value!r}")
+        for cname, allowed in fam.choices:
+            if name == cname and value not in allowed:
+                raise ScalesweepError(f"parameter {name!r} must be one of {', '.join(f'{a:g}' for a in allowed)}, "
+                                      f"got {value!r}")
         out[name] = value
     return out
 

@@ -25,6 +25,10 @@ def loss(family: str, params: dict, n, d):
         return ((p["N_c"] / n) ** (p["alpha_N"] / p["alpha_D"]) + p["D_c"] / d) ** p["alpha_D"]
     if family == "data_constrained":
         return data_constrained_loss(params, n, d)
+    if family == "kaplan_single":  # Kaplan Eq. 1.1-1.3: one variable; compute in PF-days (8.64e19 FLOP)
+        n, d = np.broadcast_arrays(n, d)
+        x = [n, d, 6.0 * n * d / 8.64e19, 6.0 * n * d / 8.64e19][int(params["variable"])]
+        return (params["X_c"] / x) ** params["alpha"]
     if family == "kaplan_steps":
         n, d = np.broadcast_arrays(n, d)
         out = np.array([kaplan_steps_loss(params, a, b) for a, b in zip(n.ravel(), d.ravel(), strict=True)])

@@ -12,8 +12,8 @@ from scalesweep.kernels.frontier import newton_min, row_interval
 from . import reference as ref
 
 ALL_PRESETS = list(ss.PRESETS)
-# Loss laws (allocation rules have no loss to minimise and are tested in test_rules.py).
-PRESETS = [n for n in ALL_PRESETS if ss.PRESETS[n].family != "allocation_rule"]
+# Laws with a trade-off to optimise (allocation rules and single-variable laws are tested in test_rules.py).
+PRESETS = [n for n in ALL_PRESETS if ss.PRESETS[n].family not in ("allocation_rule", "kaplan_single")]
 # Presets whose family has a closed-form frontier (the data-constrained family is tested on its own).
 CLOSED_FORM = [n for n in PRESETS if ss.PRESETS[n].family in ("chinchilla", "kaplan")]
 SOLVERS = ["auto", "newton", "newton-midpoint"]

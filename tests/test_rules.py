@@ -68,7 +68,8 @@ def test_rules_in_a_scenario_sweep(tmp_path):
 
 def test_compare(tmp_path):
     df = ss.api.compare([1e24])
-    assert list(df.law.astype(str)) == list(ss.PRESETS)
+    expect = [n for n in ss.PRESETS if n not in ("kaplan2020-N", "kaplan2020-D")]  # no answer at a budget
+    assert list(df.law.astype(str)) == expect
     for name in ("hoffmann2022", "llama3_2024", "kaplan2020"):
         row = df[df.law.astype(str) == name].iloc[0]
         assert row.params == ss.frontier(name, [1e24]).params[0]
@@ -80,3 +81,23 @@ def test_compare(tmp_path):
     assert_one_line_error(CliRunner().invoke(cli, ["compare", "--flops", "1e24", "--laws", "nope"]),
                           "unknown law 'nope'", code=1)
     assert_one_line_error(CliRunner().invoke(cli, ["compare", "--flops", "-1"]), "flops: value #1", code=1)
+
+
+def test_single_variable_kaplan_laws():
+    """Sheet §1.1: L(N) examples 2.83 / 2.38 / 1.99 at 1e8 / 1e9 / 1e10; L(C_min) at 1 PF-day = 3.1e8^0.05;
+    doubling N multiplies L(N) by 2^-0.076."""
+    ln = ss.get_law("kaplan2020-N")
+    np.testing.assert_allclose(ln.loss([1e8, 1e9, 1e10], 1.0), [2.83, 2.38, 1.99], atol=0.006)
+    assert ln.loss(2e9, 1.0) / ln.loss(1e9, 1.0) == pytest.approx(2**-0.076, rel=1e-14)
+    assert ss.get_law("kaplan2020-D").loss(1.0, 5.4e13) == pytest.approx(1.0, rel=1e-15)
+    df = ss.frontier("kaplan2020-Cmin", [8.64e19, 8.64e21])
+    np.testing.assert_allclose(df.loss, [3.1e8**0.05, (3.1e8 / 100) ** 0.05], rtol=1e-14)
+    assert df.feasible.all() and df.params.isna().all()
+    assert ss.frontier("kaplan2020-C", [8.64e19 * 1.6e7]).loss[0] == pytest.approx(1.0, rel=1e-14)
+    with pytest.raises(ScalesweepError, match="law of N alone"):
+        ss.frontier("kaplan2020-N", [1e20])
+    with pytest.raises(ScalesweepError, match="must be one of 0, 1, 2, 3"):
+        ss.get_law("kaplan2020-N", variable=7)
+    # surfaces work: L(N) ignores D
+    grid = ss.surface(ln, [1e9, 1e10], [1e9, 1e12])
+    assert grid[0, 0] == grid[0, 1]

@@ -28,6 +28,8 @@ KAPLAN = 1
 DATA_CONSTRAINED = 2
 KAPLAN_STEPS = 3
 ALLOCATION_RULE = 4  # no loss of its own: handled outside the kernels (engine.py)
+KAPLAN_SINGLE = 5  # p = (X_c, alpha, variable): L = (X_c/X)^alpha, X = N, D, or C in PF-days (6ND / 8.64e19)
+PF_DAY = 8.64e19
 
 
 # ------------------------------------------------------------------------------- kaplan_steps (Kaplan 2020)
@@ -147,6 +149,10 @@ def loss_point(family, p, n, d):
         return _dc_loss(p, n, d)
     if family == KAPLAN_STEPS:
         return _ks_loss(p, n, d)
+    if family == KAPLAN_SINGLE:
+        v = p[2]
+        x = n if v == 0.0 else (d if v == 1.0 else 6.0 * n * d / PF_DAY)
+        return (p[0] / x) ** p[1]
     return np.nan
 
 
@@ -162,6 +168,8 @@ def loss_log(family, p, x, y):
         return _dc_loss(p, math.exp(x), math.exp(y))
     if family == KAPLAN_STEPS:
         return _ks_loss(p, math.exp(x), math.exp(y))
+    if family == KAPLAN_SINGLE:
+        return loss_point(family, p, math.exp(x), math.exp(y))
     return np.nan
 
 
