@@ -22,6 +22,7 @@ from .lookup import Lookup, build_lookup, write_lookup  # noqa: E402
 from .scenarios import run as run_scenarios  # noqa: E402
 from .studies import isoflop_sim, resolution  # noqa: E402
 from .units import HARDWARE  # noqa: E402
+from . import plot  # noqa: E402  (matplotlib is imported only when a plot is drawn)
 
 __all__ = [
     "ACTIVE_NAMES", "DEFAULT_LAW", "FAMILIES", "HARDWARE", "PRESETS", "Constraints", "Law", "Lookup",

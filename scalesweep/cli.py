@@ -440,6 +440,41 @@ def compare(flops_values, law_names, output):
         click.echo(f"wrote {len(df):,} rows to {output}", err=True)
 
 
+@cli.group()
+def plot():
+    """Plots (PNG or SVG, by the output's suffix) from the Parquet files the other commands write.
+
+    Needs matplotlib: pip install 'scalesweep[plot]'.
+    """
+
+
+@plot.command("frontier")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Image to write (.png/.svg).")
+@click.option("--title", default=None)
+def plot_frontier_cmd(files, output, title):
+    """Params and tokens vs flops (log-log) for one or more frontier files; bootstrap bands shaded."""
+    from .plot import plot_frontier
+
+    plot_frontier(list(files), output, title=title)
+    click.echo(f"wrote {output}")
+
+
+@plot.command("surface")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--frontier", "frontier_file", default=None, type=click.Path(dir_okay=False),
+              help="A frontier file to draw on top.")
+@click.option("--levels", type=click.IntRange(2, 200), default=20, show_default=True, help="Contour levels.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Image to write (.png/.svg).")
+@click.option("--title", default=None)
+def plot_surface_cmd(file, frontier_file, levels, output, title):
+    """Loss contours over a params x tokens surface file, with a frontier overlaid."""
+    from .plot import plot_surface
+
+    plot_surface(file, output, frontier=frontier_file, levels=levels, title=title)
+    click.echo(f"wrote {output}")
+
+
 def _parse_lo_hi(text: str, option: str) -> tuple[float, float]:
     from .grid import parse_range
 
