@@ -26,7 +26,7 @@ from . import plot  # noqa: E402  (matplotlib is imported only when a plot is dr
 
 __all__ = [
     "ACTIVE_NAMES", "DEFAULT_LAW", "FAMILIES", "HARDWARE", "PRESETS", "Constraints", "Law", "Lookup",
-    "ScalesweepError", "build_lookup", "frontier", "get_law", "isoflop", "isoflop_sim", "load_law_file",
+    "ScalesweepError", "build_lookup", "frontier", "plot", "get_law", "isoflop", "isoflop_sim", "load_law_file",
     "resolution", "run_scenarios", "set_threads", "surface", "target_loss", "write_frontier", "write_lookup",
     "write_surface",
 ]

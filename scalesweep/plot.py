@@ -118,7 +118,7 @@ def plot_frontier(paths, output, *, title: str | None = None) -> None:
 def plot_surface(path, output, *, frontier=None, levels: int = 20, title: str | None = None) -> None:
     """Loss contours over the params x tokens grid of a surface file, the frontier of ``frontier`` on top."""
     plt = _pyplot()
-    table, names, name = _read(path, ["params", "tokens", "loss"], "surface file", ("surface",))
+    table, _, name = _read(path, ["params", "tokens", "loss"], "surface file", ("surface",))
     meta = read_metadata(path)
     if meta.get("form") != "grid":
         raise ScalesweepError(f"surface file {str(path)!r} is not a params x tokens grid (use `surface --tokens-range`)")

@@ -1,5 +1,6 @@
 """The data-constrained family (Muennighoff et al. 2023): loss, frontier, reduction to chinchilla, epochs."""
 
+import itertools
 import math
 
 import numpy as np
@@ -94,7 +95,7 @@ def test_unique_tokens_option_answers_epochs_and_size():
 def test_more_unique_data_never_hurts():
     flops = np.geomspace(1e20, 1e26, 13)
     losses = [ss.frontier(MU, flops, unique_tokens=u).loss.to_numpy() for u in (1e9, 1e10, 1e11, 1e12, 1e13)]
-    for a, b in zip(losses, losses[1:], strict=False):
+    for a, b in itertools.pairwise(losses):
         assert (b <= a * (1 + 1e-13)).all()
 
 

@@ -64,7 +64,7 @@ def test_bad_input(files, args, needle):
     args = [a.format(d=files) for a in args]
     res = CliRunner().invoke(cli, ["plot", *args])
     assert_one_line_error(res, needle, code=1)
-    assert not any(name.startswith("x.") or name.startswith(".x.") for name in os.listdir(files))
+    assert not any(name.startswith(("x.", ".x.")) for name in os.listdir(files))
 
 
 def test_without_matplotlib_says_how_to_install(files, monkeypatch):
