@@ -48,6 +48,7 @@ FIELDS = {
     "days": ("pos", "budget as wall-clock days on gpus GPUs (needs gpu and gpus)"),
     "target_loss": ("pos", "instead of a budget: the least compute reaching this loss"),
     "gpu": ("str", "hardware preset (A100, H100-SXM, H100-PCIe, H200)"),
+    "loss_law": ("str", "a loss law to evaluate allocation-rule rows with (their loss is NaN otherwise)"),
     "peak_tflops": ("pos", "dense bf16 peak per GPU, TFLOP/s (custom GPU, or overrides the preset)"),
     "gpu_memory_gb": ("pos", "memory per GPU, GB (custom GPU, or overrides the preset)"),
     "mfu": ("mfu", "model FLOPs utilisation in (0, 1] (default 0.4)"),

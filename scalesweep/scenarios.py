@@ -26,7 +26,7 @@ from .io import atomic_parquet_writer, make_metadata
 from .laws import FAMILIES, PRESETS, get_law
 
 CHUNK_ROWS = 1 << 19  # scenarios per chunk (= Parquet row group)
-STRING_FIELDS = ("law", "gpu")
+STRING_FIELDS = ("law", "gpu", "loss_law")
 NUMERIC_FIELDS = tuple(f for f in engine.FIELDS if f not in STRING_FIELDS)
 # Input columns whose names are also result columns are written with a budget_ prefix.
 INPUT_RENAMES = {"pf_days": "budget_pf_days", "gpu_hours": "budget_gpu_hours", "usd": "budget_usd"}
@@ -107,7 +107,7 @@ class SweepSpec:
             for i, v in enumerate(values):
                 if not isinstance(v, str):
                     raise ScalesweepError(f"{where}, item {i + 1}: expected a name, got {v!r}")
-                if name == "law" and v not in PRESETS:
+                if name in ("law", "loss_law") and v not in PRESETS:
                     raise ScalesweepError(f"{where}, item {i + 1}: unknown law {v!r} (presets: {', '.join(PRESETS)})")
                 if name == "gpu":
                     v = units.get_hardware(v).name
@@ -353,7 +353,24 @@ def _solve_chunk(spec, start: int, m: int, cols: dict, laws: _Laws, present: lis
     law_idx = _law_index(spec, start, m, cols, laws, present)
     fams, P = laws.arrays()
     res = engine.solve(inputs, m, fams, P, law_idx)
+    if "loss_law" in cols:
+        _rule_losses(spec, start, cols["loss_law"], fams[law_idx], res)
     return inputs, law_idx, res
+
+
+def _rule_losses(spec, start, loss_law_col, row_fams, res):
+    """Evaluate allocation-rule rows with the loss law named on the row."""
+    from .kernels.loss import ALLOCATION_RULE
+
+    codes, names = loss_law_col
+    for j, nm in enumerate(names):
+        rows = np.flatnonzero((codes == j) & (row_fams == ALLOCATION_RULE))
+        if not rows.size:
+            continue
+        if nm not in PRESETS or PRESETS[nm].family == "allocation_rule":
+            raise ScalesweepError(f"{spec.label(start + int(rows[0]))}, field 'loss_law': {nm!r} is not a loss law")
+        law = get_law(nm)
+        res["loss"][rows] = np.where(res["feasible"][rows], law.loss(res["params"][rows], res["tokens"][rows]), np.nan)
 
 
 def _law_index(spec, start, m, cols, laws: _Laws, present):
@@ -408,7 +425,7 @@ def output_schema(present: list[str]) -> tuple[pa.Schema, list[str]]:
         if name not in inputs:
             inputs.append(name)
     for name in inputs:
-        fields.append((INPUT_RENAMES.get(name, name), dict_str if name == "gpu" else pa.float64()))
+        fields.append((INPUT_RENAMES.get(name, name), dict_str if name in ("gpu", "loss_law") else pa.float64()))
     for name in engine.RESULT_COLUMNS:
         if name == "feasible":
             typ = pa.bool_()
@@ -424,8 +441,8 @@ def _batch(schema, inputs_order, start, m, cols, inputs, law_idx, laws: _Laws, r
     arrays = [pa.array(np.arange(start, start + m, dtype=np.int64)),
               _dictionary(law_idx, [law.name for law in laws.laws])]
     for name in inputs_order:
-        if name == "gpu":
-            codes, names = cols["gpu"]
+        if name in ("gpu", "loss_law"):
+            codes, names = cols[name]
             arrays.append(_dictionary(np.where(codes < 0, len(names), codes), [*names, ""])
                           if (codes < 0).any() else _dictionary(codes, names))
         elif name in ("mfu", "bytes_per_param"):

@@ -64,6 +64,16 @@ def test_rules_in_a_scenario_sweep(tmp_path):
     rule = out[out.law.astype(str) == "llama3_2024"]
     np.testing.assert_array_equal(rule.params, ss.frontier("llama3_2024", [1e21, 1e23]).params)
     assert rule.loss.isna().all() and out[out.law.astype(str) == "hoffmann2022"].loss.notna().all()
+    run(SweepSpec({"law": ["llama3_2024", "hoffmann2022"], "flops": [1e21, 1e23], "loss_law": "besiroglu2024"}),
+        tmp_path / "o2.parquet")
+    out = pd.read_parquet(tmp_path / "o2.parquet")
+    rule = out[out.law.astype(str) == "llama3_2024"]
+    np.testing.assert_allclose(rule.loss, ss.frontier("llama3_2024", [1e21, 1e23], loss_law="besiroglu2024").loss,
+                               rtol=1e-15)
+    hoff = out[out.law.astype(str) == "hoffmann2022"]  # a loss law keeps its own loss
+    np.testing.assert_array_equal(hoff.loss, ss.frontier("hoffmann2022", [1e21, 1e23]).loss)
+    with pytest.raises(ScalesweepError, match="field 'loss_law': 'deepseek2024' is not a loss law"):
+        run(SweepSpec({"law": "llama3_2024", "flops": 1e21, "loss_law": "deepseek2024"}), tmp_path / "o3.parquet")
 
 
 def test_compare(tmp_path):
