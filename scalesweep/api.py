@@ -303,10 +303,12 @@ def frontier(law=None, flops=None, *, unit: str = "flops", solver: str = "auto",
     given[unit] = True
     engine.check_rules(given, c.size, lambda i: "frontier")
     fams, P = law_arrays([law])
-    res = engine.solve(inputs, c.size, fams, P, np.zeros(1, dtype=np.int64), solver=SOLVERS[solver])
+    optional = _optional_columns(given, unit != "flops")
+    res = engine.solve(inputs, c.size, fams, P, np.zeros(1, dtype=np.int64), solver=SOLVERS[solver],
+                       overfit="overfit_penalty" in optional)
     spent = res["flops"]
     first = {"flops": spent.copy() if np.shares_memory(spent, c) else spent}  # never alias the caller's array
-    df = _results_frame(inputs, res, first, _optional_columns(given, unit != "flops"))
+    df = _results_frame(inputs, res, first, optional)
     if loss_law is not None:
         df["loss"] = np.where(df["feasible"], loss_law.loss(df["params"].to_numpy(), df["tokens"].to_numpy()), np.nan)
     if law.family == "kaplan_steps":  # Kaplan's training-steps view: the batch and steps behind the tokens
@@ -341,7 +343,7 @@ def target_loss(law=None, loss=None, *, inference_tokens=None, min_params=None, 
     given["target_loss"] = True
     engine.check_rules(given, t.size, lambda i: "target-loss")
     fams, P = law_arrays([law])
-    res = engine.solve(inputs, t.size, fams, P, np.zeros(1, dtype=np.int64))
+    res = engine.solve(inputs, t.size, fams, P, np.zeros(1, dtype=np.int64), overfit=False)
     optional = [c for c in _optional_columns(given, False) if c not in ("budget_flops", "budget_limited_by")]
     if given.get("inference_tokens") and "inference_flops" not in optional:
         optional += ["inference_flops", "lifetime_flops"]

@@ -172,13 +172,14 @@ def materialize(v, m: int, dtype=np.float64) -> np.ndarray:
     return np.array(np.broadcast_to(a, (m,)), dtype=dtype, order="C")  # a fresh, writable copy
 
 
-def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.ndarray, *, solver: int = 0) -> dict:
+def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.ndarray, *, solver: int = 0,
+          overfit: bool = True) -> dict:
     """Solve m rows; returns result columns: arrays of length m, or scalars where a value is shared by every
     row (``materialize`` turns either into an array). Categorical columns are codes.
 
     Inputs are assumed valid (the scenario loader and the API functions check them first). Work that the
     inputs do not call for (no GPU, no time limit, ...) is skipped, so a plain frontier costs little more
-    than its kernel.
+    than its kernel. ``overfit=False`` skips the overfit_penalty column (a power per row).
     """
     nan = np.float64(np.nan)
     given = {name for name, v in inputs.items() if v is not None and not np.all(np.isnan(v))}
@@ -257,12 +258,12 @@ def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.nda
             n[idx], d[idx], loss[idx], feas[idx], active[idx] = on, od, ol, of, oa
     # Allocation rules are formulas, not optimisations: their rows are filled in here (the kernel flagged them).
     li_full = np.broadcast_to(law_idx, (m,)) if law_idx.size == 1 else law_idx
-    rule = fams[li_full] == ALLOCATION_RULE
-    if rule.any():
+    if (fams == ALLOCATION_RULE).any():  # (checked on the law table first: most sweeps have none)
+        rule = fams[li_full] == ALLOCATION_RULE
         _allocation_rows(np.flatnonzero(rule), P[li_full[rule]], materialize(flops, m)[rule], raw, n, d, loss, feas,
                          active)
-    single = fams[li_full] == KAPLAN_SINGLE  # loss at the budget (compute laws) and no allocation
-    if single.any():
+    single = fams[li_full] == KAPLAN_SINGLE if (fams == KAPLAN_SINGLE).any() else np.zeros(0, bool)
+    if single.any():  # loss at the budget (compute laws) and no allocation
         rows = np.flatnonzero(single)
         p = P[li_full[rows]]
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -290,7 +291,10 @@ def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.nda
                     a[over_time] = np.nan
                 train = np.where(over_time, np.nan, train)
         hours = train / per_hour if "peak_tflops" in given else nan
-        inf_flops = INFERENCE_FLOPS_PER_PARAM_TOKEN * n * (dinf if dinf.size > 1 else dinf[0])
+        if dinf.size == 1 and dinf[0] == 0.0:
+            inf_flops = np.float64(0.0)  # no inference demand: skip two passes over every row
+        else:
+            inf_flops = INFERENCE_FLOPS_PER_PARAM_TOKEN * n * (dinf if dinf.size > 1 else dinf[0])
         return {
             "flops": train,
             "params": n,
@@ -308,7 +312,7 @@ def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.nda
             "lifetime_flops": train + inf_flops,
             "epochs": d / uniq if "unique_tokens" in given else nan,
             "max_params_memory": mem_params,
-            "overfit_penalty": overfit_penalty(n, d),
+            "overfit_penalty": overfit_penalty(n, d) if overfit else nan,
         }
 
 

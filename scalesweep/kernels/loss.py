@@ -191,17 +191,27 @@ def isoflop_grad(family, p, x, c):
         u = r * math.exp(r * (math.log(p[0]) - x))
         v = p[1] * math.exp(x - c)
         return v - u, v + r * u
-    if family == DATA_CONSTRAINED:  # piecewise: the curvature comes from a central difference of g
-        g = _dc_grad(p, x, c)
-        eps = 1e-6 * (1.0 + abs(x))
-        h = (_dc_grad(p, x + eps, c) - _dc_grad(p, x - eps, c)) / (2.0 * eps)
-        return g, (h if h > 0.0 else abs(g) + 1e-300)
+    return _grad_with_numeric_curvature(family, p, x, c)
+
+
+@njit(**JIT)
+def _exact_grad(family, p, x, c):
+    if family == DATA_CONSTRAINED:
+        return _dc_grad(p, x, c)
     if family == KAPLAN_STEPS:
-        g = _ks_grad(p, x, c)
-        eps = 1e-6 * (1.0 + abs(x))
-        h = (_ks_grad(p, x + eps, c) - _ks_grad(p, x - eps, c)) / (2.0 * eps)
-        return g, (h if h > 0.0 else abs(g) + 1e-300)
-    return np.nan, np.nan
+        return _ks_grad(p, x, c)
+    return np.nan
+
+
+@njit(**JIT)
+def _grad_with_numeric_curvature(family, p, x, c):
+    """(g, h) for families with an exact (piecewise or implicit) gradient but no convenient second
+    derivative: h from a central difference of g (only the Newton step size depends on it; the bracket
+    keeps the solve safe). Kept out of line so the closed-form families' Newton loop stays small."""
+    g = _exact_grad(family, p, x, c)
+    eps = 1e-6 * (1.0 + abs(x))
+    h = (_exact_grad(family, p, x + eps, c) - _exact_grad(family, p, x - eps, c)) / (2.0 * eps)
+    return g, (h if h > 0.0 else abs(g) + 1e-300)
 
 
 @njit(**JIT)
