@@ -14,7 +14,6 @@ from pathlib import Path
 import numba
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from . import engine
 from .constraints import ACTIVE_NAMES, CONSTRAINT_NAMES, Constraints
@@ -363,17 +362,10 @@ def read_flops_file(path, column: str | None = None) -> np.ndarray:
     """Budgets from a CSV or Parquet file: the named column, the 'flops' column, or the only column."""
     import pandas as pd
 
+    from .io import read_table_file
+
     path = Path(path)
-    if not path.is_file():
-        raise ScalesweepError(f"flops file {str(path)!r} does not exist")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            df = pq.read_table(path).to_pandas()
-        else:
-            df = pd.read_csv(path)
-    except Exception as exc:  # malformed file: pyarrow/pandas raise many types
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ScalesweepError(f"cannot read flops file {str(path)!r}: {msg}") from None
+    df = read_table_file(path, "flops file")
     if column is None:
         if "flops" in df.columns:
             column = "flops"

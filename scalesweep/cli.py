@@ -104,6 +104,17 @@ CONSTRAINT_KEYS = ("min_params", "max_params", "min_tokens", "max_tokens", "min_
                    "max_tokens_per_param", "max_overfit")
 
 
+def _numbers(text: str, option: str) -> list[float]:
+    """A comma-separated list of numbers, e.g. ``--flops 1e23,3e23``; one line naming the bad entry."""
+    out = []
+    for part in str(text).split(","):
+        try:
+            out.append(float(part))
+        except ValueError:
+            raise ScalesweepError(f"{option}: {part.strip()!r} is not a number") from None
+    return out
+
+
 def _pick(kwargs, keys):
     return {k: kwargs[k] for k in keys if kwargs.get(k) is not None}
 
@@ -264,12 +275,7 @@ def _with_bands(df, bands, law_file, overrides, solver, cons):
         raise click.UsageError("--bands needs --law-file with bootstrap samples (scalesweep fit --bootstrap N)")
     if overrides:
         raise click.UsageError("--bands uses the law file's samples as they are; drop --set")
-    qs = []
-    for part in bands.split(","):
-        try:
-            qs.append(float(part))
-        except ValueError:
-            raise ScalesweepError(f"--bands: {part.strip()!r} is not a number") from None
+    qs = _numbers(bands, "--bands")
     family, samples = read_bootstrap(law_file)
     b = api.frontier_bands(samples, family, df["flops"].to_numpy(), qs, solver=solver, **cons)
     return df.join(b.drop(columns=["flops"]))
@@ -295,12 +301,7 @@ def target_loss_cmd(law, law_file, overrides, threads, losses, inference_tokens,
     from .io import check_output_path
 
     the_law = _resolve(law, law_file, overrides, threads)
-    targets = []
-    for part in losses.split(","):
-        try:
-            targets.append(float(part))
-        except ValueError:
-            raise ScalesweepError(f"--loss: {part.strip()!r} is not a number") from None
+    targets = _numbers(losses, "--loss")
     for t in targets:
         if not (t > 0 and t < float("inf")):
             raise ScalesweepError(f"--loss: targets must be finite numbers > 0, got {t!r}")
@@ -420,12 +421,7 @@ def compare(flops_values, law_names, output):
     from . import api
     from .io import check_output_path, make_metadata, write_table
 
-    budgets = []
-    for part in flops_values.split(","):
-        try:
-            budgets.append(float(part))
-        except ValueError:
-            raise ScalesweepError(f"--flops: {part.strip()!r} is not a number") from None
+    budgets = _numbers(flops_values, "--flops")
     names = None if law_names is None else [x.strip() for x in law_names.split(",") if x.strip()]
     if output is not None:
         check_output_path(output)
@@ -532,12 +528,7 @@ def lookup_query(table, flops_values, flops_file, flops_column, output):
     if (flops_values is None) == (flops_file is None):
         raise click.UsageError("give --flops or --flops-file (one of them)")
     if flops_values is not None:
-        budgets = []
-        for part in flops_values.split(","):
-            try:
-                budgets.append(float(part))
-            except ValueError:
-                raise ScalesweepError(f"--flops: {part.strip()!r} is not a number") from None
+        budgets = _numbers(flops_values, "--flops")
     else:
         budgets = api.read_flops_file(flops_file, flops_column)
     if output is not None:

@@ -109,19 +109,10 @@ def read_runs(path, *, params_column="params", tokens_column="tokens", flops_col
     """(params, tokens, loss) from a CSV or Parquet file. Without a tokens column, tokens = flops/(6*params)."""
     import pandas as pd
 
-    path = Path(path)
-    if not path.is_file():
-        raise ScalesweepError(f"runs file {str(path)!r} does not exist")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            import pyarrow.parquet as pq
+    from .io import read_table_file
 
-            df = pq.read_table(path).to_pandas()
-        else:
-            df = pd.read_csv(path)
-    except Exception as exc:  # malformed file: pandas/pyarrow raise many types
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ScalesweepError(f"cannot read runs file {str(path)!r}: {msg}") from None
+    path = Path(path)
+    df = read_table_file(path, "runs file")
     cols = [str(c) for c in df.columns]
     use_flops = flops_column is not None or (tokens_column not in cols and "flops" in cols)
     need = [params_column, loss_column, (flops_column or "flops") if use_flops else tokens_column]

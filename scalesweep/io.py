@@ -98,3 +98,19 @@ def write_table(path, table: pa.Table, metadata: dict[bytes, bytes], **options) 
     """Write a whole in-memory table atomically."""
     with atomic_parquet_writer(path, table.schema, metadata, **options) as w:
         w.write_table(table)
+
+
+def read_table_file(path, what: str):
+    """A whole CSV or Parquet file (by suffix) as a DataFrame; one-line errors naming ``what``."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise ScalesweepError(f"{what} {str(path)!r} does not exist")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pq.read_table(path).to_pandas()
+        return pd.read_csv(path)
+    except Exception as exc:  # malformed file: pyarrow/pandas raise many types
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ScalesweepError(f"cannot read {what} {str(path)!r}: {msg}") from None
