@@ -104,6 +104,38 @@ CONSTRAINT_KEYS = ("min_params", "max_params", "min_tokens", "max_tokens", "min_
                    "max_tokens_per_param", "max_overfit")
 
 
+def _engine_options(f):
+    """Scale-out options shared by surface, frontier and scenarios."""
+    f = click.option("--partition-rows", type=click.IntRange(1), default=None,
+                     help="Write a partitioned dataset (a directory of Parquet parts) of about this many rows per "
+                          "part; resumable.")(f)
+    f = click.option("--workers", type=click.IntRange(1), default=None,
+                     help="--engine dask: start a LocalCluster with this many worker processes.")(f)
+    f = click.option("--scheduler", default=None, metavar="ADDRESS",
+                     help="--engine dask: join the cluster at this scheduler address.")(f)
+    f = click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+                     help="dask: split the work over a Dask cluster; output is a partitioned dataset.")(f)
+    return f
+
+
+def _run_dataset(job, output, engine, scheduler, workers):
+    """Write a job as a partitioned dataset, locally or on Dask, and report it."""
+    from . import dataset
+
+    if engine == "local" and (scheduler is not None or workers is not None):
+        raise click.UsageError("--scheduler and --workers need --engine dask")
+    progress = _progress("parts")
+    if engine == "dask":
+        with dataset.dask_client(scheduler, workers) as client:
+            summary = dataset.run(job, output, engine="dask", client=client, progress=progress)
+    else:
+        summary = dataset.run(job, output, engine="local", progress=progress)
+    reused = f", {summary['reused']} already there" if summary["reused"] else ""
+    click.echo(f"wrote {summary['rows']:,} rows as {summary['parts']} parts in {output}/ "
+               f"({summary['computed']} computed{reused}, {engine}) in {summary['seconds']:.2f} s")
+    return summary
+
+
 def _numbers(text: str, option: str) -> list[float]:
     """A comma-separated list of numbers, e.g. ``--flops 1e23,3e23``; one line naming the bad entry."""
     out = []
@@ -167,8 +199,11 @@ def laws(as_json):
               help="Budgets C (IsoFLOP form: tokens = C/(6N)). Give this or --tokens-range.")
 @click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
               help="Type of the loss column.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Parquet file to write.")
-def surface(law, law_file, overrides, threads, params_range, tokens_range, flops_range, dtype, output):
+@click.option("-o", "--output", required=True, type=click.Path(), help="Parquet file (a directory with "
+              "--engine dask or --partition-rows) to write.")
+@_engine_options
+def surface(law, law_file, overrides, threads, params_range, tokens_range, flops_range, dtype, output, engine,
+            scheduler, workers, partition_rows):
     """Loss over a params x tokens grid (or IsoFLOP slices), streamed to Parquet.
 
     Columns: params, tokens, flops (= 6*params*tokens), loss.
@@ -183,16 +218,25 @@ def surface(law, law_file, overrides, threads, params_range, tokens_range, flops
     pr = parse_range(params_range, "--params-range")
     tr = parse_range(tokens_range, "--tokens-range") if tokens_range else None
     fr = parse_range(flops_range, "--flops-range") if flops_range else None
-    check_output_path(output)
     grid = {"params_range": str(pr)}
     grid.update({"tokens_range": str(tr)} if tr else {"flops_range": str(fr)})
+    if engine == "dask" or partition_rows is not None:
+        from .api import CHUNK_POINTS
+        from .dataset import surface_job
+
+        job = surface_job(the_law, pr.values(), tokens=tr.values() if tr else None,
+                          flops=fr.values() if fr else None, dtype=dtype, partition_rows=partition_rows or CHUNK_POINTS,
+                          grid=grid, command_line=command_line())
+        _run_dataset(job, output, engine, scheduler, workers)
+        return
+    check_output_path(output)
     summary = write_surface(output, the_law, pr.values(), tokens=tr.values() if tr else None,
                             flops=fr.values() if fr else None, dtype=dtype, grid=grid,
                             command_line=command_line(), progress=_progress())
     click.echo(f"wrote {summary['rows']:,} rows to {output} in {summary['seconds']:.2f} s")
 
 
-def _progress():
+def _progress(unit="rows"):
     """A progress callback that draws on stderr when it is a terminal (silent otherwise)."""
     if not sys.stderr.isatty():
         return None
@@ -200,7 +244,7 @@ def _progress():
 
     def report(done, total):
         end = "\n" if done >= total else "\r"
-        click.echo(f"  {done:,}/{total:,} rows ({100 * done / total:.0f}%, {time.perf_counter() - t0:.1f} s)",
+        click.echo(f"  {done:,}/{total:,} {unit} ({100 * done / max(total, 1):.0f}%, {time.perf_counter() - t0:.1f} s)",
                    err=True, nl=False)
         click.echo(end, err=True, nl=False)
 
@@ -225,10 +269,12 @@ def _progress():
               help="Evaluate the loss of an allocation-rule law (deepseek2024, ...) with this loss law.")
 @click.option("--bands", default=None, metavar="Q[,Q...]",
               help="Percentile bands over the bootstrap samples of a --law-file written by `fit --bootstrap`.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Parquet file to write (default: print the table).")
+@click.option("-o", "--output", type=click.Path(), default=None,
+              help="Parquet file to write (default: print the table); a directory with --engine dask or "
+                   "--partition-rows.")
+@_engine_options
 def frontier(law, law_file, overrides, threads, flops_range, flops_file, flops_column, unit, solver, overfit, loss_law,
-             bands, output, **kwargs):
+             bands, output, engine, scheduler, workers, partition_rows, **kwargs):
     """Compute-optimal params and tokens per budget, under constraints.
 
     Fixed-size questions are the same solve with equal bounds: --min-params 7e9 --max-params 7e9 gives the
@@ -249,9 +295,20 @@ def frontier(law, law_file, overrides, threads, flops_range, flops_file, flops_c
         flops, grid = fr.values(), {"flops_range": str(fr)}
     else:
         flops, grid = api.read_flops_file(flops_file, flops_column), {"flops_file": str(flops_file)}
+    cons, hw = _pick(kwargs, CONSTRAINT_KEYS), _pick(kwargs, HARDWARE_KEYS)
+    if engine == "dask" or partition_rows is not None:
+        if output is None:
+            raise click.UsageError("--engine dask and --partition-rows write a dataset: give -o DIRECTORY")
+        if hw or unit != "flops" or bands or loss_law or overfit:
+            raise click.UsageError("a partitioned frontier takes budgets in FLOPs and the six frontier limits only")
+        from .dataset import frontier_job
+
+        job = frontier_job(the_law, flops, constraints=cons, solver=solver, partition_rows=partition_rows or (1 << 20),
+                           grid=grid, command_line=api.command_line())
+        _run_dataset(job, output, engine, scheduler, workers)
+        return
     if output is not None:
         check_output_path(output)
-    cons, hw = _pick(kwargs, CONSTRAINT_KEYS), _pick(kwargs, HARDWARE_KEYS)
     df = api.frontier(the_law, flops, unit=unit, solver=solver, loss_law=loss_law, overfit=overfit, **cons, **hw)
     if bands is not None:
         df = _with_bands(df, bands, law_file, overrides, solver, cons)
@@ -323,9 +380,11 @@ def target_loss_cmd(law, law_file, overrides, threads, losses, inference_tokens,
 
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Parquet file to write.")
+@click.option("-o", "--output", required=True, type=click.Path(), help="Parquet file (a directory with "
+              "--engine dask or --partition-rows) to write.")
 @click.option("--threads", type=int, default=None, help="Numba threads (default: all cores).")
-def scenarios(spec, output, threads):
+@_engine_options
+def scenarios(spec, output, threads, engine, scheduler, workers, partition_rows):
     """Solve many scenarios at once: SPEC is a table (.csv/.parquet, one scenario per row) or a sweep
     spec (.yaml/.toml) whose lists expand as a cartesian product.
 
@@ -339,6 +398,15 @@ def scenarios(spec, output, threads):
 
     if threads is not None:
         api.set_threads(threads)
+    if engine == "dask" or partition_rows is not None:
+        from .dataset import scenarios_job
+
+        job = scenarios_job(spec, partition_rows=partition_rows or sc.CHUNK_ROWS, command_line=api.command_line())
+        summary = _run_dataset(job, output, engine, scheduler, workers)
+        n_bad = summary["rows"] - summary["feasible"] if not summary["reused"] else 0
+        if n_bad:
+            click.echo(f"warning: {n_bad:,} scenarios cannot meet their constraints (feasible=false)", err=True)
+        return
     check_output_path(output)
     loaded = sc.load_spec(spec)
     summary = sc.run(loaded, output, command_line=api.command_line(), progress=_progress())

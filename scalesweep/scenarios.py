@@ -166,19 +166,24 @@ class SweepSpec:
         """Yield (start, {field: values}) with numeric fields as float64 arrays and string fields as
         (codes, names) pairs."""
         for start in range(0, self.rows, chunk_rows):
-            idx = np.arange(start, min(self.rows, start + chunk_rows), dtype=np.int64)
-            cols = {}
-            for (name, values), count, stride in zip(self.fields.items(), self.counts, self.strides, strict=True):
-                if count == 1:
-                    codes = None
-                else:
-                    codes = (idx // stride) % count
-                if name in STRING_FIELDS:
-                    cols[name] = (np.zeros(idx.size, np.int32) if codes is None else codes.astype(np.int32), values)
-                else:
-                    arr = np.asarray(values, dtype=np.float64)
-                    cols[name] = np.float64(arr[0]) if codes is None else arr[codes]
-            yield start, idx.size, cols
+            stop = min(self.rows, start + chunk_rows)
+            yield start, stop - start, self.columns_for(start, stop)
+
+    def columns_for(self, start: int, stop: int) -> dict:
+        """The scenarios start..stop-1, decoded from their index (mixed radix over the fields' lists)."""
+        idx = np.arange(start, stop, dtype=np.int64)
+        cols = {}
+        for (name, values), count, stride in zip(self.fields.items(), self.counts, self.strides, strict=True):
+            codes = None if count == 1 else (idx // stride) % count
+            if name in STRING_FIELDS:
+                cols[name] = (np.zeros(idx.size, np.int32) if codes is None else codes.astype(np.int32), values)
+            else:
+                arr = np.asarray(values, dtype=np.float64)
+                cols[name] = np.float64(arr[0]) if codes is None else arr[codes]
+        return cols
+
+    def count_rows(self) -> int:
+        return self.rows
 
 
 class TableSpec:
@@ -237,33 +242,60 @@ class TableSpec:
         except Exception as exc:
             raise ScalesweepError(f"cannot read scenario table {self.source!r}: {_first_line(exc)}") from None
 
-    def chunks(self, chunk_rows: int):
+    def _cols(self, df, start: int) -> dict:
         import pandas as pd
 
+        cols = {}
+        for name in self.names:
+            s = df[name]
+            if name in STRING_FIELDS:
+                s = s.astype("string").str.strip()
+                cat = pd.Categorical(s)
+                cols[name] = (cat.codes.astype(np.int32), list(cat.categories))  # code -1: empty cell
+                continue
+            v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            bad = np.isnan(v) & s.notna().to_numpy() & (s.astype("string").str.strip() != "").to_numpy()
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise ScalesweepError(f"{self.label(start + i)}, field {name!r}: expected a number, "
+                                      f"got {s.iloc[i]!r}")
+            cols[name] = v
+        return cols
+
+    def chunks(self, chunk_rows: int):
         start = 0
         for df in self._frames(chunk_rows):
             m = len(df)
             if m == 0:
                 continue
-            cols = {}
-            for name in self.names:
-                s = df[name]
-                if name in STRING_FIELDS:
-                    s = s.astype("string").str.strip()
-                    cat = pd.Categorical(s)
-                    cols[name] = (cat.codes.astype(np.int32), list(cat.categories))  # code -1: empty cell
-                    continue
-                v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-                bad = np.isnan(v) & s.notna().to_numpy() & (s.astype("string").str.strip() != "").to_numpy()
-                if bad.any():
-                    i = int(np.argmax(bad))
-                    raise ScalesweepError(f"{self.label(start + i)}, field {name!r}: expected a number, "
-                                          f"got {s.iloc[i]!r}")
-                cols[name] = v
-            yield start, m, cols
+            yield start, m, self._cols(df, start)
             start += m
         if start == 0:
             raise ScalesweepError(f"scenario table {self.source!r} has no rows")
+
+    def count_rows(self) -> int:
+        if self.rows is None:
+            self.rows = sum(len(df) for df in self._frames(1 << 20))
+            if self.rows == 0:
+                raise ScalesweepError(f"scenario table {self.source!r} has no rows")
+        return self.rows
+
+    def columns_for(self, start: int, stop: int) -> dict:
+        """Rows start..stop-1 of the table (what one part of a partitioned run reads)."""
+        import pandas as pd
+
+        try:
+            if self.kind == "parquet":
+                import pyarrow.parquet as pq
+
+                df = pq.read_table(self.path).slice(start, stop - start).to_pandas()
+            else:
+                dtypes = {n: str for n in self.names if n in STRING_FIELDS}
+                df = pd.read_csv(self.path, skiprows=range(1, start + 1), nrows=stop - start, dtype=dtypes,
+                                 skipinitialspace=True)
+        except Exception as exc:
+            raise ScalesweepError(f"cannot read scenario table {self.source!r}: {_first_line(exc)}") from None
+        return self._cols(df, start)
 
 
 def _first_line(exc) -> str:
@@ -471,8 +503,7 @@ def run(spec, path, *, chunk_rows: int = CHUNK_ROWS, command_line: str | None = 
     present = spec.columns()
     schema, inputs_order = output_schema(present)
     laws = _Laws()
-    meta = make_metadata(command="scenarios", spec=spec.describe(), defaults=engine.DEFAULTS,
-                         laws={n: PRESETS[n].citation for n in spec.law_names()}, command_line=command_line)
+    meta = metadata_for(spec, command_line)
     t0 = time.perf_counter()
     done = feasible = 0
     with atomic_parquet_writer(path, schema, meta, use_dictionary=["law", "gpu", "active_constraint",
@@ -487,3 +518,19 @@ def run(spec, path, *, chunk_rows: int = CHUNK_ROWS, command_line: str | None = 
                 progress(done, spec.rows or done)
     return {"rows": done, "feasible": feasible, "seconds": time.perf_counter() - t0,
             "laws": [law.name for law in laws.laws]}
+
+
+def solve_part(spec, start: int, stop: int) -> tuple[pa.RecordBatch, int]:
+    """Scenarios start..stop-1 as one record batch (and its feasible count): what a dataset part holds.
+    The same code path as ``run``, so a partitioned run equals a single-file run row for row."""
+    present = spec.columns()
+    schema, inputs_order = output_schema(present)
+    laws = _Laws()
+    cols = spec.columns_for(start, stop)
+    inputs, law_idx, res = _solve_chunk(spec, start, stop - start, cols, laws, present)
+    return _batch(schema, inputs_order, start, stop - start, cols, inputs, law_idx, laws, res), int(res["feasible"].sum())
+
+
+def metadata_for(spec, command_line=None) -> dict:
+    return make_metadata(command="scenarios", spec=spec.describe(), defaults=engine.DEFAULTS,
+                         laws={n: PRESETS[n].citation for n in spec.law_names()}, command_line=command_line)
