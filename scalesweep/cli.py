@@ -118,12 +118,15 @@ def _engine_options(f):
     return f
 
 
+def _check_engine(engine, scheduler, workers):
+    if engine == "local" and (scheduler is not None or workers is not None):
+        raise click.UsageError("--scheduler and --workers need --engine dask")
+
+
 def _run_dataset(job, output, engine, scheduler, workers):
     """Write a job as a partitioned dataset, locally or on Dask, and report it."""
     from . import dataset
 
-    if engine == "local" and (scheduler is not None or workers is not None):
-        raise click.UsageError("--scheduler and --workers need --engine dask")
     progress = _progress("parts")
     if engine == "dask":
         with dataset.dask_client(scheduler, workers) as client:
@@ -212,6 +215,7 @@ def surface(law, law_file, overrides, threads, params_range, tokens_range, flops
     from .grid import parse_range
     from .io import check_output_path
 
+    _check_engine(engine, scheduler, workers)
     the_law = _resolve(law, law_file, overrides, threads)
     if (tokens_range is None) == (flops_range is None):
         raise click.UsageError("give --tokens-range (grid) or --flops-range (IsoFLOP slices), not both")
@@ -285,6 +289,7 @@ def frontier(law, law_file, overrides, threads, flops_range, flops_file, flops_c
     from .grid import parse_range
     from .io import check_output_path
 
+    _check_engine(engine, scheduler, workers)
     the_law = _resolve(law, law_file, overrides, threads)
     if (flops_range is None) == (flops_file is None):
         raise click.UsageError("give --flops-range or --flops-file (one of them)")
@@ -396,6 +401,7 @@ def scenarios(spec, output, threads, engine, scheduler, workers, partition_rows)
     from . import scenarios as sc
     from .io import check_output_path
 
+    _check_engine(engine, scheduler, workers)
     if threads is not None:
         api.set_threads(threads)
     if engine == "dask" or partition_rows is not None:

@@ -273,7 +273,7 @@ def dask_client(scheduler: str | None = None, workers: int | None = None):
         raise ScalesweepError("give --scheduler (join a cluster) or --workers (start a local one), not both")
     if scheduler is not None:
         try:
-            client = Client(scheduler, timeout="10s")
+            client = Client(scheduler, timeout="5s")
         except (OSError, TimeoutError) as exc:
             raise ScalesweepError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}") from None
         try:

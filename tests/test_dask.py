@@ -1,0 +1,181 @@
+"""Partitioned datasets, locally and on a Dask LocalCluster: equality with single-file runs, resume,
+refusal of a different spec, a worker killed mid-run."""
+
+import builtins
+import os
+import signal
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import scalesweep as ss
+from scalesweep import dataset
+from scalesweep.cli import cli
+from scalesweep.errors import ScalesweepError
+from scalesweep.io import read_metadata
+
+from .test_cli import assert_one_line_error
+
+distributed = pytest.importorskip("distributed")
+
+LAW = ss.get_law("hoffmann2022")
+N = np.geomspace(1e7, 1e11, 60)
+D = np.geomspace(1e9, 1e13, 70)
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    c = distributed.Client(cluster)
+    yield c
+    c.close()
+    cluster.close()
+
+
+def read(path):
+    return pd.read_parquet(path)
+
+
+def same(a, b):
+    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_exact=True,
+                                  check_categorical=False)
+
+
+def sweep(tmp_path):
+    p = tmp_path / "sweep.yaml"
+    p.write_text("law: [hoffmann2022, kaplan2020, llama3_2024]\ngpu: H100-SXM\ngpus: [8, 64, 512]\n"
+                 "days: [1, 7, 30]\nmfu: [0.3, 0.5]\nunique_tokens: [1e11, 1e12]\n")  # 108 scenarios
+    return p
+
+
+def test_local_partitions_equal_a_single_file(tmp_path):
+    ss.write_surface(tmp_path / "s.parquet", LAW, N, tokens=D)
+    job = dataset.surface_job(LAW, N, tokens=D, partition_rows=700)
+    summary = dataset.run(job, tmp_path / "s_ds")
+    assert summary["parts"] == 6 and summary["computed"] == 6
+    same(read(tmp_path / "s_ds"), read(tmp_path / "s.parquet"))
+    # same schema metadata as the single file (pyarrow.dataset sees one table)
+    a = dataset.read_dataset_metadata(tmp_path / "s_ds")
+    b = read_metadata(tmp_path / "s.parquet")
+    assert {k: v for k, v in a.items() if k != "grid"} == {k: v for k, v in b.items() if k != "grid"}
+    # IsoFLOP form and frontier too
+    ss.write_surface(tmp_path / "i.parquet", LAW, N, flops=[1e20, 1e21, 1e22])
+    dataset.run(dataset.surface_job(LAW, N, flops=[1e20, 1e21, 1e22], partition_rows=60), tmp_path / "i_ds")
+    same(read(tmp_path / "i_ds"), read(tmp_path / "i.parquet"))
+    flops = np.geomspace(1e18, 1e26, 999)
+    dataset.run(dataset.frontier_job(LAW, flops, constraints={"max_params": 1e11}, solver="auto", partition_rows=100),
+                tmp_path / "f_ds")
+    same(read(tmp_path / "f_ds"), ss.frontier(LAW, flops, max_params=1e11))
+
+
+def test_dask_equals_local(tmp_path, client):
+    spec = sweep(tmp_path)
+    ss.run_scenarios(spec, tmp_path / "sc.parquet")
+    job = dataset.scenarios_job(spec, partition_rows=25)
+    summary = dataset.run(job, tmp_path / "sc_dask", engine="dask", client=client)
+    assert summary["parts"] == 5 and summary["computed"] == 5
+    same(read(tmp_path / "sc_dask"), read(tmp_path / "sc.parquet"))
+    ss.write_surface(tmp_path / "s.parquet", LAW, N, tokens=D)
+    dataset.run(dataset.surface_job(LAW, N, tokens=D, partition_rows=500), tmp_path / "s_dask", engine="dask",
+                client=client)
+    same(read(tmp_path / "s_dask"), read(tmp_path / "s.parquet"))
+    # a CSV table spec too
+    table = tmp_path / "t.csv"
+    pd.DataFrame({"law": ["hoffmann2022", "kaplan2020"] * 20, "flops": np.geomspace(1e19, 1e25, 40)}).to_csv(
+        table, index=False)
+    ss.run_scenarios(table, tmp_path / "t.parquet")
+    dataset.run(dataset.scenarios_job(table, partition_rows=7), tmp_path / "t_dask", engine="dask", client=client)
+    same(read(tmp_path / "t_dask"), read(tmp_path / "t.parquet"))
+
+
+def test_resume_recomputes_only_missing_parts(tmp_path):
+    job = dataset.surface_job(LAW, N, tokens=D, partition_rows=700)
+    out = tmp_path / "ds"
+    dataset.run(job, out)
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")}
+    (out / "part-000002.parquet").unlink()
+    (out / ".part-000004.parquet.x.tmp").write_text("half-written by a killed run")
+    summary = dataset.run(job, out)
+    assert summary["computed"] == 1 and summary["reused"] == 5
+    after = {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")}
+    assert all(after[k] == v for k, v in before.items() if k != "part-000002.parquet")
+    assert not list(out.glob(".part-*"))
+    ss.write_surface(tmp_path / "s.parquet", LAW, N, tokens=D)
+    same(read(out), read(tmp_path / "s.parquet"))
+
+
+def test_refuses_a_different_spec_or_a_foreign_directory(tmp_path):
+    out = tmp_path / "ds"
+    dataset.run(dataset.surface_job(LAW, N, tokens=D, partition_rows=700), out)
+    names = sorted(p.name for p in out.iterdir())
+    for job in (dataset.surface_job(LAW, N, tokens=D, partition_rows=1400),  # another part plan
+                dataset.surface_job(ss.get_law("besiroglu2024"), N, tokens=D, partition_rows=700)):
+        with pytest.raises(ScalesweepError, match="written from a different spec"):
+            dataset.run(job, out)
+    assert sorted(p.name for p in out.iterdir()) == names
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "notes.txt").write_text("mine")
+    with pytest.raises(ScalesweepError, match="is not a scalesweep dataset"):
+        dataset.run(dataset.surface_job(LAW, N, tokens=D, partition_rows=700), tmp_path / "foreign")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ScalesweepError, match="it is a file"):
+        dataset.run(dataset.surface_job(LAW, N, tokens=D, partition_rows=700), tmp_path / "afile")
+    # a changed scenario file is a different spec
+    spec = sweep(tmp_path)
+    dataset.run(dataset.scenarios_job(spec, partition_rows=50), tmp_path / "sc")
+    spec.write_text(spec.read_text().replace("mfu: [0.3, 0.5]", "mfu: [0.3, 0.6]"))
+    with pytest.raises(ScalesweepError, match="different spec"):
+        dataset.run(dataset.scenarios_job(spec, partition_rows=50), tmp_path / "sc")
+
+
+def test_a_worker_killed_mid_run(tmp_path, client):
+    pids = list(client.run(os.getpid).values())
+    killed = []
+
+    def progress(done, total):
+        if done == 1 and not killed:  # after the first part lands, kill one worker process outright
+            os.kill(pids[0], signal.SIGKILL)
+            killed.append(pids[0])
+
+    job = dataset.surface_job(LAW, np.geomspace(1e7, 1e11, 400), tokens=D, partition_rows=700)
+    summary = dataset.run(job, tmp_path / "ds", engine="dask", client=client, progress=progress)
+    assert killed and summary["computed"] == summary["parts"] == 40
+    ss.write_surface(tmp_path / "s.parquet", LAW, np.geomspace(1e7, 1e11, 400), tokens=D)
+    same(read(tmp_path / "ds"), read(tmp_path / "s.parquet"))
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the next test
+
+
+def test_cli(tmp_path):
+    spec = sweep(tmp_path)
+    res = CliRunner().invoke(cli, ["scenarios", str(spec), "--partition-rows", "40", "-o", str(tmp_path / "ds")],
+                             catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "as 3 parts" in res.output and "3 computed" in res.output
+    res = CliRunner().invoke(cli, ["scenarios", str(spec), "--partition-rows", "40", "-o", str(tmp_path / "ds")],
+                             catch_exceptions=False)
+    assert "0 computed, 3 already there" in res.output
+    assert_one_line_error(CliRunner().invoke(cli, ["scenarios", str(spec), "--partition-rows", "41", "-o",
+                                                   str(tmp_path / "ds")]), "different spec", code=1)
+    assert_one_line_error(CliRunner().invoke(cli, ["surface", "--params-range", "1e8:1e9:3", "--tokens-range",
+                                                   "1e9:1e10:3", "--workers", "2", "-o", str(tmp_path / "x")]),
+                          "--scheduler and --workers need --engine dask", code=2)
+    assert_one_line_error(CliRunner().invoke(cli, ["frontier", "--flops-range", "1e20:1e22:3", "--engine", "dask",
+                                                   "--scheduler", "tcp://127.0.0.1:9"]), "give -o DIRECTORY", code=2)
+    assert_one_line_error(CliRunner().invoke(cli, ["frontier", "--flops-range", "1e20:1e22:3", "--engine", "dask",
+                                                   "--scheduler", "tcp://127.0.0.1:9", "-o", str(tmp_path / "f")]),
+                          "cannot reach the Dask scheduler", code=1)
+
+
+def test_without_dask_says_how_to_install(monkeypatch):
+    real_import = builtins.__import__
+
+    def fake_import(name, *a, **k):
+        if name.startswith("distributed") or name.startswith("dask"):
+            raise ImportError(name)
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    with pytest.raises(ScalesweepError, match=r"pip install 'scalesweep\[dask\]'"), dataset.dask_client(workers=1):
+        pass
