@@ -568,18 +568,33 @@ def lookup():
 @click.option("--points-per-decade", type=int, default=16, show_default=True, help="Rows per decade of budget.")
 @_constraint_options
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Parquet file to write.")
-def lookup_build(law, law_file, overrides, threads, flops_range, points_per_decade, output, **kwargs):
+@_engine_options
+def lookup_build(law, law_file, overrides, threads, flops_range, points_per_decade, output, engine, scheduler, workers,
+                 partition_rows, **kwargs):
     """Build a frontier table; its metadata records the largest interpolation error, measured by solving
-    exactly at every midpoint between rows."""
+    exactly at every midpoint between rows. With --engine dask or --partition-rows the rows are solved as
+    resumable parts (in OUTPUT.parts/) and then joined into the one table file."""
     from .api import command_line
     from .io import check_output_path
-    from .lookup import write_lookup
+    from .lookup import write_lookup, write_lookup_parts
 
+    _check_engine(engine, scheduler, workers)
     the_law = _resolve(law, law_file, overrides, threads)
     lo, hi = _parse_lo_hi(flops_range, "--flops-range")
     check_output_path(output)
-    info = write_lookup(output, the_law, lo, hi, points_per_decade, command_line=command_line(),
-                        **_pick(kwargs, CONSTRAINT_KEYS))
+    if engine == "dask" or partition_rows is not None:
+        from . import dataset
+
+        kw = dict(partition_rows=partition_rows, progress=_progress("parts"), command_line=command_line(),
+                  **_pick(kwargs, CONSTRAINT_KEYS))
+        if engine == "dask":
+            with dataset.dask_client(scheduler, workers) as client:
+                info = write_lookup_parts(output, the_law, lo, hi, points_per_decade, engine="dask", client=client, **kw)
+        else:
+            info = write_lookup_parts(output, the_law, lo, hi, points_per_decade, **kw)
+    else:
+        info = write_lookup(output, the_law, lo, hi, points_per_decade, command_line=command_line(),
+                            **_pick(kwargs, CONSTRAINT_KEYS))
     err = info["max_interpolation_error"]
     click.echo(f"wrote {info['rows']:,} rows to {output} (law {the_law.name}); max interpolation error at "
                f"midpoints: params {err['params']:.2e}, tokens {err['tokens']:.2e}, loss {err['loss']:.2e}")

@@ -101,6 +101,12 @@ def scenarios_job(spec_path, *, partition_rows: int, command_line=None) -> Job:
     return Job("scenarios", spec, plan(rows, partition_rows), rows)
 
 
+def lookup_job(law, flops, *, constraints: dict, partition_rows: int, command_line=None) -> Job:
+    c = np.asarray(flops, dtype=np.float64)
+    spec = {"law": law.to_dict(), "flops": c.tolist(), "constraints": constraints, "command_line": command_line}
+    return Job("lookup", spec, plan(c.size, partition_rows), c.size)
+
+
 def compute_part(kind: str, spec: dict, start: int, stop: int) -> tuple[pa.Table, dict]:
     """One part as an Arrow table with the job's schema and metadata, plus a small summary."""
     if kind == "surface":
@@ -146,6 +152,14 @@ def compute_part(kind: str, spec: dict, start: int, stop: int) -> tuple[pa.Table
         batch, feasible = solve_part(loaded, start, stop)
         table = pa.Table.from_batches([batch]).replace_schema_metadata(metadata_for(loaded, spec["command_line"]))
         return table, {"rows": table.num_rows, "feasible": feasible}
+    if kind == "lookup":  # rows start..stop-1 and the midpoint errors of the segments that start in them
+        from .lookup import segment_errors
+
+        law = _law_from(spec)
+        c = np.asarray(spec["flops"])
+        df, errors = segment_errors(law, c[start:min(stop + 1, c.size)], spec["constraints"])
+        table = pa.Table.from_pandas(df.iloc[: stop - start], preserve_index=False)
+        return table, {"rows": table.num_rows, "errors": errors}
     raise ScalesweepError(f"unknown job kind {kind!r}")
 
 
@@ -161,7 +175,7 @@ def write_part(kind: str, spec: dict, start: int, stop: int, path: str, threads:
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     t0 = time.perf_counter()
     table, summary = compute_part(kind, spec, start, stop)
-    with atomic_parquet_writer(path, table.schema, table.schema.metadata) as w:
+    with atomic_parquet_writer(path, table.schema, table.schema.metadata or {}) as w:
         w.write_table(table, row_group_size=max(1, table.num_rows))
     return {**summary, "part": os.path.basename(path), "seconds": time.perf_counter() - t0}
 
@@ -234,31 +248,33 @@ def run(job: Job, outdir, *, engine: str = "local", client=None, progress=None, 
     if engine == "local":
         for i in missing:
             start, stop = job.parts[i]
-            summaries.append(write_part(job.kind, job.spec, start, stop, str(out / part_name(i)), threads))
+            summaries.append({**write_part(job.kind, job.spec, start, stop, str(out / part_name(i)), threads),
+                              "index": i})
             done += 1
             if progress is not None:
                 progress(done, len(job.parts))
     elif engine == "dask":
         from distributed import as_completed
 
-        futures = [client.submit(write_part, job.kind, job.spec, *job.parts[i], str(out / part_name(i)), -1,
-                                 key=f"scalesweep-{job.spec_hash[:16]}-{i}", retries=3, pure=False)
-                   for i in missing]
+        futures = {client.submit(write_part, job.kind, job.spec, *job.parts[i], str(out / part_name(i)), -1,
+                                 key=f"scalesweep-{job.spec_hash[:16]}-{i}", retries=3, pure=False): i
+                   for i in missing}
         try:
-            for fut in as_completed(futures):
-                summaries.append(fut.result())
+            for fut in as_completed(list(futures)):
+                summaries.append({**fut.result(), "index": futures[fut]})
                 done += 1
                 if progress is not None:
                     progress(done, len(job.parts))
         except BaseException:
-            client.cancel(futures)
+            client.cancel(list(futures))
             raise
     else:
         raise ScalesweepError(f"unknown engine {engine!r} (local or dask)")
     finish(job, out, summaries)
     return {"rows": job.rows, "parts": len(job.parts), "computed": len(missing),
             "reused": len(job.parts) - len(missing), "seconds": time.perf_counter() - t0,
-            "feasible": sum(s.get("feasible", 0) for s in summaries)}
+            "feasible": sum(s.get("feasible", 0) for s in summaries),
+            "part_summaries": {s["index"]: s for s in summaries}}
 
 
 @contextlib.contextmanager

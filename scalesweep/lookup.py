@@ -14,6 +14,7 @@ extrapolation.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -63,29 +64,47 @@ def interpolate(table_flops, table_cols: dict, table_feasible, flops) -> tuple[d
     return out, feas
 
 
+def segment_errors(law, budgets, constraints: dict) -> tuple:
+    """Frontier rows at ``budgets`` and the largest relative interpolation error of params, tokens and loss
+    at the geometric midpoints between consecutive budgets (the exact solve there vs the log-log line)."""
+    df = api.frontier(law, budgets, **constraints)
+    errors = {c: math.nan for c in LOOKUP_COLUMNS}
+    if budgets.size >= 2:
+        mid = np.sqrt(budgets[:-1] * budgets[1:])
+        exact = api.frontier(law, mid, **constraints)
+        interp, feas = interpolate(budgets, {c: df[c].to_numpy() for c in LOOKUP_COLUMNS}, df.feasible.to_numpy(),
+                                   mid)
+        both = feas & exact.feasible.to_numpy()
+        for c in LOOKUP_COLUMNS:
+            rel = np.abs(interp[c][both] / exact[c].to_numpy()[both] - 1.0)
+            errors[c] = float(rel.max()) if rel.size else math.nan
+    return df, errors
+
+
+def merge_errors(parts) -> dict:
+    """The largest error over several segment ranges (NaN where none was measurable)."""
+    return {c: float(np.nanmax([p[c] for p in parts])) if any(not math.isnan(p[c]) for p in parts) else math.nan
+            for c in LOOKUP_COLUMNS}
+
+
+def lookup_info(lo, hi, points_per_decade, rows, errors, cons: Constraints) -> dict:
+    return {
+        "flops_range": [float(lo), float(hi)],
+        "points_per_decade": points_per_decade,
+        "rows": int(rows),
+        "max_interpolation_error": errors,
+        "error_measured_at": "geometric midpoints between rows (relative error)",
+        "constraints": cons.as_dict(),
+    }
+
+
 def build_lookup(law, lo: float, hi: float, points_per_decade: int, **constraints):
     """(table DataFrame, info dict with the measured maximum interpolation errors)."""
     law = api._law(law)
     cons = Constraints(**constraints)
     flops = lookup_budgets(lo, hi, points_per_decade)
-    df = api.frontier(law, flops, **cons.as_dict())
-    mid = np.sqrt(flops[:-1] * flops[1:])
-    exact = api.frontier(law, mid, **cons.as_dict())
-    interp, feas = interpolate(flops, {c: df[c].to_numpy() for c in LOOKUP_COLUMNS}, df.feasible.to_numpy(), mid)
-    errors = {}
-    both = feas & exact.feasible.to_numpy()
-    for c in LOOKUP_COLUMNS:
-        rel = np.abs(interp[c][both] / exact[c].to_numpy()[both] - 1.0)
-        errors[c] = float(rel.max()) if rel.size else math.nan
-    info = {
-        "flops_range": [float(lo), float(hi)],
-        "points_per_decade": points_per_decade,
-        "rows": int(flops.size),
-        "max_interpolation_error": errors,
-        "error_measured_at": "geometric midpoints between rows (relative error)",
-        "constraints": cons.as_dict(),
-    }
-    return df, info
+    df, errors = segment_errors(law, flops, cons.as_dict())
+    return df, lookup_info(lo, hi, points_per_decade, flops.size, errors, cons)
 
 
 def write_lookup(path, law, lo, hi, points_per_decade, *, command_line=None, **constraints) -> dict:
@@ -144,3 +163,37 @@ class Lookup:
         vals, feas = interpolate(self.flops, self.columns, self.feasible, c)
         return pd.DataFrame({"flops": c.copy(), **vals, "tokens_per_param": vals["tokens"] / vals["params"],
                              "feasible": feas})
+
+
+def write_lookup_parts(path, law, lo, hi, points_per_decade, *, engine="local", client=None, partition_rows=None,
+                       progress=None, command_line=None, **constraints) -> dict:
+    """``write_lookup`` with the rows solved as dataset parts (locally or on Dask, resumable in
+    ``PATH.parts/``); each part also measures the midpoint errors of its segments, including the one
+    that crosses into the next part. The parts are then joined into the single lookup file."""
+    import shutil
+
+    from . import dataset
+    from .io import check_output_path
+
+    law = api._law(law)
+    cons = Constraints(**constraints)
+    flops = lookup_budgets(lo, hi, points_per_decade)
+    check_output_path(path)
+    job = dataset.lookup_job(law, flops, constraints=cons.as_dict(), partition_rows=partition_rows or 1024,
+                             command_line=command_line)
+    parts_dir = Path(str(path) + ".parts")
+    summary = dataset.run(job, parts_dir, engine=engine, client=client, progress=progress)
+    errors = []
+    for i, (s, e) in enumerate(job.parts):  # parts reused from an earlier run: re-measure their segments
+        got = summary["part_summaries"].get(i)
+        errors.append(got["errors"] if got is not None else
+                      segment_errors(law, flops[s:min(e + 1, flops.size)], cons.as_dict())[1])
+    import pyarrow.dataset as pads
+
+    table = pads.dataset(str(parts_dir), format="parquet").to_table()
+    order = np.argsort(table.column("flops").to_numpy(), kind="stable")
+    info = lookup_info(lo, hi, points_per_decade, flops.size, merge_errors(errors), cons)
+    meta = make_metadata(command="lookup", law=law.to_dict(), lookup=info, rows=flops.size, command_line=command_line)
+    write_table(path, table.take(order).replace_schema_metadata(None), meta)
+    shutil.rmtree(parts_dir)
+    return {**info, "parts": summary["parts"], "computed": summary["computed"], "reused": summary["reused"]}

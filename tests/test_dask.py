@@ -172,10 +172,30 @@ def test_without_dask_says_how_to_install(monkeypatch):
     real_import = builtins.__import__
 
     def fake_import(name, *a, **k):
-        if name.startswith("distributed") or name.startswith("dask"):
+        if name.startswith(("distributed", "dask")):
             raise ImportError(name)
         return real_import(name, *a, **k)
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
     with pytest.raises(ScalesweepError, match=r"pip install 'scalesweep\[dask\]'"), dataset.dask_client(workers=1):
         pass
+
+
+def test_lookup_build_in_parts_equals_local(tmp_path, client):
+    from scalesweep.lookup import Lookup, write_lookup, write_lookup_parts
+
+    info = write_lookup(tmp_path / "t.parquet", LAW, 1e18, 1e24, 8, max_params=3e9)
+    for engine, kw in (("local", {}), ("dask", {"client": client})):
+        out = tmp_path / f"t_{engine}.parquet"
+        got = write_lookup_parts(out, LAW, 1e18, 1e24, 8, engine=engine, partition_rows=7, max_params=3e9, **kw)
+        assert got["parts"] == 7 and not (tmp_path / f"t_{engine}.parquet.parts").exists()
+        assert got["max_interpolation_error"] == info["max_interpolation_error"]  # segments across parts included
+        a, b = Lookup(out), Lookup(tmp_path / "t.parquet")
+        np.testing.assert_array_equal(a.flops, b.flops)
+        for col in ("params", "tokens", "loss"):
+            np.testing.assert_array_equal(a.columns[col], b.columns[col])
+        assert a.max_error == b.max_error
+    res = CliRunner().invoke(cli, ["lookup", "build", "--flops-range", "1e18:1e24", "--points-per-decade", "8",
+                                   "--partition-rows", "10", "-o", str(tmp_path / "c.parquet")], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert Lookup(tmp_path / "c.parquet").info["rows"] == 49
