@@ -199,3 +199,12 @@ def test_lookup_build_in_parts_equals_local(tmp_path, client):
                                    "--partition-rows", "10", "-o", str(tmp_path / "c.parquet")], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert Lookup(tmp_path / "c.parquet").info["rows"] == 49
+
+
+def test_cli_engine_dask_starts_and_stops_a_local_cluster(tmp_path):
+    res = CliRunner().invoke(cli, ["frontier", "--flops-range", "1e18:1e26:101", "--max-params", "1e11",
+                                   "--engine", "dask", "--workers", "1", "--partition-rows", "30",
+                                   "-o", str(tmp_path / "f")], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert "as 4 parts" in res.output and "dask" in res.output
+    same(read(tmp_path / "f"), ss.frontier(LAW, np.geomspace(1e18, 1e26, 101), max_params=1e11))
