@@ -74,7 +74,7 @@ def main():
                 t, _ = timed(lambda out=out, job=job: dataset.run(job, out))
                 t_local.append(t)
                 shutil.rmtree(out)
-                with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
+                with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cl, \
                         Client(cl) as client:
                     client.run(lambda: __import__("scalesweep").api.frontier("hoffmann2022", [1e20]))  # warm imports
                     out = os.path.join(tmp, f"{name}-dask-{r}")

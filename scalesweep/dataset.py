@@ -300,7 +300,7 @@ def dask_client(scheduler: str | None = None, workers: int | None = None):
     n = workers or os.cpu_count() or 1
     if n < 1:
         raise ScalesweepError(f"--workers must be >= 1, got {n}")
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
         yield client
 
