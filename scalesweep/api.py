@@ -209,7 +209,7 @@ def _scalar_inputs(options: dict) -> tuple[dict, dict]:
     return inputs, given
 
 
-def _results_frame(inputs: dict, res: dict, first: dict, optional: list[str]):
+def _results_frame(res: dict, first: dict, optional: list[str]):
     import pandas as pd
 
     m = res["params"].size
@@ -307,7 +307,7 @@ def frontier(law=None, flops=None, *, unit: str = "flops", solver: str = "auto",
                        overfit="overfit_penalty" in optional)
     spent = res["flops"]
     first = {"flops": spent.copy() if np.shares_memory(spent, c) else spent}  # never alias the caller's array
-    df = _results_frame(inputs, res, first, optional)
+    df = _results_frame(res, first, optional)
     if loss_law is not None:
         df["loss"] = np.where(df["feasible"], loss_law.loss(df["params"].to_numpy(), df["tokens"].to_numpy()), np.nan)
     if law.family == "kaplan_steps":  # Kaplan's training-steps view: the batch and steps behind the tokens
@@ -346,7 +346,7 @@ def target_loss(law=None, loss=None, *, inference_tokens=None, min_params=None, 
     optional = [c for c in _optional_columns(given, False) if c not in ("budget_flops", "budget_limited_by")]
     if given.get("inference_tokens") and "inference_flops" not in optional:
         optional += ["inference_flops", "lifetime_flops"]
-    return _results_frame(inputs, res, {"target_loss": t.copy(), "flops": res["flops"]}, optional)
+    return _results_frame(res, {"target_loss": t.copy(), "flops": res["flops"]}, optional)
 
 
 def write_frontier(path, df, law, constraints: dict, *, grid: dict | None = None,

@@ -69,7 +69,6 @@ def _law_from(spec):
 def surface_job(law, params, tokens=None, flops=None, *, dtype="float64", partition_rows: int, grid=None,
                 command_line=None) -> Job:
     n = np.asarray(params, dtype=np.float64)
-    inner = n.size
     outer = np.asarray(tokens if tokens is not None else flops, dtype=np.float64)
     if tokens is not None:  # grid form: params-major, one outer row = one params value
         inner, n_outer = outer.size, n.size
@@ -231,7 +230,8 @@ def prepare(job: Job, outdir) -> tuple[Job, Path, list[int]]:
     return job, out, missing
 
 
-def finish(job: Job, out: Path, summaries: list[dict]) -> None:
+def finish(out: Path) -> None:
+    """Mark the dataset complete in its manifest."""
     data = json.loads((out / MANIFEST).read_text())
     data.update(complete=True, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
     _write_json(out / MANIFEST, data)
@@ -270,7 +270,7 @@ def run(job: Job, outdir, *, engine: str = "local", client=None, progress=None, 
             raise
     else:
         raise ScalesweepError(f"unknown engine {engine!r} (local or dask)")
-    finish(job, out, summaries)
+    finish(out)
     return {"rows": job.rows, "parts": len(job.parts), "computed": len(missing),
             "reused": len(job.parts) - len(missing), "seconds": time.perf_counter() - t0,
             "feasible": sum(s.get("feasible", 0) for s in summaries),

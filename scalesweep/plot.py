@@ -50,21 +50,17 @@ def _read(path, columns, what, commands=None):
     missing = [c for c in columns if c not in names]
     if missing:
         raise ScalesweepError(f"{what} {str(path)!r} has no column {missing[0]!r} (is it a scalesweep {what}?)")
-    if commands is not None:
-        try:
-            made_by = read_metadata(path).get("command")
-        except ScalesweepError:
-            made_by = None
-        if made_by not in commands:
-            raise ScalesweepError(f"{str(path)!r} is not a {what} (written by `scalesweep {made_by}`)")
-    table = pq.read_table(path)
     try:
-        label = read_metadata(path).get("law", {}) or {}
-        name = label.get("preset") or path.stem
-        if label.get("overrides"):
-            name += "+" + ",".join(label["overrides"])
+        meta = read_metadata(path)
     except ScalesweepError:
-        name = path.stem
+        meta = {}
+    if commands is not None and meta.get("command") not in commands:
+        raise ScalesweepError(f"{str(path)!r} is not a {what} (written by `scalesweep {meta.get('command')}`)")
+    table = pq.read_table(path)
+    label = meta.get("law", {}) or {}
+    name = label.get("preset") or path.stem
+    if label.get("overrides"):
+        name += "+" + ",".join(label["overrides"])
     return table, names, name
 
 
