@@ -1,7 +1,14 @@
-"""The ``scalesweep`` command line: thin click commands over scalesweep.api.
+"""The ``scalesweep`` command line: thin click commands over the library.
 
-User mistakes print one line, ``Error: ...``, on stderr and exit non-zero (2 for usage errors, 1 for
-everything else); no tracebacks. Results go to files or stdout; progress and summaries to stderr.
+Conventions, the same in every command:
+
+* stdout is data, stderr is talk: tables (and law files with ``-o -``) go to stdout or a file; status lines
+  (``wrote ...``), warnings and progress go to stderr.
+* ``-o PATH`` writes a file whose format follows the suffix (or ``--format``); ``-o -`` or no ``-o`` prints:
+  a fixed-width table on a terminal, CSV when piped. Writing goes through ``output`` (atomic, one writer).
+* The options of limits, hardware and workload are generated from ``options``: one definition of each.
+* User mistakes print one line, ``Error: ...``, on stderr and exit non-zero (2 for usage errors, 1 for
+  everything else); no tracebacks. An option that would have no effect is an error, never ignored.
 """
 
 from __future__ import annotations
@@ -9,11 +16,15 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import fields
 
 import click
 
-from . import __version__
+from . import options as opts
+from ._version import __version__
 from .errors import ScalesweepError
+
+FORMATS = ("parquet", "csv", "jsonl", "json", "arrow", "table")  # output.FORMATS (kept import-free for start-up)
 
 
 class _Group(click.Group):
@@ -31,6 +42,9 @@ class _Group(click.Group):
         except (click.Abort, KeyboardInterrupt):
             click.echo("Aborted.", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # the reader of stdout went away (``| head``): stop quietly
+            sys.stderr.close()
+            sys.exit(141)
         except ScalesweepError as exc:
             click.echo("Error: " + " ".join(str(exc).split()), err=True)  # user data may hold newlines
             sys.exit(1)
@@ -49,63 +63,79 @@ def cli():
     """Compute-optimal sweeps over neural scaling laws (Kaplan 2020, Chinchilla 2022, ...).
 
     Ranges are written LO:HI:COUNT (log-spaced, inclusive). Losses are in nats/token; compute is
-    C = 6*N*D FLOPs.
+    C = 6*N*D FLOPs. Tables print to stdout (or -o FILE: parquet, csv, jsonl, json, arrow by suffix);
+    messages go to stderr.
     """
 
 
-def _law_options(f):
-    f = click.option("--threads", type=int, default=None, help="Numba threads (default: all cores). "
-                     "Results are identical for any count.")(f)
-    f = click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE",
-                     help="Override a law parameter, e.g. --set alpha=0.35 (repeatable).")(f)
-    f = click.option("--law-file", type=click.Path(dir_okay=False), default=None,
-                     help="Law from a JSON or TOML file (family + parameters, or preset + overrides).")(f)
-    f = click.option("--law", default=None, metavar="NAME",
-                     help="Preset name (default: hoffmann2022); see `scalesweep laws`.")(f)
-    return f
+def command_line() -> str:
+    return " ".join(["scalesweep", *sys.argv[1:]])
 
 
-def _hardware_options(f):
-    """Real-unit options shared by frontier and target-loss (names match the scenario fields)."""
-    opts = [
-        ("--gpu", str, "Hardware preset: A100, H100-SXM, H100-PCIe, H200 (dense bf16 peak, memory)."),
-        ("--peak-tflops", float, "Dense bf16 peak per GPU, TFLOP/s (a custom GPU, or overrides --gpu)."),
-        ("--gpu-memory-gb", float, "Memory per GPU in GB (custom GPU, or overrides --gpu)."),
-        ("--mfu", float, "Model FLOPs utilisation in (0, 1]  [default: 0.4]."),
-        ("--gpus", int, "Number of GPUs: adds wall_days, a memory limit on params, and enables --max-days."),
-        ("--usd-per-gpu-hour", float, "Price of a GPU-hour: adds a usd column."),
-        ("--bytes-per-param", float, "Training-state bytes per parameter for the memory limit  [default: 16]."),
-        ("--max-days", float, "Wall-clock limit in days (needs --gpus and a GPU): caps the budget."),
-        ("--unique-tokens", float, "Unique tokens available: caps tokens (single-epoch laws); adds epochs."),
-    ]
-    for name, typ, help_ in reversed(opts):
-        f = click.option(name, type=typ, default=None, help=help_)(f)
-    return f
+def talk(message: str) -> None:
+    """A status line or warning: stderr, always."""
+    click.echo(message, err=True)
 
 
-def _constraint_options(f):
-    opts = [
-        ("--min-params", "Smallest model allowed (parameters)."),
-        ("--max-params", "Largest model allowed (parameters)."),
-        ("--min-tokens", "Fewest training tokens allowed."),
-        ("--max-tokens", "Most training tokens allowed (e.g. data you have)."),
-        ("--min-tokens-per-param", "Lower limit on D/N."),
-        ("--max-tokens-per-param", "Upper limit on D/N."),
-        ("--max-overfit", "Kaplan's overfitting measure dL (Eq. 4.3) at most this; 0.02 ~ D >= 5e3 N^0.74."),
-    ]
-    for name, help_ in reversed(opts):
-        f = click.option(name, type=float, default=None, help=help_)(f)
-    return f
+# ------------------------------------------------------------------------------------------- options
 
 
-HARDWARE_KEYS = ("gpu", "peak_tflops", "gpu_memory_gb", "mfu", "gpus", "usd_per_gpu_hour", "bytes_per_param",
-                 "max_days", "unique_tokens")
-CONSTRAINT_KEYS = ("min_params", "max_params", "min_tokens", "max_tokens", "min_tokens_per_param",
-                   "max_tokens_per_param", "max_overfit")
+_CLICK_TYPES = {"pos": float, "int": int, "fraction": float, "nonneg": float, "name": str}
+
+
+def _options_from(cls):
+    """Click options for every field of an option class, from the fields' own descriptions."""
+
+    def decorate(f):
+        for fld in reversed(fields(cls)):
+            md = fld.metadata
+            help_ = md["help"]
+            if md.get("unit"):
+                help_ += f"  [{md['unit']}]"
+            if md.get("default") is not None:
+                help_ += f"  [default: {md['default']:g}]"
+            f = click.option(opts.flag(fld.name), fld.name, type=_CLICK_TYPES[md["rule"]], default=None,
+                             help=help_)(f)
+        return f
+
+    return decorate
+
+
+def _take(cls, kwargs: dict):
+    """Build an option object from the command's keyword arguments, removing its fields from them."""
+    return cls(**{fld.name: kwargs.pop(fld.name) for fld in fields(cls)})
+
+
+def _law_options(many: bool = False):
+    def decorate(f):
+        f = click.option("--threads", type=int, default=None, help="Numba threads (default: all cores). "
+                         "Results are identical for any count.")(f)
+        f = click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE",
+                         help="Override a law parameter, e.g. --set alpha=0.35 (repeatable).")(f)
+        f = click.option("--law-file", type=click.Path(dir_okay=False), default=None,
+                         help="Law from a JSON or TOML file (family + parameters, or preset + overrides).")(f)
+        law_help = "Preset name (default: hoffmann2022); see `scalesweep laws`."
+        if many:
+            law_help = "Preset name, or several joined by commas (rows per law, with a law column); default " \
+                       "hoffmann2022; see `scalesweep laws`."
+        return click.option("--law", default=None, metavar="NAME[,NAME...]" if many else "NAME", help=law_help)(f)
+
+    return decorate
+
+
+def _output_option(required: bool = False, help_: str | None = None):
+    def decorate(f):
+        f = click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+                         help="Output format (default: from the -o suffix; on stdout a table on a terminal, CSV "
+                              "when piped).")(f)
+        return click.option("-o", "--output", required=required, type=click.Path(), default=None,
+                            help=help_ or "File to write (.parquet, .csv, .jsonl, .json, .arrow); - or none: stdout.")(f)
+
+    return decorate
 
 
 def _engine_options(f):
-    """Scale-out options shared by surface, frontier and scenarios."""
+    """Scale-out options shared by surface, frontier, scenarios and lookup build."""
     f = click.option("--partition-rows", type=click.IntRange(1), default=None,
                      help="Write a partitioned dataset (a directory of Parquet parts) of about this many rows per "
                           "part; resumable.")(f)
@@ -118,9 +148,14 @@ def _engine_options(f):
     return f
 
 
-def _check_engine(engine, scheduler, workers):
+def _partitioned(engine, scheduler, workers, partition_rows, output) -> bool:
     if engine == "local" and (scheduler is not None or workers is not None):
         raise click.UsageError("--scheduler and --workers need --engine dask")
+    if engine == "dask" or partition_rows is not None:
+        if output is None or output == "-":
+            raise click.UsageError("--engine dask and --partition-rows write a dataset: give -o DIRECTORY")
+        return True
+    return False
 
 
 def _run_dataset(job, output, engine, scheduler, workers):
@@ -134,8 +169,8 @@ def _run_dataset(job, output, engine, scheduler, workers):
     else:
         summary = dataset.run(job, output, engine="local", progress=progress)
     reused = f", {summary['reused']} already there" if summary["reused"] else ""
-    click.echo(f"wrote {summary['rows']:,} rows as {summary['parts']} parts in {output}/ "
-               f"({summary['computed']} computed{reused}, {engine}) in {summary['seconds']:.2f} s")
+    talk(f"wrote {summary['rows']:,} rows as {summary['parts']} parts in {output}/ "
+         f"({summary['computed']} computed{reused}, {engine}) in {summary['seconds']:.2f} s")
     return summary
 
 
@@ -150,94 +185,39 @@ def _numbers(text: str, option: str) -> list[float]:
     return out
 
 
-def _pick(kwargs, keys):
-    return {k: kwargs[k] for k in keys if kwargs.get(k) is not None}
-
-
-def _print_frame(df):
-    import pandas as pd
-
-    with pd.option_context("display.max_rows", 200, "display.width", 200, "display.max_columns", 40,
-                           "display.float_format", "{:.6g}".format):
-        click.echo(df.to_string(index=False))
-
-
-def _resolve(law, law_file, overrides, threads):
-    from .api import set_threads
-    from .laws import parse_assignments, resolve_law
-
-    if threads is not None:
-        set_threads(threads)
-    return resolve_law(law, law_file, parse_assignments(overrides))
-
-
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def laws(as_json):
-    """List law families, presets, parameters and sources."""
-    from .laws import describe
-
-    info = describe()
-    if as_json:
-        click.echo(json.dumps(info, indent=2))
-        return
-    w = max(map(len, info["families"]))
-    click.echo("Families:")
-    for name, f in info["families"].items():
-        click.echo(f"  {name:<{w}} {f['formula']}")
-        click.echo(f"  {'':<{w}} parameters: {', '.join(f['parameters'])}; {f['source']}")
-    click.echo(f"\nPresets (default: {info['default']}):")
-    for name, p in info["presets"].items():
-        params = ", ".join(f"{k}={v:g}" for k, v in p["parameters"].items())
-        click.echo(f"  {name:<21} {p['family']:<{w}} {params}")
-        click.echo(f"  {'':<21} {p['citation']}")
-        click.echo(f"  {'':<21} {p['conventions']}")
-
-
-@cli.command()
-@_law_options
-@click.option("--params-range", required=True, metavar="LO:HI:COUNT", help="Model sizes N (parameters).")
-@click.option("--tokens-range", default=None, metavar="LO:HI:COUNT", help="Training tokens D (grid form).")
-@click.option("--flops-range", default=None, metavar="LO:HI:COUNT",
-              help="Budgets C (IsoFLOP form: tokens = C/(6N)). Give this or --tokens-range.")
-@click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
-              help="Type of the loss column.")
-@click.option("-o", "--output", required=True, type=click.Path(), help="Parquet file (a directory with "
-              "--engine dask or --partition-rows) to write.")
-@_engine_options
-def surface(law, law_file, overrides, threads, params_range, tokens_range, flops_range, dtype, output, engine,
-            scheduler, workers, partition_rows):
-    """Loss over a params x tokens grid (or IsoFLOP slices), streamed to Parquet.
-
-    Columns: params, tokens, flops (= 6*params*tokens), loss.
-    """
-    from .api import command_line, write_surface
+def _parse_lo_hi(text: str, option: str, why_no_count: str) -> tuple[float, float]:
+    """``LO:HI`` (a span; a count is refused, with ``why_no_count``)."""
     from .grid import parse_range
-    from .io import check_output_path
 
-    _check_engine(engine, scheduler, workers)
-    the_law = _resolve(law, law_file, overrides, threads)
-    if (tokens_range is None) == (flops_range is None):
-        raise click.UsageError("give --tokens-range (grid) or --flops-range (IsoFLOP slices), not both")
-    pr = parse_range(params_range, "--params-range")
-    tr = parse_range(tokens_range, "--tokens-range") if tokens_range else None
-    fr = parse_range(flops_range, "--flops-range") if flops_range else None
-    grid = {"params_range": str(pr)}
-    grid.update({"tokens_range": str(tr)} if tr else {"flops_range": str(fr)})
-    if engine == "dask" or partition_rows is not None:
-        from .api import CHUNK_POINTS
-        from .dataset import surface_job
+    parts = str(text).split(":")
+    if len(parts) == 3:
+        raise ScalesweepError(f"{option} takes LO:HI here, not a count ({why_no_count}); got {text!r}")
+    if len(parts) != 2:
+        raise ScalesweepError(f"{option}: expected LO:HI, got {text!r}")
+    r = parse_range(f"{parts[0]}:{parts[1]}:2", option)
+    if not r.lo < r.hi:
+        raise ScalesweepError(f"{option}: LO ({r.lo:g}) must be less than HI ({r.hi:g})")
+    return r.lo, r.hi
 
-        job = surface_job(the_law, pr.values(), tokens=tr.values() if tr else None,
-                          flops=fr.values() if fr else None, dtype=dtype, partition_rows=partition_rows or CHUNK_POINTS,
-                          grid=grid, command_line=command_line())
-        _run_dataset(job, output, engine, scheduler, workers)
-        return
-    check_output_path(output)
-    summary = write_surface(output, the_law, pr.values(), tokens=tr.values() if tr else None,
-                            flops=fr.values() if fr else None, dtype=dtype, grid=grid,
-                            command_line=command_line(), progress=_progress())
-    click.echo(f"wrote {summary['rows']:,} rows to {output} in {summary['seconds']:.2f} s")
+
+def _threads(threads):
+    if threads is not None:
+        from .api import set_threads
+
+        set_threads(threads)
+
+
+def _resolve(law, law_file, overrides, threads, *, many: bool = False):
+    """The law (or laws, with ``many``) that ``--law``, ``--law-file`` and ``--set`` name."""
+    from .laws import as_laws, parse_assignments, resolve_law
+
+    _threads(threads)
+    if many and law is not None and "," in law:
+        if law_file is not None or overrides:
+            raise ScalesweepError("several laws in --law take neither --law-file nor --set")
+        return as_laws(law)
+    found = resolve_law(law, law_file, parse_assignments(overrides))
+    return [found] if many else found
 
 
 def _progress(unit="rows"):
@@ -248,23 +228,122 @@ def _progress(unit="rows"):
 
     def report(done, total):
         end = "\n" if done >= total else "\r"
-        click.echo(f"  {done:,}/{total:,} {unit} ({100 * done / max(total, 1):.0f}%, {time.perf_counter() - t0:.1f} s)",
-                   err=True, nl=False)
+        talk_ = f"  {done:,}/{total:,} {unit} ({100 * done / max(total, 1):.0f}%, {time.perf_counter() - t0:.1f} s)"
+        click.echo(talk_, err=True, nl=False)
         click.echo(end, err=True, nl=False)
 
     return report
 
 
+def _check_target(output, fmt):
+    """Before computing: the format is known and the file can be written (stdout always can)."""
+    from .output import STDOUT, check_target, resolve_format
+
+    if output is not None and output != STDOUT:
+        check_target(output)
+    return resolve_format(output, fmt)
+
+
+def _emit(table, output, fmt, noun: str) -> None:
+    """Write a result table to ``output`` (or stdout) and say so on stderr when it went to a file."""
+    from .output import STDOUT, write_table
+
+    write_table(output, table, fmt)
+    if output is not None and output != STDOUT:
+        talk(f"wrote {table.num_rows:,} {noun} to {output}")
+
+
+def _warn_infeasible(counts: dict, total: int, noun: str) -> None:
+    if counts:
+        n = sum(counts.values())
+        why = ", ".join(f"{c:,} {reason}" for reason, c in counts.items())
+        talk(f"warning: {n:,} of {total:,} {noun} are infeasible (feasible=false): {why}")
+
+
+# ------------------------------------------------------------------------------------------- commands
+
+
 @cli.command()
-@_law_options
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output (strict JSON; infinity as \"inf\").")
+def laws(as_json):
+    """List law families, presets, parameters and sources."""
+    from .laws import describe
+    from .output import jsonable
+
+    info = describe()
+    if as_json:
+        click.echo(json.dumps(jsonable(info), indent=2, allow_nan=False))
+        return
+    w = max(map(len, info["families"]))
+    click.echo("Families:")
+    for name, f in info["families"].items():
+        click.echo(f"  {name:<{w}} {f['formula']}")
+        click.echo(f"  {'':<{w}} parameters: {', '.join(f['parameters'])}; answers: {', '.join(f['answers'])}")
+        click.echo(f"  {'':<{w}} {f['source']}")
+    click.echo(f"\nPresets (default: {info['default']}):")
+    for name, p in info["presets"].items():
+        params = ", ".join(f"{k}={v:g}" for k, v in p["parameters"].items())
+        click.echo(f"  {name:<21} {p['family']:<{w}} {params}")
+        click.echo(f"  {'':<21} {p['citation']}")
+        click.echo(f"  {'':<21} {p['conventions']}")
+
+
+@cli.command()
+@_law_options()
+@click.option("--params-range", required=True, metavar="LO:HI:COUNT", help="Model sizes N (parameters).")
+@click.option("--tokens-range", default=None, metavar="LO:HI:COUNT", help="Training tokens D (grid form).")
+@click.option("--flops-range", default=None, metavar="LO:HI:COUNT",
+              help="Budgets C (IsoFLOP form: tokens = C/(6N)). Give this or --tokens-range.")
+@click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
+              help="Type of the loss column.")
+@_output_option(help_="File to write (a directory with --engine dask or --partition-rows); - or none: stdout.")
+@_engine_options
+def surface(law, law_file, overrides, threads, params_range, tokens_range, flops_range, dtype, output, fmt, engine,
+            scheduler, workers, partition_rows):
+    """Loss over a params x tokens grid (or IsoFLOP slices), streamed in bounded memory.
+
+    Columns: params, tokens, flops (= 6*params*tokens), loss.
+    """
+    from .grid import parse_range
+
+    the_law = _resolve(law, law_file, overrides, threads)
+    if (tokens_range is None) == (flops_range is None):
+        raise click.UsageError("give --tokens-range (grid) or --flops-range (IsoFLOP slices), not both")
+    pr = parse_range(params_range, "--params-range")
+    tr = parse_range(tokens_range, "--tokens-range") if tokens_range else None
+    fr = parse_range(flops_range, "--flops-range") if flops_range else None
+    grid = {"params_range": str(pr)}
+    grid.update({"tokens_range": str(tr)} if tr else {"flops_range": str(fr)})
+    n, d, c = pr.values(), tr.values() if tr else None, fr.values() if fr else None
+    if _partitioned(engine, scheduler, workers, partition_rows, output):
+        from . import surfaces
+
+        if fmt not in (None, "parquet"):
+            raise click.UsageError("a partitioned dataset is written as Parquet parts")
+        job = surfaces.job(the_law, n, d, c, dtype=dtype, partition_rows=partition_rows or surfaces.CHUNK_POINTS,
+                           grid=grid, command_line=command_line())
+        _run_dataset(job, output, engine, scheduler, workers)
+        return
+    from .api import write_surface
+
+    fmt = _check_target(output, fmt)
+    summary = write_surface(output, the_law, n, tokens=d, flops=c, dtype=dtype, fmt=fmt, grid=grid,
+                            command_line=command_line(), progress=_progress() if output not in (None, "-") else None)
+    if output not in (None, "-"):
+        talk(f"wrote {summary['rows']:,} rows to {output} in {summary['seconds']:.2f} s")
+
+
+@cli.command()
+@_law_options(many=True)
 @click.option("--flops-range", default=None, metavar="LO:HI:COUNT", help="Budgets (in --unit, default FLOPs).")
 @click.option("--flops-file", type=click.Path(dir_okay=False), default=None,
               help="Budgets from a CSV or Parquet file (column 'flops', or the only column).")
 @click.option("--flops-column", default=None, help="Column of --flops-file to read.")
-@click.option("--unit", type=click.Choice(["flops", "pf_days", "gpu_hours", "usd"]), default="flops",
-              show_default=True, help="Unit of the budgets (gpu_hours and usd need a GPU).")
-@_constraint_options
-@_hardware_options
+@click.option("--unit", type=click.Choice(list(opts.BUDGET_UNITS)), default="flops", show_default=True,
+              help="Unit of the budgets (gpu_hours and usd need a GPU; days needs a GPU and --gpus).")
+@_options_from(opts.Constraints)
+@_options_from(opts.Hardware)
+@_options_from(opts.Workload)
 @click.option("--solver", type=click.Choice(["auto", "newton", "newton-midpoint"]), default="auto",
               show_default=True, help="auto: exact closed form where the family has one, else Newton.")
 @click.option("--overfit-penalty", "overfit", is_flag=True,
@@ -273,64 +352,61 @@ def _progress(unit="rows"):
               help="Evaluate the loss of an allocation-rule law (deepseek2024, ...) with this loss law.")
 @click.option("--bands", default=None, metavar="Q[,Q...]",
               help="Percentile bands over the bootstrap samples of a --law-file written by `fit --bootstrap`.")
-@click.option("-o", "--output", type=click.Path(), default=None,
-              help="Parquet file to write (default: print the table); a directory with --engine dask or "
-                   "--partition-rows.")
+@_output_option(help_="File to write (a directory with --engine dask or --partition-rows); - or none: stdout.")
 @_engine_options
 def frontier(law, law_file, overrides, threads, flops_range, flops_file, flops_column, unit, solver, overfit, loss_law,
-             bands, output, engine, scheduler, workers, partition_rows, **kwargs):
+             bands, output, fmt, engine, scheduler, workers, partition_rows, **kwargs):
     """Compute-optimal params and tokens per budget, under constraints.
 
     Fixed-size questions are the same solve with equal bounds: --min-params 7e9 --max-params 7e9 gives the
     tokens (and loss) a 7B model gets from each budget. With a GPU (--gpu, --mfu) every row also reports
-    gpu_hours; with --gpus wall_days, with --usd-per-gpu-hour usd.
+    gpu_hours; with --gpus wall_days, with --usd-per-gpu-hour usd. Infeasible rows say why in
+    infeasible_reason.
     """
-    from . import api
+    from . import questions
     from .grid import parse_range
-    from .io import check_output_path
+    from .laws import as_law
+    from .readers import read_flops_file
 
-    _check_engine(engine, scheduler, workers)
-    the_law = _resolve(law, law_file, overrides, threads)
+    laws_ = _resolve(law, law_file, overrides, threads, many=True)
+    cons, hw, wl = _take(opts.Constraints, kwargs), _take(opts.Hardware, kwargs), _take(opts.Workload, kwargs)
     if (flops_range is None) == (flops_file is None):
         raise click.UsageError("give --flops-range or --flops-file (one of them)")
     if flops_column is not None and flops_file is None:
         raise click.UsageError("--flops-column needs --flops-file")
     if flops_range is not None:
         fr = parse_range(flops_range, "--flops-range")
-        flops, grid = fr.values(), {"flops_range": str(fr)}
+        budgets, grid = fr.values(), {"flops_range": str(fr)}
     else:
-        flops, grid = api.read_flops_file(flops_file, flops_column), {"flops_file": str(flops_file)}
-    cons, hw = _pick(kwargs, CONSTRAINT_KEYS), _pick(kwargs, HARDWARE_KEYS)
-    if engine == "dask" or partition_rows is not None:
-        if output is None:
-            raise click.UsageError("--engine dask and --partition-rows write a dataset: give -o DIRECTORY")
-        if hw or unit != "flops" or bands or loss_law or overfit:
-            raise click.UsageError("a partitioned frontier takes budgets in FLOPs and the six frontier limits only")
-        from .dataset import frontier_job
-
-        job = frontier_job(the_law, flops, constraints=cons, solver=solver, partition_rows=partition_rows or (1 << 20),
-                           grid=grid, command_line=api.command_line())
-        _run_dataset(job, output, engine, scheduler, workers)
+        budgets, grid = read_flops_file(flops_file, flops_column), {"flops_file": str(flops_file)}
+    grid.update(unit=unit, solver=solver)
+    if _partitioned(engine, scheduler, workers, partition_rows, output):
+        if opts.given(hw) or opts.given(wl) or unit != "flops" or bands or loss_law or overfit or len(laws_) > 1:
+            raise click.UsageError("a partitioned frontier takes one law, budgets in FLOPs and the frontier limits "
+                                   "only")
+        if fmt not in (None, "parquet"):
+            raise click.UsageError("a partitioned dataset is written as Parquet parts")
+        job = questions.frontier_job(laws_[0], budgets, constraints=cons, solver=solver,
+                                     partition_rows=partition_rows or (1 << 20), grid=grid,
+                                     command_line=command_line())
+        summary = _run_dataset(job, output, engine, scheduler, workers)
+        _warn_infeasible(summary["infeasible"], summary["rows"], "budgets")
         return
-    if output is not None:
-        check_output_path(output)
-    df = api.frontier(the_law, flops, unit=unit, solver=solver, loss_law=loss_law, overfit=overfit, **cons, **hw)
+    fmt = _check_target(output, fmt)
+    res = questions.frontier(laws_, budgets, unit=unit, solver=solver, constraints=cons, hardware=hw, workload=wl,
+                             overfit=overfit, loss_law=None if loss_law is None else as_law(loss_law))
+    table = res.table(res.metadata("frontier", grid, command_line()))
     if bands is not None:
-        df = _with_bands(df, bands, law_file, overrides, solver, cons)
-    n_bad = int((~df["feasible"]).sum())
-    if output is None:
-        _print_frame(df)
-    else:
-        api.write_frontier(output, df, the_law, cons, grid={**grid, "unit": unit, "solver": solver},
-                           hardware=hw, command_line=api.command_line())
-        click.echo(f"wrote {len(df):,} budgets to {output} (law {the_law.name})")
-    if n_bad:
-        click.echo(f"warning: {n_bad:,} of {len(df):,} budgets cannot meet the constraints (feasible=false)", err=True)
+        table = _with_bands(table, laws_, bands, law_file, overrides, solver, cons)
+    _emit(table, output, fmt, "budgets")
+    _warn_infeasible(res.infeasible(), res.rows, "budgets")
 
 
-def _with_bands(df, bands, law_file, overrides, solver, cons):
-    """Join percentile bands over a law file's bootstrap samples onto a frontier table."""
-    from . import api
+def _with_bands(table, laws_, bands, law_file, overrides, solver, cons):
+    """Percentile bands over a law file's bootstrap samples, as extra columns of a frontier table."""
+    import pyarrow as pa
+
+    from .api import frontier_bands
     from .fit import read_bootstrap
 
     if law_file is None:
@@ -339,94 +415,77 @@ def _with_bands(df, bands, law_file, overrides, solver, cons):
         raise click.UsageError("--bands uses the law file's samples as they are; drop --set")
     qs = _numbers(bands, "--bands")
     family, samples = read_bootstrap(law_file)
-    b = api.frontier_bands(samples, family, df["flops"].to_numpy(), qs, solver=solver, **cons)
-    return df.join(b.drop(columns=["flops"]))
+    b = frontier_bands(samples, family, table.column("flops").to_numpy(), qs, solver=solver, **cons.as_dict())
+    for name in b.columns[1:]:
+        table = table.append_column(name, pa.array(b[name].to_numpy()))
+    return table
 
 
 @cli.command("target-loss")
-@_law_options
+@_law_options(many=True)
 @click.option("--loss", "losses", required=True, metavar="L[,L...]",
               help="Target loss(es), nats/token, comma-separated.")
-@click.option("--inference-tokens", type=float, default=None,
-              help="Lifetime inference demand (tokens): minimise 6ND + 2N*D_inf instead (Sardana et al. 2024).")
-@_constraint_options
-@_hardware_options
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Parquet file to write (default: print the table).")
-def target_loss_cmd(law, law_file, overrides, threads, losses, inference_tokens, output, **kwargs):
+@_options_from(opts.Constraints)
+@_options_from(opts.Hardware)
+@_options_from(opts.Workload)
+@_output_option()
+def target_loss_cmd(law, law_file, overrides, threads, losses, output, fmt, **kwargs):
     """The least compute that reaches a target loss: params, tokens and FLOPs.
 
-    Targets at or below the law's irreducible loss, or out of reach under the constraints, are flagged
-    feasible=false (with a warning), not errors.
+    With --inference-tokens it minimises lifetime compute 6ND + 2N*D_inf (Sardana et al. 2024). Targets at
+    or below the law's irreducible loss, or out of reach under the constraints, are flagged
+    feasible=false with the reason (and a warning), not errors.
     """
-    from . import api
-    from .io import check_output_path
+    from . import questions
+    from .validate import positive_array
 
-    the_law = _resolve(law, law_file, overrides, threads)
-    targets = _numbers(losses, "--loss")
-    for t in targets:
-        if not (t > 0 and t < float("inf")):
-            raise ScalesweepError(f"--loss: targets must be finite numbers > 0, got {t!r}")
-    if output is not None:
-        check_output_path(output)
-    cons, hw = _pick(kwargs, CONSTRAINT_KEYS), _pick(kwargs, HARDWARE_KEYS)
-    df = api.target_loss(the_law, targets, inference_tokens=inference_tokens, **cons, **hw)
-    if output is None:
-        _print_frame(df)
-    else:
-        api.write_frontier(output, df, the_law, cons, command="target-loss", hardware=hw,
-                           inference_tokens=inference_tokens, command_line=api.command_line())
-        click.echo(f"wrote {len(df):,} targets to {output} (law {the_law.name})")
-    n_bad = int((~df["feasible"]).sum())
-    if n_bad:
-        click.echo(f"warning: {n_bad:,} of {len(df):,} targets cannot be reached (at or below the law's "
-                   "irreducible loss, or blocked by the constraints)", err=True)
+    laws_ = _resolve(law, law_file, overrides, threads, many=True)
+    cons, hw, wl = _take(opts.Constraints, kwargs), _take(opts.Hardware, kwargs), _take(opts.Workload, kwargs)
+    targets = positive_array(_numbers(losses, "--loss"), "--loss")
+    fmt = _check_target(output, fmt)
+    res = questions.target_loss(laws_, targets, constraints=cons, hardware=hw, workload=wl)
+    _emit(res.table(res.metadata("target-loss", {"loss": losses}, command_line())), output, fmt, "targets")
+    _warn_infeasible(res.infeasible(), res.rows, "targets")
 
 
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(), help="Parquet file (a directory with "
-              "--engine dask or --partition-rows) to write.")
+@_output_option(help_="File to write (a directory with --engine dask or --partition-rows); - or none: stdout.")
 @click.option("--threads", type=int, default=None, help="Numba threads (default: all cores).")
 @_engine_options
-def scenarios(spec, output, threads, engine, scheduler, workers, partition_rows):
+def scenarios(spec, output, fmt, threads, engine, scheduler, workers, partition_rows):
     """Solve many scenarios at once: SPEC is a table (.csv/.parquet, one scenario per row) or a sweep
     spec (.yaml/.toml) whose lists expand as a cartesian product.
 
     Fields: law (law.NAME overrides a parameter), one budget (flops, pf_days, gpu_hours, usd, days with
     gpus, or target_loss), gpu, peak_tflops, gpu_memory_gb, mfu, gpus, usd_per_gpu_hour, bytes_per_param,
-    max_days, unique_tokens, inference_tokens and the six frontier limits. See the README for defaults.
+    max_days, unique_tokens, inference_tokens and the frontier limits. See the README for defaults.
     """
-    from . import api
     from . import scenarios as sc
-    from .io import check_output_path
 
-    _check_engine(engine, scheduler, workers)
-    if threads is not None:
-        api.set_threads(threads)
-    if engine == "dask" or partition_rows is not None:
-        from .dataset import scenarios_job
-
-        job = scenarios_job(spec, partition_rows=partition_rows or sc.CHUNK_ROWS, command_line=api.command_line())
+    _threads(threads)
+    if _partitioned(engine, scheduler, workers, partition_rows, output):
+        if fmt not in (None, "parquet"):
+            raise click.UsageError("a partitioned dataset is written as Parquet parts")
+        job = sc.job(spec, partition_rows=partition_rows or sc.CHUNK_ROWS, command_line=command_line())
         summary = _run_dataset(job, output, engine, scheduler, workers)
-        n_bad = summary["rows"] - summary["feasible"] if not summary["reused"] else 0
-        if n_bad:
-            click.echo(f"warning: {n_bad:,} scenarios cannot meet their constraints (feasible=false)", err=True)
+        _warn_infeasible(summary["infeasible"], summary["rows"], "scenarios")
         return
-    check_output_path(output)
+    fmt = _check_target(output, fmt)
     loaded = sc.load_spec(spec)
-    summary = sc.run(loaded, output, command_line=api.command_line(), progress=_progress())
-    click.echo(f"wrote {summary['rows']:,} scenarios to {output} in {summary['seconds']:.2f} s "
-               f"({summary['feasible']:,} feasible)")
-    n_bad = summary["rows"] - summary["feasible"]
-    if n_bad:
-        click.echo(f"warning: {n_bad:,} scenarios cannot meet their constraints (feasible=false)", err=True)
+    to_file = output not in (None, "-")
+    summary = sc.run(loaded, output, fmt=fmt, command_line=command_line(), progress=_progress() if to_file else None)
+    if to_file:
+        talk(f"wrote {summary['rows']:,} scenarios to {output} in {summary['seconds']:.2f} s "
+             f"({summary['feasible']:,} feasible)")
+    _warn_infeasible(summary["infeasible"], summary["rows"], "scenarios")
 
 
 @cli.command("fit")
 @click.argument("runs", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Law file (JSON) to write.")
-@click.option("--family", type=click.Choice(["chinchilla", "kaplan"]), default="chinchilla", show_default=True)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Law file (JSON) to write; - prints it.")
+@click.option("--family", default="chinchilla", show_default=True, help="Family to fit: chinchilla or kaplan.")
 @click.option("--method", type=click.Choice(["lbfgs", "vp"]), default="lbfgs", show_default=True,
               help="lbfgs: Huber multi-start (Hoffmann/Besiroglu); vp: variable projection (chinchilla).")
 @click.option("--objective", type=click.Choice(["huber", "lad"]), default="huber", show_default=True,
@@ -450,24 +509,12 @@ def fit_cmd(runs, output, family, method, objective, delta, exclude_highest, gri
     Writes a law file every other command reads with --law-file.
     """
     from . import fit as F
-    from .api import set_threads
-    from .io import check_output_path
+    from .output import STDOUT, check_target
 
-    if threads is not None:
-        set_threads(threads)
-    check_output_path(output)
-    grid = None
-    if grid_items:
-        grid = dict(F.GRIDS[family])
-        for item in grid_items:
-            key, sep, vals = item.partition("=")
-            key = key.strip()
-            if not sep or key not in grid:
-                raise ScalesweepError(f"--grid expects NAME=V1,V2,... with NAME one of {', '.join(grid)}; got {item!r}")
-            try:
-                grid[key] = [float(v) for v in vals.split(",")]
-            except ValueError:
-                raise ScalesweepError(f"--grid {key}: values must be numbers, got {vals!r}") from None
+    _threads(threads)
+    if output != STDOUT:
+        check_target(output)
+    grid = F.parse_grid(family, grid_items)
     n, d, y = F.read_runs(runs, params_column=params_column, tokens_column=tokens_column, flops_column=flops_column,
                           loss_column=loss_column)
     res = F.fit(n, d, y, family=family, method=method, delta=delta, objective=objective,
@@ -475,39 +522,36 @@ def fit_cmd(runs, output, family, method, objective, delta, exclude_highest, gri
     res.info["runs_file"] = str(runs)
     F.write_law_file(output, res)
     p = ", ".join(f"{k}={v:.6g}" for k, v in res.law.params.items())
-    click.echo(f"fitted {family} to {res.info['n_points']} runs ({method}): {p}")
+    used = res.info["n_points"] - res.info["excluded_highest_loss"]
+    excluded = f" ({res.info['excluded_highest_loss']} excluded)" if res.info["excluded_highest_loss"] else ""
+    talk(f"fitted {family} to {used} runs{excluded} ({method}): {p}")
     extra = f"; {res.info['starts_within_1e-6']} of {res.info['starts']} starts within 1e-6 of the best" \
         if method == "lbfgs" else ""
-    click.echo(f"objective {res.info['objective_value']:.6g} in {res.info['seconds']:.2f} s{extra}")
+    talk(f"objective {res.info['objective_value']:.6g} in {res.info['seconds']:.2f} s{extra}")
     if res.samples is not None:
         se = res.to_dict()["bootstrap"]["standard_errors"]
-        click.echo(f"bootstrap ({bootstrap} resamples, seed {seed}) standard errors: "
-                   + ", ".join(f"{k} {v:.3g}" for k, v in se.items()))
-    click.echo(f"wrote {output}")
+        talk(f"bootstrap ({bootstrap} resamples, seed {seed}) standard errors: "
+             + ", ".join(f"{k} {v:.3g}" for k, v in se.items()))
+    if output != STDOUT:
+        talk(f"wrote {output}")
 
 
 @cli.command()
 @click.option("--flops", "flops_values", required=True, metavar="C[,C...]", help="Budget(s), FLOPs.")
 @click.option("--laws", "law_names", default=None, metavar="A,B,...", help="Presets to compare (default: all).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Also write Parquet.")
-def compare(flops_values, law_names, output):
+@_output_option()
+def compare(flops_values, law_names, output, fmt):
     """What every preset recommends at a budget, side by side (params, tokens, tokens/param, loss)."""
-    from . import api
-    from .io import check_output_path, make_metadata, write_table
+    from .api import compare as compare_laws
+    from .tables import frame_to_arrow, metadata
 
     budgets = _numbers(flops_values, "--flops")
     names = None if law_names is None else [x.strip() for x in law_names.split(",") if x.strip()]
-    if output is not None:
-        check_output_path(output)
-    df = api.compare(budgets, names)
-    _print_frame(df)
-    if output is not None:
-        import pyarrow as pa
-
-        meta = make_metadata(command="compare", flops=budgets, laws=[str(x) for x in df["law"].cat.categories],
-                             rows=len(df), command_line=api.command_line())
-        write_table(output, pa.Table.from_pandas(df, preserve_index=False), meta)
-        click.echo(f"wrote {len(df):,} rows to {output}", err=True)
+    fmt = _check_target(output, fmt)
+    df = compare_laws(budgets, names)
+    meta = metadata("compare", flops=budgets, laws=[str(x) for x in df["law"].cat.categories], rows=len(df),
+                    command_line=command_line())
+    _emit(frame_to_arrow(df, meta), output, fmt, "rows")
 
 
 @cli.group()
@@ -527,7 +571,7 @@ def plot_frontier_cmd(files, output, title):
     from .plot import plot_frontier
 
     plot_frontier(list(files), output, title=title)
-    click.echo(f"wrote {output}")
+    talk(f"wrote {output}")
 
 
 @plot.command("surface")
@@ -542,19 +586,7 @@ def plot_surface_cmd(file, frontier_file, levels, output, title):
     from .plot import plot_surface
 
     plot_surface(file, output, frontier=frontier_file, levels=levels, title=title)
-    click.echo(f"wrote {output}")
-
-
-def _parse_lo_hi(text: str, option: str) -> tuple[float, float]:
-    from .grid import parse_range
-
-    parts = str(text).split(":")
-    if len(parts) == 2:
-        text = f"{parts[0]}:{parts[1]}:2"
-    r = parse_range(text, option)
-    if not r.lo < r.hi:
-        raise ScalesweepError(f"{option}: LO ({r.lo:g}) must be less than HI ({r.hi:g})")
-    return r.lo, r.hi
+    talk(f"wrote {output}")
 
 
 @cli.group()
@@ -563,10 +595,11 @@ def lookup():
 
 
 @lookup.command("build")
-@_law_options
-@click.option("--flops-range", required=True, metavar="LO:HI", help="Budgets the table covers, FLOPs.")
+@_law_options()
+@click.option("--flops-range", required=True, metavar="LO:HI",
+              help="Budgets the table covers, FLOPs (the rows follow --points-per-decade).")
 @click.option("--points-per-decade", type=int, default=16, show_default=True, help="Rows per decade of budget.")
-@_constraint_options
+@_options_from(opts.Constraints)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Parquet file to write.")
 @_engine_options
 def lookup_build(law, law_file, overrides, threads, flops_range, points_per_decade, output, engine, scheduler, workers,
@@ -574,30 +607,29 @@ def lookup_build(law, law_file, overrides, threads, flops_range, points_per_deca
     """Build a frontier table; its metadata records the largest interpolation error, measured by solving
     exactly at every midpoint between rows. With --engine dask or --partition-rows the rows are solved as
     resumable parts (in OUTPUT.parts/) and then joined into the one table file."""
-    from .api import command_line
-    from .io import check_output_path
     from .lookup import write_lookup, write_lookup_parts
 
-    _check_engine(engine, scheduler, workers)
     the_law = _resolve(law, law_file, overrides, threads)
-    lo, hi = _parse_lo_hi(flops_range, "--flops-range")
-    check_output_path(output)
+    cons = _take(opts.Constraints, kwargs)
+    lo, hi = _parse_lo_hi(flops_range, "--flops-range", "the rows follow --points-per-decade")
+    if engine == "local" and (scheduler is not None or workers is not None):
+        raise click.UsageError("--scheduler and --workers need --engine dask")
+    _check_target(output, None)
     if engine == "dask" or partition_rows is not None:
         from . import dataset
 
         kw = dict(partition_rows=partition_rows, progress=_progress("parts"), command_line=command_line(),
-                  **_pick(kwargs, CONSTRAINT_KEYS))
+                  **cons.as_dict())
         if engine == "dask":
             with dataset.dask_client(scheduler, workers) as client:
                 info = write_lookup_parts(output, the_law, lo, hi, points_per_decade, engine="dask", client=client, **kw)
         else:
             info = write_lookup_parts(output, the_law, lo, hi, points_per_decade, **kw)
     else:
-        info = write_lookup(output, the_law, lo, hi, points_per_decade, command_line=command_line(),
-                            **_pick(kwargs, CONSTRAINT_KEYS))
+        info = write_lookup(output, the_law, lo, hi, points_per_decade, command_line=command_line(), **cons.as_dict())
     err = info["max_interpolation_error"]
-    click.echo(f"wrote {info['rows']:,} rows to {output} (law {the_law.name}); max interpolation error at "
-               f"midpoints: params {err['params']:.2e}, tokens {err['tokens']:.2e}, loss {err['loss']:.2e}")
+    talk(f"wrote {info['rows']:,} rows to {output} (law {the_law.name}); max interpolation error at "
+         f"midpoints: params {err['params']:.2e}, tokens {err['tokens']:.2e}, loss {err['loss']:.2e}")
 
 
 @lookup.command("query")
@@ -606,69 +638,48 @@ def lookup_build(law, law_file, overrides, threads, flops_range, points_per_deca
 @click.option("--flops-file", type=click.Path(dir_okay=False), default=None,
               help="Budgets from a CSV or Parquet file (column 'flops', or the only column).")
 @click.option("--flops-column", default=None, help="Column of --flops-file to read.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Parquet file to write (default: print the table).")
-def lookup_query(table, flops_values, flops_file, flops_column, output):
+@_output_option()
+def lookup_query(table, flops_values, flops_file, flops_column, output, fmt):
     """Interpolate a table at budgets inside its range (outside is an error, not an extrapolation)."""
-    from . import api
-    from .io import check_output_path, make_metadata, write_table
     from .lookup import Lookup
+    from .readers import read_flops_file
 
     if (flops_values is None) == (flops_file is None):
         raise click.UsageError("give --flops or --flops-file (one of them)")
-    if flops_values is not None:
-        budgets = _numbers(flops_values, "--flops")
-    else:
-        budgets = api.read_flops_file(flops_file, flops_column)
-    if output is not None:
-        check_output_path(output)
-    lk = Lookup(table)
-    df = lk.query(budgets)
-    if output is None:
-        _print_frame(df)
-    else:
-        import pyarrow as pa
-
-        meta = make_metadata(command="lookup query", table=lk.path, law=lk.meta.get("law"), lookup=lk.info,
-                             rows=len(df), command_line=api.command_line())
-        write_table(output, pa.Table.from_pandas(df, preserve_index=False), meta)
-        click.echo(f"wrote {len(df):,} rows to {output}")
+    if flops_column is not None and flops_file is None:
+        raise click.UsageError("--flops-column needs --flops-file")
+    budgets = _numbers(flops_values, "--flops") if flops_values is not None else read_flops_file(flops_file, flops_column)
+    fmt = _check_target(output, fmt)
+    _emit(Lookup(table).query_table(budgets, command_line()), output, fmt, "rows")
 
 
 @cli.command()
-@_law_options
+@_law_options()
 @click.option("--flops-range", required=True, metavar="LO:HI:COUNT", help="Budgets to test at, FLOPs.")
 @click.option("--points-per-decade", "ppd", default="2,4,8,16,32,64", show_default=True, metavar="K[,K...]",
               help="Resolutions to compare.")
 @click.option("--params-range", default=None, metavar="LO:HI",
               help="Params grid span (default: a decade beyond the optima at either end).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Parquet file to write.")
-def resolution(law, law_file, overrides, threads, flops_range, ppd, params_range, output):
+@_output_option()
+def resolution(law, law_file, overrides, threads, flops_range, ppd, params_range, output, fmt):
     """How fine a grid do I need? Grid search and lookup tables at each resolution against the exact solver."""
-    from . import api, studies
+    from . import studies
     from .grid import parse_range
-    from .io import check_output_path, make_metadata, write_table
+    from .tables import frame_to_arrow, metadata
 
     the_law = _resolve(law, law_file, overrides, threads)
     fr = parse_range(flops_range, "--flops-range")
     ks = studies.parse_int_list(ppd, "--points-per-decade")
-    pr = _parse_lo_hi(params_range, "--params-range") if params_range else None
-    if output is not None:
-        check_output_path(output)
+    pr = _parse_lo_hi(params_range, "--params-range", "the grid follows --points-per-decade") if params_range else None
+    fmt = _check_target(output, fmt)
     df = studies.resolution(the_law, fr.values(), ks, params_range=pr)
-    show = df.rename(columns=lambda c: c.replace("_rel_error", "").replace("median", "med"))
-    _print_frame(show)
-    if output is not None:
-        import pyarrow as pa
-
-        meta = make_metadata(command="resolution", law=the_law.to_dict(), grid={"flops_range": str(fr)},
-                             points_per_decade=ks, rows=len(df), command_line=api.command_line())
-        write_table(output, pa.Table.from_pandas(df, preserve_index=False), meta)
-        click.echo(f"wrote {len(df):,} rows to {output}", err=True)
+    meta = metadata("resolution", law=the_law.to_dict(), grid={"flops_range": str(fr)}, points_per_decade=ks,
+                    rows=len(df), command_line=command_line())
+    _emit(frame_to_arrow(df, meta), output, fmt, "rows")
 
 
 @cli.command("isoflop-sim")
-@_law_options
+@_law_options()
 @click.option("--budgets", required=True, metavar="LO:HI:K", help="IsoFLOP budgets (Chinchilla: 6e18:3e21:9).")
 @click.option("--points-per-curve", type=int, default=9, show_default=True, help="Model sizes sampled per budget.")
 @click.option("--width", type=float, default=1.0, show_default=True, help="Total span of each curve, decades of params.")
@@ -678,46 +689,48 @@ def resolution(law, law_file, overrides, threads, flops_range, ppd, params_range
 @click.option("--trials", type=int, default=1, show_default=True, help="Noisy repetitions.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed for the noise.")
 @click.option("--target-flops", type=float, default=None, help="Budget to extrapolate to (default: 100x the largest).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Parquet file to write (per trial).")
+@_output_option(help_="Per-trial table to write (- prints it); without -o the summary is printed instead.")
 def isoflop_sim_cmd(law, law_file, overrides, threads, budgets, points_per_curve, width, center_offset, noise,
-                    trials, seed, target_flops, output):
+                    trials, seed, target_flops, output, fmt):
     """Simulate Chinchilla's Approach 2 (parabola per IsoFLOP curve, power law through the vertices) on a
-    known law: the bias of the fitted exponents and of N*, D* extrapolated to a target budget."""
-    from . import api, studies
-    from .io import check_output_path, make_metadata, write_table
+    known law: the bias of the fitted exponents and of N*, D* extrapolated to a target budget.
+
+    Without -o the bias summary is the output (stdout); with -o the per-trial table is, and the summary
+    goes to stderr.
+    """
+    from . import studies
+    from .tables import frame_to_arrow, metadata
 
     the_law = _resolve(law, law_file, overrides, threads)
     c = studies.budgets_from_range(budgets)
     if output is not None:
-        check_output_path(output)
+        fmt = _check_target(output, fmt)
     df = studies.isoflop_sim(the_law, c, points_per_curve=points_per_curve, width=width,
                              center_offset=center_offset, noise=noise, trials=trials, seed=seed,
                              target_flops=target_flops)
+    say = talk if output is not None else click.echo
     r = df.iloc[0]
-    click.echo(f"law {the_law.name}: {len(c)} budgets, {points_per_curve} points per curve over {width:g} decades "
-               f"(offset {center_offset:+g}), noise {noise:g}, {len(df)} trial(s); target {r.exact_params_at_target:.4g} "
-               f"params at {target_flops or 100 * c.max():.3g} FLOPs")
+    say(f"law {the_law.name}: {len(c)} budgets, {points_per_curve} points per curve over {width:g} decades "
+        f"(offset {center_offset:+g}), noise {noise:g}, {len(df)} trial(s); target {r.exact_params_at_target:.4g} "
+        f"params at {target_flops or 100 * c.max():.3g} FLOPs")
     summary = [("exponent N*(C)", df.exponent_params, r.true_exponent_params),
                ("exponent D*(C)", df.exponent_tokens, r.true_exponent_tokens),
                ("N* at target", df.params_at_target, r.exact_params_at_target),
                ("D* at target", df.tokens_at_target, r.exact_tokens_at_target)]
-    click.echo(f"  {'':<15} {'true':>12} {'fitted mean':>12} {'rel. bias':>10} {'std':>10}")
+    say(f"  {'':<15} {'true':>12} {'fitted mean':>12} {'rel. bias':>10} {'std':>10}")
     for name, col, true in summary:
         mean = col.mean()
         std = col.std() if len(col) > 1 else 0.0
-        click.echo(f"  {name:<15} {true:>12.6g} {mean:>12.6g} {mean / true - 1:>+10.3%} {std:>10.3g}")
+        say(f"  {name:<15} {true:>12.6g} {mean:>12.6g} {mean / true - 1:>+10.3%} {std:>10.3g}")
     failed = int(df.failed_fits.sum())
     if failed:
-        click.echo(f"warning: {failed} IsoFLOP parabolas opened downward (too noisy) and were left out", err=True)
+        talk(f"warning: {failed} IsoFLOP parabolas opened downward (too noisy) and were left out")
     if output is not None:
-        import pyarrow as pa
-
-        meta = make_metadata(command="isoflop-sim", law=the_law.to_dict(),
-                             design=dict(budgets=budgets, points_per_curve=points_per_curve, width=width,
-                                         center_offset=center_offset, noise=noise, trials=trials, seed=seed,
-                                         target_flops=target_flops), rows=len(df), command_line=api.command_line())
-        write_table(output, pa.Table.from_pandas(df, preserve_index=False), meta)
-        click.echo(f"wrote {len(df):,} trials to {output}", err=True)
+        meta = metadata("isoflop-sim", law=the_law.to_dict(),
+                        design=dict(budgets=budgets, points_per_curve=points_per_curve, width=width,
+                                    center_offset=center_offset, noise=noise, trials=trials, seed=seed,
+                                    target_flops=target_flops), rows=len(df), command_line=command_line())
+        _emit(frame_to_arrow(df, meta), output, fmt, "trials")
 
 
 def main():

@@ -1,12 +1,15 @@
 """Partitioned Parquet datasets, written part by part, locally or on a Dask cluster, and resumable.
 
-A job is a kind (``surface``, ``frontier``, ``scenarios``), a JSON spec from which any part can be rebuilt
-anywhere, and a part plan: the same chunking the single-file writer uses. Each part runs the same compiled
-kernels as a local run and is written atomically as ``part-NNNNNN.parquet`` into the output directory;
-only a small summary goes back to the caller (no result data travels through the Dask scheduler). The
-directory holds ``_manifest.json`` with the spec's hash: a run with the same spec and directory computes
-only the missing parts, and a different spec is refused rather than mixed in. pandas, polars, DuckDB and
-``pyarrow.dataset`` read the directory as one table (files starting with ``_`` or ``.`` are skipped).
+A job is a kind, a JSON spec from which any part can be rebuilt anywhere, a part plan (the same chunking the
+single-file writer uses) and the function that computes a part. The function lives with its kind
+(``surfaces.compute_part``, ``questions.compute_frontier_part``, ``scenarios.compute_part``,
+``lookup.compute_part``) and builds the part with the kind's own schema and metadata builders, so a part
+equals the rows of a single-file run, metadata included. Each part is written atomically as
+``part-NNNNNN.parquet`` into the output directory; only a small summary goes back to the caller (no result
+data travels through the Dask scheduler). The directory holds ``_manifest.json`` with the spec's hash: a
+run with the same spec and directory computes only the missing parts, and a different spec is refused
+rather than mixed in. pandas, DuckDB and ``pyarrow.dataset`` read the directory as one table (files
+starting with ``_`` or ``.`` are skipped).
 """
 
 from __future__ import annotations
@@ -15,17 +18,15 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-
-from . import __version__
+from ._version import __version__
 from .errors import ScalesweepError
-from .io import METADATA_KEY, atomic_parquet_writer
+from .output import write_json, write_table
+from .tables import METADATA_KEY
 
 MANIFEST = "_manifest.json"
 
@@ -36,6 +37,7 @@ class Job:
     spec: dict  # JSON-able: everything a worker needs to rebuild a part
     parts: tuple  # ((start, stop), ...) in the job's row space (outer-axis rows, budgets, scenarios)
     rows: int  # output rows in all
+    compute: Callable  # compute(spec, start, stop) -> (pyarrow.Table, summary dict)
 
     @property
     def spec_hash(self) -> str:
@@ -55,114 +57,7 @@ def part_name(i: int) -> str:
     return f"part-{i:06d}.parquet"
 
 
-# ------------------------------------------------------------------------------------------------ jobs
-
-
-def _law_from(spec):
-    from .laws import Law
-
-    d = spec["law"]
-    return Law(family=d["family"], params=d["parameters"], preset=d.get("preset"), citation=d.get("citation", ""),
-               conventions=d.get("conventions", ""), overrides=tuple(d.get("overrides", ())))
-
-
-def surface_job(law, params, tokens=None, flops=None, *, dtype="float64", partition_rows: int, grid=None,
-                command_line=None) -> Job:
-    n = np.asarray(params, dtype=np.float64)
-    outer = np.asarray(tokens if tokens is not None else flops, dtype=np.float64)
-    if tokens is not None:  # grid form: params-major, one outer row = one params value
-        inner, n_outer = outer.size, n.size
-    else:  # IsoFLOP form: budget-major
-        inner, n_outer = n.size, outer.size
-    spec = {"law": law.to_dict(), "params": n.tolist(), "dtype": str(np.dtype(dtype)), "grid": grid or {},
-            "command_line": command_line,
-            ("tokens" if tokens is not None else "flops"): outer.tolist()}
-    return Job("surface", spec, plan(n_outer, max(1, partition_rows // inner)), n.size * outer.size)
-
-
-def frontier_job(law, flops, *, constraints: dict, solver: str, partition_rows: int, grid=None,
-                 command_line=None) -> Job:
-    c = np.asarray(flops, dtype=np.float64)
-    spec = {"law": law.to_dict(), "flops": c.tolist(), "constraints": constraints, "solver": solver,
-            "grid": grid or {}, "command_line": command_line}
-    return Job("frontier", spec, plan(c.size, partition_rows), c.size)
-
-
-def scenarios_job(spec_path, *, partition_rows: int, command_line=None) -> Job:
-    from .scenarios import load_spec
-
-    path = str(Path(spec_path).resolve())
-    loaded = load_spec(path)
-    rows = loaded.count_rows()
-    # The table's bytes go into the hash: a changed file must not resume into an old directory.
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    spec = {"path": path, "sha256": digest, "command_line": command_line}
-    return Job("scenarios", spec, plan(rows, partition_rows), rows)
-
-
-def lookup_job(law, flops, *, constraints: dict, partition_rows: int, command_line=None) -> Job:
-    c = np.asarray(flops, dtype=np.float64)
-    spec = {"law": law.to_dict(), "flops": c.tolist(), "constraints": constraints, "command_line": command_line}
-    return Job("lookup", spec, plan(c.size, partition_rows), c.size)
-
-
-def compute_part(kind: str, spec: dict, start: int, stop: int) -> tuple[pa.Table, dict]:
-    """One part as an Arrow table with the job's schema and metadata, plus a small summary."""
-    if kind == "surface":
-        from .api import _arrow, _surface_chunks
-        from .io import make_metadata
-
-        law = _law_from(spec)
-        n = np.asarray(spec["params"])
-        dtype = np.dtype(spec["dtype"])
-        grid_form = "tokens" in spec
-        outer = np.asarray(spec["tokens"] if grid_form else spec["flops"])
-        inner = outer.size if grid_form else n.size
-        if grid_form:
-            chunks = _surface_chunks(law, n[start:stop], d_axis=outer, dtype=dtype,
-                                     chunk_points=(stop - start) * inner)
-        else:
-            chunks = _surface_chunks(law, n, c_axis=outer[start:stop], dtype=dtype,
-                                     chunk_points=(stop - start) * inner)
-        cols = next(iter(chunks))
-        schema = pa.schema([("params", pa.float64()), ("tokens", pa.float64()), ("flops", pa.float64()),
-                            ("loss", pa.from_numpy_dtype(dtype))])
-        total = n.size * outer.size
-        meta = make_metadata(command="surface", law=law.to_dict(), form="grid" if grid_form else "isoflop",
-                             grid=spec["grid"], dtype=str(dtype), rows=total, command_line=spec["command_line"])
-        table = pa.Table.from_batches([pa.RecordBatch.from_arrays([_arrow(a.copy()) for a in cols], schema=schema)])
-        return table.replace_schema_metadata(meta), {"rows": table.num_rows}
-    if kind == "frontier":
-        from .api import frontier
-        from .io import make_metadata
-
-        law = _law_from(spec)
-        c = np.asarray(spec["flops"][start:stop])
-        df = frontier(law, c, solver=spec["solver"], **spec["constraints"])
-        meta = make_metadata(command="frontier", law=law.to_dict(), constraints=spec["constraints"],
-                             grid={**spec["grid"], "solver": spec["solver"]}, rows=len(spec["flops"]),
-                             command_line=spec["command_line"])
-        table = pa.Table.from_pandas(df, preserve_index=False)
-        return table.replace_schema_metadata(meta), {"rows": table.num_rows, "feasible": int(df.feasible.sum())}
-    if kind == "scenarios":
-        from .scenarios import load_spec, metadata_for, solve_part
-
-        loaded = load_spec(spec["path"])
-        batch, feasible = solve_part(loaded, start, stop)
-        table = pa.Table.from_batches([batch]).replace_schema_metadata(metadata_for(loaded, spec["command_line"]))
-        return table, {"rows": table.num_rows, "feasible": feasible}
-    if kind == "lookup":  # rows start..stop-1 and the midpoint errors of the segments that start in them
-        from .lookup import segment_errors
-
-        law = _law_from(spec)
-        c = np.asarray(spec["flops"])
-        df, errors = segment_errors(law, c[start:min(stop + 1, c.size)], spec["constraints"])
-        table = pa.Table.from_pandas(df.iloc[: stop - start], preserve_index=False)
-        return table, {"rows": table.num_rows, "errors": errors}
-    raise ScalesweepError(f"unknown job kind {kind!r}")
-
-
-def write_part(kind: str, spec: dict, start: int, stop: int, path: str, threads: int | None = None) -> dict:
+def write_part(compute: Callable, spec: dict, start: int, stop: int, path: str, threads: int | None = None) -> dict:
     """Compute one part and write it atomically (a Dask task; also the local engine's step)."""
     if threads is not None:
         import numba
@@ -173,20 +68,12 @@ def write_part(kind: str, spec: dict, start: int, stop: int, path: str, threads:
             threads = get_worker().state.nthreads
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     t0 = time.perf_counter()
-    table, summary = compute_part(kind, spec, start, stop)
-    with atomic_parquet_writer(path, table.schema, table.schema.metadata or {}) as w:
-        w.write_table(table, row_group_size=max(1, table.num_rows))
+    table, summary = compute(spec, start, stop)
+    write_table(path, table, "parquet")
     return {**summary, "part": os.path.basename(path), "seconds": time.perf_counter() - t0}
 
 
 # ------------------------------------------------------------------------------------------ directory
-
-
-def _write_json(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=1)
-    os.replace(tmp, path)
 
 
 def prepare(job: Job, outdir) -> tuple[Job, Path, list[int]]:
@@ -208,7 +95,7 @@ def prepare(job: Job, outdir) -> tuple[Job, Path, list[int]]:
                 raise ScalesweepError(f"dataset {str(out)!r} was written from a different spec (hash "
                                       f"{str(old.get('spec_hash'))[:12]}, this run {job.spec_hash[:12]}); use another "
                                       "directory or remove it")
-            job = Job(job.kind, {**job.spec, "command_line": old.get("command_line")}, job.parts, job.rows)
+            job = Job(job.kind, {**job.spec, "command_line": old.get("command_line")}, job.parts, job.rows, job.compute)
         elif any(not p.name.startswith(".") for p in out.iterdir()):
             raise ScalesweepError(f"dataset {str(out)!r} exists and is not a scalesweep dataset (no {MANIFEST}); "
                                   "use an empty or new directory")
@@ -223,9 +110,9 @@ def prepare(job: Job, outdir) -> tuple[Job, Path, list[int]]:
         with contextlib.suppress(OSError):
             stale.unlink()
     if not manifest.is_file():
-        _write_json(manifest, {"scalesweep_version": __version__, "kind": job.kind, "spec_hash": job.spec_hash,
-                               "parts": len(job.parts), "rows": job.rows, "complete": False,
-                               "command_line": job.spec.get("command_line")})
+        write_json(manifest, {"scalesweep_version": __version__, "kind": job.kind, "spec_hash": job.spec_hash,
+                              "parts": len(job.parts), "rows": job.rows, "complete": False,
+                              "command_line": job.spec.get("command_line")})
     missing = [i for i in range(len(job.parts)) if not (out / part_name(i)).is_file()]
     return job, out, missing
 
@@ -234,11 +121,12 @@ def finish(out: Path) -> None:
     """Mark the dataset complete in its manifest."""
     data = json.loads((out / MANIFEST).read_text())
     data.update(complete=True, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    _write_json(out / MANIFEST, data)
+    write_json(out / MANIFEST, data)
 
 
 def run(job: Job, outdir, *, engine: str = "local", client=None, progress=None, threads: int | None = None) -> dict:
-    """Write every missing part of ``job`` into ``outdir``. Returns rows, parts computed, parts reused, seconds."""
+    """Write every missing part of ``job`` into ``outdir``. Returns rows, parts computed, parts reused, seconds,
+    and the parts' summaries."""
     job, out, missing = prepare(job, outdir)
     t0 = time.perf_counter()
     done = len(job.parts) - len(missing)
@@ -248,7 +136,7 @@ def run(job: Job, outdir, *, engine: str = "local", client=None, progress=None, 
     if engine == "local":
         for i in missing:
             start, stop = job.parts[i]
-            summaries.append({**write_part(job.kind, job.spec, start, stop, str(out / part_name(i)), threads),
+            summaries.append({**write_part(job.compute, job.spec, start, stop, str(out / part_name(i)), threads),
                               "index": i})
             done += 1
             if progress is not None:
@@ -256,7 +144,7 @@ def run(job: Job, outdir, *, engine: str = "local", client=None, progress=None, 
     elif engine == "dask":
         from distributed import as_completed
 
-        futures = {client.submit(write_part, job.kind, job.spec, *job.parts[i], str(out / part_name(i)), -1,
+        futures = {client.submit(write_part, job.compute, job.spec, *job.parts[i], str(out / part_name(i)), -1,
                                  key=f"scalesweep-{job.spec_hash[:16]}-{i}", retries=3, pure=False): i
                    for i in missing}
         try:
@@ -271,10 +159,13 @@ def run(job: Job, outdir, *, engine: str = "local", client=None, progress=None, 
     else:
         raise ScalesweepError(f"unknown engine {engine!r} (local or dask)")
     finish(out)
+    infeasible: dict[str, int] = {}
+    for s in summaries:
+        for reason, count in s.get("infeasible", {}).items():
+            infeasible[reason] = infeasible.get(reason, 0) + count
     return {"rows": job.rows, "parts": len(job.parts), "computed": len(missing),
             "reused": len(job.parts) - len(missing), "seconds": time.perf_counter() - t0,
-            "feasible": sum(s.get("feasible", 0) for s in summaries),
-            "part_summaries": {s["index"]: s for s in summaries}}
+            "infeasible": infeasible, "part_summaries": {s["index"]: s for s in summaries}}
 
 
 @contextlib.contextmanager

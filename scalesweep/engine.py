@@ -1,167 +1,45 @@
 """One solve for every kind of question: budgets in any unit, hardware, limits, and target losses.
 
-``solve(inputs, m, laws, law_idx)`` takes input columns (scalars shared by every row, or arrays of length
-m; NaN means "not given"), converts budgets to FLOPs, turns hardware and data limits into frontier
-constraints, runs the compiled kernels (budget rows through the frontier kernel, target-loss rows through
-the inverse kernel) and derives the real-unit columns. ``api.frontier``, ``api.target_loss`` and the scenario
-sweeps all go through it, so a row means the same thing everywhere.
+``solve(inputs, m, fams, P, law_idx)`` takes input columns named as the scenario fields (``options.FIELDS``;
+scalars shared by every row, or arrays of length m; NaN means "not given") and runs named stages:
 
-Input names (the scenario fields; see ``FIELDS``): flops, pf_days, gpu_hours, usd, days (with gpus),
-target_loss; peak_tflops, gpu_memory_gb, mfu, gpus, usd_per_gpu_hour, bytes_per_param, max_days,
-unique_tokens, inference_tokens; and the six frontier constraints.
+1. ``budget_flops``: the budget of each row in FLOPs, whatever form it was given in;
+2. ``time_limit``: the budget capped at what the GPUs deliver in ``max_days``;
+3. ``hardware_limits``: GPU memory and unique data become frontier limits (or, for a family that models
+   repeated data, a per-row law parameter);
+4. ``run_kernels``: budget rows through the frontier kernel, target-loss rows through the inverse kernel;
+5. ``family_rows``: families whose frontier is not a solve (allocation rules, loss-at-budget laws) and rows
+   whose family cannot answer the question;
+6. ``name_limits``: the hardware or data limit behind a binding bound, and the reason of each infeasible row;
+7. ``derived_columns``: the real-unit columns.
+
+``api.frontier``, ``api.target_loss`` and the scenario sweeps all go through it, so a row means the same
+thing everywhere.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from . import units
-from .constraints import ACTIVE_NAMES, CONSTRAINT_NAMES, overfit_log_k, overfit_penalty
+from .codes import (ACTIVE_NAMES, CONSTRAINT_NAMES, FLOPS_PER_PARAM_TOKEN, INFERENCE_FLOPS_PER_PARAM_TOKEN, MAX_DAYS,
+                    MAX_PARAMS, MAX_TOKENS, MEMORY, NONE, PF_DAY, SOLVER_AUTO, UNIQUE_TOKENS)
+from .constraints import overfit_log_k, overfit_penalty
 from .errors import ScalesweepError
-from .kernels.frontier import MAX_PARAMS, MAX_TOKENS, frontier_kernel
-from .kernels.inverse import target_kernel
-from .kernels.loss import ALLOCATION_RULE, DATA_CONSTRAINED, KAPLAN_SINGLE
+from .kernels.frontier import frontier_kernel, interval_conflicts
+from .kernels.inverse import TARGET_IRREDUCIBLE, target_conflicts, target_kernel
+from .laws import family_of_code
+from .options import BUDGET_FIELDS, columns
 
-DC_UNIQUE_TOKENS = 7  # index of U_D in a data_constrained parameter vector (laws.py)
-
-FLOPS_PER_PARAM_TOKEN = 6.0  # C = 6ND (Kaplan §2.1, Hoffmann §3)
-INFERENCE_FLOPS_PER_PARAM_TOKEN = 2.0  # forward pass only (Sardana et al. 2024, sheet §5.1)
-
-MEMORY = ACTIVE_NAMES.index("memory")
-UNIQUE_TOKENS = ACTIVE_NAMES.index("unique_tokens")
-MAX_DAYS = ACTIVE_NAMES.index("max_days")
-BUDGET_LIMITS = ("budget", "max_days")  # budget_limited_by categories
-
-BUDGET_FIELDS = ("flops", "pf_days", "gpu_hours", "usd", "days", "target_loss")
-RESULT_COLUMNS = ("flops", "params", "tokens", "loss", "tokens_per_param", "feasible", "active_constraint",
-                  "budget_flops", "budget_limited_by", "gpu_hours", "wall_days", "usd", "inference_flops",
-                  "lifetime_flops", "epochs", "max_params_memory", "overfit_penalty")
-
-
-# Every scenario field, its kind and what it means (the same names in tables, sweep specs and the API).
-FIELDS = {
-    "law": ("str", "law preset name (default hoffmann2022); parameters overridden as law.NAME"),
-    "flops": ("pos", "budget in training FLOPs"),
-    "pf_days": ("pos", "budget in PF-days (8.64e19 FLOP)"),
-    "gpu_hours": ("pos", "budget in GPU-hours (needs gpu)"),
-    "usd": ("pos", "budget in dollars (needs gpu and usd_per_gpu_hour)"),
-    "days": ("pos", "budget as wall-clock days on gpus GPUs (needs gpu and gpus)"),
-    "target_loss": ("pos", "instead of a budget: the least compute reaching this loss"),
-    "gpu": ("str", "hardware preset (A100, H100-SXM, H100-PCIe, H200)"),
-    "loss_law": ("str", "a loss law to evaluate allocation-rule rows with (their loss is NaN otherwise)"),
-    "peak_tflops": ("pos", "dense bf16 peak per GPU, TFLOP/s (custom GPU, or overrides the preset)"),
-    "gpu_memory_gb": ("pos", "memory per GPU, GB (custom GPU, or overrides the preset)"),
-    "mfu": ("mfu", "model FLOPs utilisation in (0, 1] (default 0.4)"),
-    "gpus": ("int", "number of GPUs"),
-    "usd_per_gpu_hour": ("pos", "price of one GPU-hour, dollars"),
-    "bytes_per_param": ("pos", "training-state bytes per parameter (default 16, mixed-precision Adam)"),
-    "max_days": ("pos", "wall-clock limit, days (needs gpus and a gpu): caps the budget"),
-    "unique_tokens": ("pos", "unique training tokens available (caps tokens for single-epoch laws)"),
-    "inference_tokens": ("nonneg", "lifetime inference tokens (default 0; 2N FLOPs per token)"),
-    "min_params": ("pos", "smallest model allowed"),
-    "max_params": ("pos", "largest model allowed"),
-    "min_tokens": ("pos", "fewest training tokens allowed"),
-    "max_tokens": ("pos", "most training tokens allowed"),
-    "min_tokens_per_param": ("pos", "lower limit on tokens per parameter"),
-    "max_tokens_per_param": ("pos", "upper limit on tokens per parameter"),
-    "max_overfit": ("pos", "Kaplan's overfitting measure dL (Eq. 4.3) at most this (0.02: D >~ 5e3 N^0.74)"),
-}
-DEFAULTS = {"law": "hoffmann2022", "mfu": units.DEFAULT_MFU, "bytes_per_param": units.DEFAULT_BYTES_PER_PARAM,
-            "inference_tokens": 0.0}
-KIND_RULE = {"pos": "a finite number > 0", "int": "a whole number >= 1", "mfu": "a number in (0, 1]",
-             "nonneg": "a finite number >= 0"}
-
-
-def bad_values(kind: str, v: np.ndarray) -> np.ndarray:
-    """Mask of given (non-NaN) values that break the field's rule."""
-    given = ~np.isnan(v)
-    with np.errstate(invalid="ignore"):
-        if kind == "pos":
-            ok = np.isfinite(v) & (v > 0)
-        elif kind == "int":
-            ok = np.isfinite(v) & (v >= 1) & (v == np.floor(v))
-        elif kind == "mfu":
-            ok = (v > 0) & (v <= 1)
-        else:  # nonneg
-            ok = np.isfinite(v) & (v >= 0)
-    return given & ~ok
-
-
-def check_scalar(name: str, value, option: str | None = None) -> float | None:
-    """Validate one API/CLI value of a numeric field; None stays None."""
-    if value is None:
-        return None
-    kind = FIELDS[name][0]
-    opt = option or "--" + name.replace("_", "-")
-    try:
-        fv = float(value)
-    except (TypeError, ValueError):
-        raise ScalesweepError(f"{opt} must be {KIND_RULE[kind]}, got {value!r}") from None
-    if isinstance(value, bool) or np.isnan(fv) or bad_values(kind, np.array([fv]))[0]:
-        raise ScalesweepError(f"{opt} must be {KIND_RULE[kind]}, got {value!r}")
-    return fv
+NAN = np.float64(np.nan)
+REASON_UNSUPPORTED = "unsupported_family"
 
 
 def _col(inputs, name):
     v = inputs.get(name)
-    return np.float64(np.nan) if v is None else v
-
-
-def _given(v):
-    return ~np.isnan(v)
-
-
-def _bounds(cols, overfit, m):
-    """(raw, log) bounds arrays: (1, 7) when every limit is shared, else (m, 7) (constraints.Constraints)."""
-    shared = all(np.ndim(c) == 0 for c in cols) and np.ndim(overfit) == 0
-    rows = 1 if shared else m
-    raw = np.empty((rows, 7))
-    for i, (name, c) in enumerate(zip(CONSTRAINT_NAMES, cols, strict=True)):
-        fill = 0.0 if name.startswith("min") else np.inf
-        raw[:, i] = np.where(np.isnan(c), fill, c)
-    raw[:, 6] = np.where(np.isnan(overfit), np.inf, overfit)
-    with np.errstate(divide="ignore"):
-        lb = np.log(raw)
-    lb[:, 6] = overfit_log_k(overfit)
-    return raw, lb
-
-
-def _allocation_rows(rows, p, flops, raw, n, d, loss, feas, active):
-    """Rows whose law is an allocation rule: N and D from the rule (a coefficient of 0 means "from C = 6ND"),
-    loss NaN; a row whose allocation breaks a limit is infeasible (a rule cannot be steered)."""
-    k = FLOPS_PER_PARAM_TOKEN
-    t = flops / p[:, 4]
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        nn = np.where(p[:, 0] > 0, p[:, 0] * t ** p[:, 1], np.nan)
-        dd = np.where(p[:, 2] > 0, p[:, 2] * t ** p[:, 3], np.nan)
-        nn = np.where(np.isnan(nn), flops / (k * dd), nn)
-        dd = np.where(np.isnan(dd), flops / (k * nn), dd)
-        b = raw if raw.shape[0] == 1 else raw[rows]
-        ok = ((nn >= b[:, 0]) & (nn <= b[:, 1]) & (dd >= b[:, 2]) & (dd <= b[:, 3]) & (dd / nn >= b[:, 4])
-              & (dd / nn <= b[:, 5]) & np.isfinite(nn) & np.isfinite(dd))
-    n[rows] = np.where(ok, nn, np.nan)
-    d[rows] = np.where(ok, dd, np.nan)
-    loss[rows] = np.nan
-    feas[rows] = ok
-    active[rows] = 0
-
-
-def _unique_tokens_into_laws(fams, P, law_idx, uniq, m):
-    """Give every data_constrained row its own U_D (its unique tokens): the law table grows by one entry per
-    distinct (law, unique tokens) pair. Returns (fams, P, law_idx, mask of rows whose law models repeats)."""
-    li = np.broadcast_to(np.asarray(law_idx, dtype=np.int64).reshape(-1), (m,)) if np.size(law_idx) == 1 \
-        else np.asarray(law_idx, dtype=np.int64)
-    u = np.broadcast_to(np.asarray(uniq, dtype=np.float64), (m,))
-    dc = (fams[li] == DATA_CONSTRAINED) & ~np.isnan(u)
-    if not dc.any():
-        return fams, P, law_idx, dc
-    keys, inverse = np.unique(np.stack([li[dc].astype(np.float64), u[dc]], axis=1), axis=0, return_inverse=True)
-    extra = P[keys[:, 0].astype(np.int64)].copy()
-    extra[:, DC_UNIQUE_TOKENS] = keys[:, 1]
-    new_idx = li.copy()
-    new_idx[dc] = P.shape[0] + inverse.reshape(-1)
-    return (np.concatenate([fams, fams[keys[:, 0].astype(np.int64)]]), np.ascontiguousarray(np.vstack([P, extra])),
-            new_idx, dc)
+    return NAN if v is None else v
 
 
 def materialize(v, m: int, dtype=np.float64) -> np.ndarray:
@@ -172,72 +50,128 @@ def materialize(v, m: int, dtype=np.float64) -> np.ndarray:
     return np.array(np.broadcast_to(a, (m,)), dtype=dtype, order="C")  # a fresh, writable copy
 
 
-def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.ndarray, *, solver: int = 0,
-          overfit: bool = True) -> dict:
-    """Solve m rows; returns result columns: arrays of length m, or scalars where a value is shared by every
-    row (``materialize`` turns either into an array). Categorical columns are codes.
+@dataclass
+class _Hardware:
+    peak: object
+    mfu: object
+    gpus: object
+    price: object
+    per_hour: object  # model FLOPs one GPU delivers in an hour (NaN without a GPU)
 
-    Inputs are assumed valid (the scenario loader and the API functions check them first). Work that the
-    inputs do not call for (no GPU, no time limit, ...) is skipped, so a plain frontier costs little more
-    than its kernel. ``overfit=False`` skips the overfit_penalty column (a power per row).
-    """
-    nan = np.float64(np.nan)
-    given = {name for name, v in inputs.items() if v is not None and not np.all(np.isnan(v))}
-    peak = _col(inputs, "peak_tflops")
-    mfu = inputs.get("mfu", units.DEFAULT_MFU)
-    gpus = _col(inputs, "gpus")
-    price = _col(inputs, "usd_per_gpu_hour")
-    per_hour = units.model_flops_per_gpu_hour(peak, mfu)  # NaN without a GPU
+
+def _hardware(inputs) -> _Hardware:
+    peak, mfu = _col(inputs, "peak_tflops"), inputs.get("mfu", units.DEFAULT_MFU)
+    return _Hardware(peak, mfu, _col(inputs, "gpus"), _col(inputs, "usd_per_gpu_hour"),
+                     units.model_flops_per_gpu_hour(peak, mfu))
+
+
+def budget_flops(inputs, given, m, hw: _Hardware):
+    """Each row's budget in FLOPs (exactly one form is given per row; NaN for target-loss rows)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        # Budget in FLOPs: exactly one form is given per row; NaN for target-loss rows.
         forms = [(name, factor) for name, factor in (
-            ("flops", None), ("pf_days", units.PF_DAY), ("gpu_hours", per_hour), ("usd", per_hour / price),
-            ("days", units.HOURS_PER_DAY * gpus * per_hour)) if name in given]
+            ("flops", None), ("pf_days", PF_DAY), ("gpu_hours", hw.per_hour), ("usd", hw.per_hour / hw.price),
+            ("days", units.HOURS_PER_DAY * hw.gpus * hw.per_hour)) if name in given]
         if len(forms) == 1 and not np.isnan(inputs[forms[0][0]]).any():  # one form for every row
             name, factor = forms[0]
-            budget = inputs[name] if factor is None else inputs[name] * factor
-        else:
-            budget = np.full(m, nan)
-            for name, factor in forms:
-                v = inputs[name]
-                budget = np.where(_given(v), v if factor is None else v * factor, budget)
-        target = _col(inputs, "target_loss")
-        is_target = _given(target)
-        any_target, all_target = bool(np.any(is_target)), bool(np.all(is_target))
-        # Time limit: the budget is capped at what the GPUs deliver in max_days.
-        cap, time_capped, flops = np.inf, np.False_, budget
-        if "max_days" in given:
-            cap = units.flops_for_days(_col(inputs, "max_days"), gpus, peak, mfu)
-            time_capped = cap < budget
-            flops = np.where(time_capped, cap, budget)
-        # Memory: fully sharded training state must fit (units.max_params_for_memory).
-        max_params, mem_params, memory_binds = _col(inputs, "max_params"), nan, np.False_
+            return inputs[name] if factor is None else inputs[name] * factor
+        budget = np.full(m, NAN)
+        for name, factor in forms:
+            v = inputs[name]
+            budget = np.where(~np.isnan(v), v if factor is None else v * factor, budget)
+        return budget
+
+
+def time_limit(inputs, given, budget, hw: _Hardware):
+    """(flops, cap, time_capped): the budget capped at what the GPUs deliver in max_days."""
+    if "max_days" not in given:
+        return budget, np.inf, np.False_
+    with np.errstate(invalid="ignore"):
+        cap = units.flops_for_days(_col(inputs, "max_days"), hw.gpus, hw.peak, hw.mfu)
+        time_capped = cap < budget
+        return np.where(time_capped, cap, budget), cap, time_capped
+
+
+@dataclass
+class _Limits:
+    cons: list  # the six limits as columns (NaN: none)
+    mem_params: object
+    memory_binds: object
+    uniq: object
+    unique_binds: object
+    fams: np.ndarray
+    P: np.ndarray
+    law_idx: np.ndarray
+
+
+def _unique_tokens_into_laws(fams, P, law_idx, uniq, m):
+    """Give every row whose family models repeated data its own unique-token parameter: the law table grows
+    by one entry per distinct (law, unique tokens). Returns (fams, P, law_idx, mask of those rows)."""
+    li = np.broadcast_to(np.asarray(law_idx, dtype=np.int64).reshape(-1), (m,)) if np.size(law_idx) == 1 \
+        else np.asarray(law_idx, dtype=np.int64)
+    u = np.broadcast_to(np.asarray(uniq, dtype=np.float64), (m,))
+    slot = np.array([-1 if (f := family_of_code(c)).unique_tokens_param is None
+                     else f.param_names.index(f.unique_tokens_param) for c in fams], dtype=np.int64)
+    repeats = (slot[li] >= 0) & ~np.isnan(u)
+    if not repeats.any():
+        return fams, P, law_idx, repeats
+    keys, inverse = np.unique(np.stack([li[repeats].astype(np.float64), u[repeats]], axis=1), axis=0,
+                              return_inverse=True)
+    base = keys[:, 0].astype(np.int64)
+    extra = P[base].copy()
+    extra[np.arange(base.size), slot[base]] = keys[:, 1]
+    new_idx = li.copy()
+    new_idx[repeats] = P.shape[0] + inverse.reshape(-1)
+    return (np.concatenate([fams, fams[base]]), np.ascontiguousarray(np.vstack([P, extra])), new_idx, repeats)
+
+
+def hardware_limits(inputs, given, fams, P, law_idx, m, hw: _Hardware) -> _Limits:
+    """GPU memory caps params (fully sharded training state, ``units.max_params_for_memory``); unique data caps
+    tokens for single-epoch families and becomes the law's own parameter for families that model repeats."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        max_params, mem_params, memory_binds = _col(inputs, "max_params"), NAN, np.False_
         if "gpus" in given and "gpu_memory_gb" in given:
-            mem_params = units.max_params_for_memory(gpus, _col(inputs, "gpu_memory_gb"),
+            mem_params = units.max_params_for_memory(hw.gpus, _col(inputs, "gpu_memory_gb"),
                                                      inputs.get("bytes_per_param", units.DEFAULT_BYTES_PER_PARAM))
             memory_binds = mem_params < np.where(np.isnan(max_params), np.inf, max_params)
             max_params = np.where(memory_binds, mem_params, max_params)
-        # Unique data: a data_constrained law takes it into the loss (its U_D parameter, per row); the
-        # single-epoch families cannot train on more tokens than there are unique tokens.
         uniq, max_tokens, unique_binds = _col(inputs, "unique_tokens"), _col(inputs, "max_tokens"), np.False_
         if "unique_tokens" in given:
-            single_epoch = True
-            if np.any(fams == DATA_CONSTRAINED):
-                fams, P, law_idx, repeats_ok = _unique_tokens_into_laws(fams, P, law_idx, uniq, m)
-                single_epoch = ~repeats_ok
-            unique_binds = single_epoch & (uniq < np.where(np.isnan(max_tokens), np.inf, max_tokens))
+            fams, P, law_idx, repeats_ok = _unique_tokens_into_laws(fams, P, law_idx, uniq, m)
+            unique_binds = ~repeats_ok & (uniq < np.where(np.isnan(max_tokens), np.inf, max_tokens))
             max_tokens = np.where(unique_binds, uniq, max_tokens)
     cons = [_col(inputs, "min_params"), max_params, _col(inputs, "min_tokens"), max_tokens,
             _col(inputs, "min_tokens_per_param"), _col(inputs, "max_tokens_per_param")]
-    if "max_overfit" in given and any_target:
-        raise ScalesweepError("max_overfit is a frontier limit; target-loss rows do not support it yet")
-    raw, lb = _bounds(cons, _col(inputs, "max_overfit"), m)
+    return _Limits(cons, mem_params, memory_binds, uniq, unique_binds, fams, P,
+                   np.ascontiguousarray(law_idx, dtype=np.int64).reshape(-1))
+
+
+def bounds(cons, overfit, m):
+    """(raw, log) bounds arrays for the kernels: (1, 7) when every limit is shared, else (m, 7)."""
+    shared = all(np.ndim(c) == 0 for c in cons) and np.ndim(overfit) == 0
+    rows = 1 if shared else m
+    raw = np.empty((rows, 7))
+    for i, (name, c) in enumerate(zip(CONSTRAINT_NAMES, cons, strict=True)):
+        raw[:, i] = np.where(np.isnan(c), 0.0 if name.startswith("min") else np.inf, c)
+    raw[:, 6] = np.where(np.isnan(overfit), np.inf, overfit)
+    with np.errstate(divide="ignore"):
+        lb = np.log(raw)
+    lb[:, 6] = overfit_log_k(overfit)
+    return raw, lb
+
+
+def constraint_bounds(cons) -> tuple[np.ndarray, np.ndarray]:
+    """(raw, log) bounds of one ``options.Constraints`` shared by every row."""
+    cols = columns(cons)
+    return bounds([cols.get(name, NAN) for name in CONSTRAINT_NAMES], cols.get("max_overfit", NAN), 1)
+
+
+def run_kernels(lim: _Limits, m, flops, target, is_target, dinf, raw, lb, solver):
+    """(n, d, loss, feasible, active) from the frontier kernel (budget rows) and the inverse kernel (targets)."""
     k = FLOPS_PER_PARAM_TOKEN
+    fams, P, law_idx = lim.fams, lim.P, lim.law_idx
     n, d, loss = np.empty(m), np.empty(m), np.empty(m)
     feas, active = np.empty(m, dtype=np.bool_), np.empty(m, dtype=np.int8)
-    law_idx = np.ascontiguousarray(law_idx, dtype=np.int64).reshape(-1)
-    dinf = inputs.get("inference_tokens", 0.0)
-    dinf = np.ascontiguousarray(np.atleast_1d(np.asarray(dinf, dtype=np.float64)))
+    any_target, all_target = bool(np.any(is_target)), bool(np.all(is_target))
     if all_target:
         target_kernel(fams, P, law_idx, materialize(target, m), k, dinf, lb, raw, n, d, loss, feas, active)
     elif not any_target:
@@ -256,47 +190,159 @@ def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.nda
             else:
                 frontier_kernel(fams, P, li, flops_all[idx], k, bi[0], bi[1], solver, on, od, ol, of, oa)
             n[idx], d[idx], loss[idx], feas[idx], active[idx] = on, od, ol, of, oa
-    # Allocation rules are formulas, not optimisations: their rows are filled in here (the kernel flagged them).
-    li_full = np.broadcast_to(law_idx, (m,)) if law_idx.size == 1 else law_idx
-    if (fams == ALLOCATION_RULE).any():  # (checked on the law table first: most sweeps have none)
-        rule = fams[li_full] == ALLOCATION_RULE
-        _allocation_rows(np.flatnonzero(rule), P[li_full[rule]], materialize(flops, m)[rule], raw, n, d, loss, feas,
-                         active)
-    single = fams[li_full] == KAPLAN_SINGLE if (fams == KAPLAN_SINGLE).any() else np.zeros(0, bool)
-    if single.any():  # loss at the budget (compute laws) and no allocation
-        rows = np.flatnonzero(single)
-        p = P[li_full[rows]]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            val = (p[:, 0] / (materialize(flops, m)[rows] / units.PF_DAY)) ** p[:, 1]
-        loss[rows] = np.where(p[:, 2] >= 2, val, np.nan)
-        feas[rows] = p[:, 2] >= 2
-        n[rows] = np.nan
-        d[rows] = np.nan
-        active[rows] = 0
-    # Name the hardware / data limits that set a binding bound.
-    if np.any(memory_binds):
-        active[(active == MAX_PARAMS) & np.broadcast_to(memory_binds, (m,))] = MEMORY
-    if np.any(unique_binds):
-        active[(active == MAX_TOKENS) & np.broadcast_to(unique_binds, (m,))] = UNIQUE_TOKENS
+    return n, d, loss, feas, active
+
+
+def _rule_violations(nn, dd, b) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(ok, [violated mask per limit]) for allocations against the six limits (rows of ``b``)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        # Target rows: the answer is the training compute; a time limit makes too-costly targets infeasible.
-        train = flops
-        if any_target:
-            train = np.where(is_target, k * n * d, flops)
-            over_time = is_target & (train > cap)
-            if over_time.any():
-                feas = feas & ~over_time
-                active[over_time] = MAX_DAYS
-                for a in (n, d, loss):
-                    a[over_time] = np.nan
-                train = np.where(over_time, np.nan, train)
-        hours = train / per_hour if "peak_tflops" in given else nan
+        tpp = dd / nn
+        broken = [nn < b[:, 0], nn > b[:, 1], dd < b[:, 2], dd > b[:, 3], tpp < b[:, 4], tpp > b[:, 5]]
+    ok = ~np.logical_or.reduce(broken) & np.isfinite(nn) & np.isfinite(dd)
+    return ok, broken
+
+
+def family_rows(lim: _Limits, m, flops, is_target, raw, n, d, loss, feas, active, reasons: dict):
+    """Rows whose family's frontier is not a kernel solve, and rows whose family cannot answer at all.
+
+    Allocation rules give N and D by formula (a rule cannot be steered: a row breaking a limit is infeasible);
+    loss-at-budget laws give the loss and no allocation; a law without a frontier, or a target-loss row of a
+    family without a level-curve solver, is infeasible with reason ``unsupported_family``.
+    """
+    fams, P = lim.fams, lim.P
+    li_full = np.broadcast_to(lim.law_idx, (m,)) if lim.law_idx.size == 1 else lim.law_idx
+    specs = [family_of_code(c) for c in fams]
+    unsupported_law = np.array([s.frontier_error("", dict(zip(s.param_names, P[i], strict=False))) is not None
+                                for i, s in enumerate(specs)])
+    no_target = np.array([not s.target_loss for s in specs])
+    for kind in ("rule", "budget_loss"):
+        of_kind = np.array([s.frontier == kind for s in specs])
+        if not of_kind.any():  # checked on the law table first: most sweeps have none
+            continue
+        rows = np.flatnonzero(of_kind[li_full] & ~np.broadcast_to(is_target, (m,)))
+        if not rows.size:
+            continue
+        p = P[li_full[rows]]
+        f_rows = materialize(flops, m)[rows]
+        if kind == "rule":
+            nn, dd = _allocate_mixed(specs, li_full[rows], p, f_rows)
+            b = raw if raw.shape[0] == 1 else raw[rows]
+            ok, broken = _rule_violations(nn, dd, np.broadcast_to(b, (rows.size, 7)))
+            n[rows], d[rows] = np.where(ok, nn, np.nan), np.where(ok, dd, np.nan)
+            loss[rows], feas[rows], active[rows] = np.nan, ok, NONE
+            labels = ["+".join(name for name, br in zip(CONSTRAINT_NAMES, row, strict=True) if br) or "undefined_loss"
+                      for row in zip(*(x[~ok] for x in broken), strict=True)]
+            reasons["rows"].append((rows[~ok], labels))
+        else:
+            val = _budget_loss_mixed(specs, li_full[rows], p, f_rows)
+            loss[rows] = val
+            feas[rows] = ~np.isnan(val)
+            n[rows], d[rows], active[rows] = np.nan, np.nan, NONE
+    bad = (unsupported_law[li_full] & ~np.broadcast_to(is_target, (m,))) | (no_target[li_full] & is_target)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        n[rows], d[rows], loss[rows], feas[rows], active[rows] = np.nan, np.nan, np.nan, False, NONE
+        reasons["rows"].append((rows, np.full(rows.size, REASON_UNSUPPORTED, dtype=object)))
+
+
+def _allocate_mixed(specs, li, p, flops):
+    nn, dd = np.empty(li.size), np.empty(li.size)
+    for code in np.unique(li):
+        sel = li == code
+        nn[sel], dd[sel] = specs[code].allocate(p[sel], flops[sel])
+    return nn, dd
+
+
+def _budget_loss_mixed(specs, li, p, flops):
+    out = np.empty(li.size)
+    for code in np.unique(li):
+        sel = li == code
+        out[sel] = specs[code].budget_loss(p[sel], flops[sel])
+    return out
+
+
+def name_limits(active, lim: _Limits, m):
+    """Name the hardware and data limits that supplied a binding bound."""
+    if np.any(lim.memory_binds):
+        active[(active == MAX_PARAMS) & np.broadcast_to(lim.memory_binds, (m,))] = MEMORY
+    if np.any(lim.unique_binds):
+        active[(active == MAX_TOKENS) & np.broadcast_to(lim.unique_binds, (m,))] = UNIQUE_TOKENS
+
+
+def _limit_name(code, memory, unique):
+    if code == MAX_PARAMS and memory:
+        return "memory"
+    if code == MAX_TOKENS and unique:
+        return "unique_tokens"
+    return ACTIVE_NAMES[code]
+
+
+def infeasible_reasons(lim: _Limits, m, flops, target, is_target, raw, lb, feas, reasons: dict):
+    """The reason of every infeasible row: the limits that conflict (joined by '+'), ``max_days``,
+    ``irreducible_loss``, ``unsupported_family`` or ``undefined_loss``. Returns (codes, names): codes index
+    names, -1 for feasible rows."""
+    codes = np.full(m, -1, dtype=np.int32)
+    names: list[str] = []
+    index: dict[str, int] = {}
+
+    def assign(rows, labels):
+        for label in dict.fromkeys(labels):
+            if label not in index:
+                index[label] = len(names)
+                names.append(label)
+        if len(labels):
+            codes[rows] = np.array([index[x] for x in labels], dtype=np.int32)
+
+    explained = np.zeros(m, dtype=bool)
+    for rows, labels in reasons["rows"]:
+        assign(rows, list(labels))
+        explained[rows] = True
+    todo = np.flatnonzero(~feas & ~explained)
+    if todo.size:
+        mem = np.broadcast_to(lim.memory_binds, (m,))
+        uniq = np.broadcast_to(lim.unique_binds, (m,))
+        tgt = np.broadcast_to(is_target, (m,))
+        frontier_rows, target_rows = todo[~tgt[todo]], todo[tgt[todo]]
+        labels = np.empty(todo.size, dtype=object)
+        if frontier_rows.size:
+            lo, hi = np.empty(frontier_rows.size, np.int64), np.empty(frontier_rows.size, np.int64)
+            interval_conflicts(materialize(flops, m), FLOPS_PER_PARAM_TOKEN, lb, frontier_rows, lo, hi)
+            out = []
+            for i, a, b in zip(frontier_rows, lo, hi, strict=True):
+                if a < 0:
+                    out.append("undefined_loss")
+                    continue
+                parts = [_limit_name(c, mem[i], uniq[i]) for c in sorted({a, b}) if c != NONE]
+                out.append("+".join(parts) if parts else "budget")
+            labels[~tgt[todo]] = out
+        if target_rows.size:
+            why = np.empty(target_rows.size, np.int64)
+            target_conflicts(lim.fams, lim.P, lim.law_idx, materialize(target, m), lb, target_rows, why)
+            bnd = np.broadcast_to(raw, (m, 7)) if raw.shape[0] == 1 else raw
+            out = []
+            for i, w in zip(target_rows, why, strict=True):
+                if w == TARGET_IRREDUCIBLE:
+                    out.append("irreducible_loss")
+                    continue
+                # The limits conflict (TARGET_LIMITS_CONFLICT) or keep the loss above the target: name them all.
+                limits = [c + 1 for c in range(6) if (bnd[i, c] > 0 if c % 2 == 0 else bnd[i, c] < np.inf)]
+                out.append("+".join(_limit_name(c, mem[i], uniq[i]) for c in limits) or "limits")
+            labels[tgt[todo]] = out
+        assign(todo, list(labels))
+    return codes, names
+
+
+def derived_columns(inputs, given, m, hw: _Hardware, lim: _Limits, budget, flops, time_capped, n, d, loss, feas,
+                    active, dinf, overfit):
+    """The result columns: arrays of length m, or scalars where a value is shared by every row."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        hours = flops / hw.per_hour if "peak_tflops" in given else NAN
         if dinf.size == 1 and dinf[0] == 0.0:
             inf_flops = np.float64(0.0)  # no inference demand: skip two passes over every row
         else:
             inf_flops = INFERENCE_FLOPS_PER_PARAM_TOKEN * n * (dinf if dinf.size > 1 else dinf[0])
         return {
-            "flops": train,
+            "flops": flops,
             "params": n,
             "tokens": d,
             "loss": loss,
@@ -306,14 +352,58 @@ def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.nda
             "budget_flops": budget,
             "budget_limited_by": np.asarray(time_capped).astype(np.int8),
             "gpu_hours": hours,
-            "wall_days": units.wall_days(hours, gpus) if "gpus" in given else nan,
-            "usd": hours * price if "usd_per_gpu_hour" in given else nan,
+            "wall_days": units.wall_days(hours, hw.gpus) if "gpus" in given else NAN,
+            "usd": hours * hw.price if "usd_per_gpu_hour" in given else NAN,
             "inference_flops": inf_flops,
-            "lifetime_flops": train + inf_flops,
-            "epochs": d / uniq if "unique_tokens" in given else nan,
-            "max_params_memory": mem_params,
-            "overfit_penalty": overfit_penalty(n, d) if overfit else nan,
+            "lifetime_flops": flops + inf_flops,
+            "epochs": d / lim.uniq if "unique_tokens" in given else NAN,
+            "max_params_memory": lim.mem_params,
+            "overfit_penalty": overfit_penalty(n, d) if overfit else NAN,
         }
+
+
+def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.ndarray, *, solver: int = SOLVER_AUTO,
+          overfit: bool = True) -> dict:
+    """Solve m rows; returns the result columns (``derived_columns``) plus ``infeasible_reason`` as
+    (codes, names). Categorical columns are codes.
+
+    Inputs are assumed valid (the option classes and the scenario loader check them first). Work that the
+    inputs do not call for (no GPU, no time limit, ...) is skipped, so a plain frontier costs little more
+    than its kernel. ``overfit=False`` skips the overfit_penalty column (a power per row).
+    """
+    given = {name for name, v in inputs.items() if v is not None and not np.all(np.isnan(v))}
+    hw = _hardware(inputs)
+    budget = budget_flops(inputs, given, m, hw)
+    target = _col(inputs, "target_loss")
+    is_target = ~np.isnan(target)
+    any_target = bool(np.any(is_target))
+    flops, cap, time_capped = time_limit(inputs, given, budget, hw)
+    lim = hardware_limits(inputs, given, fams, P, law_idx, m, hw)
+    if "max_overfit" in given and any_target:
+        raise ScalesweepError("max_overfit is a frontier limit; target-loss rows do not support it yet")
+    raw, lb = bounds(lim.cons, _col(inputs, "max_overfit"), m)
+    dinf = np.ascontiguousarray(np.atleast_1d(np.asarray(inputs.get("inference_tokens", 0.0), dtype=np.float64)))
+    n, d, loss, feas, active = run_kernels(lim, m, flops, target, is_target, dinf, raw, lb, solver)
+    reasons = {"rows": []}
+    family_rows(lim, m, flops, is_target, raw, n, d, loss, feas, active, reasons)
+    name_limits(active, lim, m)
+    train = flops
+    if any_target:  # the answer is the training compute; a time limit makes too-costly targets infeasible
+        with np.errstate(invalid="ignore"):
+            train = np.where(is_target, FLOPS_PER_PARAM_TOKEN * n * d, flops)
+            over_time = is_target & (train > cap)
+        if over_time.any():
+            feas = feas & ~over_time
+            active[over_time] = MAX_DAYS
+            for a in (n, d, loss):
+                a[over_time] = np.nan
+            train = np.where(over_time, np.nan, train)
+            rows = np.flatnonzero(over_time)
+            reasons["rows"].append((rows, np.full(rows.size, "max_days", dtype=object)))
+    out = derived_columns(inputs, given, m, hw, lim, budget, train, time_capped, n, d, loss, feas, active, dinf,
+                          overfit)
+    out["infeasible_reason"] = infeasible_reasons(lim, m, flops, target, is_target, raw, lb, feas, reasons)
+    return out
 
 
 # A field that needs others: (field, needed fields, what to say). "peak" is a gpu preset or peak_tflops.
@@ -322,6 +412,9 @@ REQUIRES = (
     ("usd", ("peak", "usd_per_gpu_hour"), "a budget in usd needs a GPU (gpu or peak_tflops) and usd_per_gpu_hour"),
     ("days", ("peak", "gpus"), "a budget in days needs gpus and a GPU (gpu or peak_tflops)"),
     ("max_days", ("peak", "gpus"), "max_days needs gpus and a GPU (gpu or peak_tflops)"),
+    ("gpus", ("peak",), "gpus needs a GPU (gpu or peak_tflops)"),
+    ("usd_per_gpu_hour", ("peak",), "usd_per_gpu_hour needs a GPU (gpu or peak_tflops)"),
+    ("gpu_memory_gb", ("peak",), "gpu_memory_gb needs a GPU (gpu or peak_tflops)"),
 )
 
 

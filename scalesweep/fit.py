@@ -27,9 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ScalesweepError
-from .io import check_output_path
 from .kernels import fit as kfit
 from .laws import FAMILIES, Law, validate_params
+from .output import write_json
+from .validate import choice
 
 METHODS = ("lbfgs", "vp")
 OBJECTIVES = {"huber": kfit.LOSS_HUBER, "lad": kfit.LOSS_LAD}
@@ -37,21 +38,7 @@ DEFAULT_DELTA = 1e-3  # Hoffmann et al. App. D.2 (sheet §2.5)
 MAXITER = 1000
 WITHIN = 1e-6  # a start "reached the best" when f <= f_best * (1 + WITHIN) + 1e-12
 
-# Initialisation grids (sheet §2.5 for chinchilla; a comparable grid around Kaplan's Table 2 for kaplan).
-CHINCHILLA_GRID = {
-    "a": [0.0, 5.0, 10.0, 15.0, 20.0, 25.0],
-    "b": [0.0, 5.0, 10.0, 15.0, 20.0, 25.0],
-    "e": [-1.0, -0.5, 0.0, 0.5, 1.0],
-    "alpha": [0.0, 0.5, 1.0, 1.5, 2.0],
-    "beta": [0.0, 0.5, 1.0, 1.5, 2.0],
-}
-KAPLAN_GRID = {
-    "ln_N_c": [math.log(10.0**k) for k in (11, 12, 13, 14, 15)],
-    "ln_D_c": [math.log(10.0**k) for k in (11, 12, 13, 14, 15)],
-    "alpha_N": [0.05, 0.1, 0.2, 0.4],
-    "alpha_D": [0.05, 0.1, 0.2, 0.4],
-}
-GRIDS = {"chinchilla": CHINCHILLA_GRID, "kaplan": KAPLAN_GRID}
+FITTABLE = tuple(name for name, f in FAMILIES.items() if f.fit is not None)  # start grids: FitSpec in laws.py
 VP_ALPHAS = np.arange(0.02, 1.5 + 1e-9, 0.02)  # grid for (alpha, beta), then a compass search
 VP_TOL = 1e-7  # compass search to here, then Levenberg-Marquardt on all five parameters
 VP_MAXITER = 100
@@ -59,8 +46,8 @@ VP_MAXITER = 100
 
 def start_grid(family: str, grid: dict | None = None) -> np.ndarray:
     """Every combination of the grid's values, one start per row, in the family's theta order."""
-    g = GRIDS[family] if grid is None else grid
-    names = list(GRIDS[family])
+    g = FAMILIES[family].fit.grid if grid is None else grid
+    names = list(FAMILIES[family].fit.grid)
     missing = [n for n in names if n not in g]
     if missing:
         raise ScalesweepError(f"start grid for {family} needs {', '.join(names)} (missing {missing[0]!r})")
@@ -74,18 +61,30 @@ def start_grid(family: str, grid: dict | None = None) -> np.ndarray:
     return np.ascontiguousarray(np.stack([m.ravel() for m in mesh], axis=1))
 
 
+def parse_grid(family: str, items) -> dict | None:
+    """``--grid NAME=V1,V2,...`` items replacing axes of the family's start grid (None: no items)."""
+    if not items:
+        return None
+    choice(family, FITTABLE, "family to fit")
+    grid = dict(FAMILIES[family].fit.grid)
+    for item in items:
+        key, sep, vals = item.partition("=")
+        key = key.strip()
+        if not sep or key not in grid:
+            raise ScalesweepError(f"--grid expects NAME=V1,V2,... with NAME one of {', '.join(grid)}; got {item!r}")
+        try:
+            grid[key] = [float(v) for v in vals.split(",")]
+        except ValueError:
+            raise ScalesweepError(f"--grid {key}: values must be numbers, got {vals!r}") from None
+    return grid
+
+
 def theta_to_params(family: str, theta) -> dict:
-    if family == "chinchilla":
-        a, b, e, al, be = (float(v) for v in theta)
-        return {"E": math.exp(e), "A": math.exp(a), "B": math.exp(b), "alpha": al, "beta": be}
-    x1, x2, an, ad = (float(v) for v in theta)
-    return {"N_c": math.exp(x1), "D_c": math.exp(x2), "alpha_N": an, "alpha_D": ad}
+    return FAMILIES[family].fit.to_params(theta)
 
 
 def params_to_theta(family: str, p: dict) -> np.ndarray:
-    if family == "chinchilla":
-        return np.array([math.log(p["A"]), math.log(p["B"]), math.log(p["E"]), p["alpha"], p["beta"]])
-    return np.array([math.log(p["N_c"]), math.log(p["D_c"]), p["alpha_N"], p["alpha_D"]])
+    return FAMILIES[family].fit.to_theta(p)
 
 
 # ----------------------------------------------------------------------------------------------- input
@@ -109,7 +108,7 @@ def read_runs(path, *, params_column="params", tokens_column="tokens", flops_col
     """(params, tokens, loss) from a CSV or Parquet file. Without a tokens column, tokens = flops/(6*params)."""
     import pandas as pd
 
-    from .io import read_table_file
+    from .readers import read_table_file
 
     path = Path(path)
     df = read_table_file(path, "runs file")
@@ -172,14 +171,12 @@ def fit(params, tokens, loss, *, family: str = "chinchilla", method: str = "lbfg
         objective: str = "huber", exclude_highest: int = 0, grid: dict | None = None, bootstrap: int = 0,
         seed: int = 0, maxiter: int = MAXITER) -> FitResult:
     """Fit ``family`` to runs (N, D, L); see the module docstring for the methods."""
-    if family not in GRIDS:
-        raise ScalesweepError(f"cannot fit family {family!r} (one of: {', '.join(GRIDS)})")
-    if method not in METHODS:
-        raise ScalesweepError(f"unknown method {method!r} (one of: {', '.join(METHODS)})")
-    if method == "vp" and family != "chinchilla":
-        raise ScalesweepError("--method vp fits the chinchilla family only (its model is linear in E, A, B)")
-    if objective not in OBJECTIVES:
-        raise ScalesweepError(f"unknown objective {objective!r} (one of: {', '.join(OBJECTIVES)})")
+    choice(family, FITTABLE, "family to fit")
+    choice(method, METHODS, "method")
+    if method not in FAMILIES[family].fit.methods:
+        raise ScalesweepError(f"--method {method} does not fit the {family} family (methods for it: "
+                              f"{', '.join(FAMILIES[family].fit.methods)}); vp needs a model linear in E, A, B")
+    choice(objective, list(OBJECTIVES), "objective")
     if method == "vp" and objective != "huber":
         raise ScalesweepError("--objective applies to --method lbfgs (vp minimises squared residuals)")
     if not (isinstance(delta, (int, float)) and math.isfinite(delta) and delta > 0):
@@ -272,20 +269,8 @@ def _bootstrap(family, method, law, ln_n, ln_d, ln_l, y, w, objective, delta, co
 
 
 def write_law_file(path, result: FitResult) -> None:
-    """Write the fit as a JSON law file (``--law-file`` reads it back), atomically."""
-    import os
-    import tempfile
-
-    path = check_output_path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(result.to_dict(), fh, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write the fit as a JSON law file (``--law-file`` reads it back), atomically; ``-`` is stdout."""
+    write_json(path, result.to_dict())
 
 
 def read_bootstrap(path) -> tuple[str, np.ndarray]:

@@ -19,57 +19,184 @@ from __future__ import annotations
 import json
 import math
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
 
+from . import codes
 from .errors import ScalesweepError
+from .validate import suggest
 
-# Family ids used by the kernels (kernels/loss.py dispatches on these).
-CHINCHILLA = 0
-KAPLAN = 1
-DATA_CONSTRAINED = 2
-KAPLAN_STEPS = 3
-ALLOCATION_RULE = 4
-KAPLAN_SINGLE = 5
+FRONTIER_KINDS = ("solve", "rule", "budget_loss")
+
+
+@dataclass(frozen=True)
+class FitSpec:
+    """How ``scalesweep fit`` fits a family: the start grid of the multi-start L-BFGS (in the fit kernel's
+    theta order, ``kernels/fit.py``), the maps between theta and the family's parameters, and the methods."""
+
+    grid: dict
+    to_params: Callable[[np.ndarray], dict]
+    to_theta: Callable[[Mapping], np.ndarray]
+    methods: tuple[str, ...] = ("lbfgs",)
 
 
 @dataclass(frozen=True)
 class Family:
+    """A law family and everything the tool may ask of it. Every field without a default must be given, and
+    ``__post_init__`` checks that the capabilities fit together, so a half-registered family fails at import.
+
+    ``frontier`` says how a budget becomes an allocation: ``"solve"`` (the frontier kernel minimises the loss
+    on the iso-FLOP line, Newton from ``kernels.loss.initial_x``; ``closed_form`` when
+    ``kernels.loss.closed_form_x`` is exact), ``"rule"`` (``allocate(P, flops) -> (N, D)``, a formula, no loss
+    of its own) or ``"budget_loss"`` (``budget_loss(P, flops) -> loss``, no allocation). ``target_loss``: the
+    inverse kernel has the family's level curve. ``no_frontier(params)`` names laws of the family that have no
+    frontier at all (None: every law has one). ``extra(P, loss, tokens)`` returns the ``extra_columns`` a
+    frontier of this family adds.
+    """
+
     id: int
     name: str
     formula: str
     param_names: tuple[str, ...]
-    # Which parameters must be > 0; the others must be >= 0. All must be finite.
-    positive: tuple[str, ...]
+    positive: tuple[str, ...]  # parameters that must be > 0; the others must be >= 0; all finite
     source: str
-    # Parameters that may be +inf (e.g. unlimited unique data); all others must be finite.
-    may_be_inf: tuple[str, ...] = ()
-    # Parameters restricted to a few values (codes), e.g. which variable a single-variable law is of.
-    choices: tuple[tuple[str, tuple[float, ...]], ...] = ()
+    frontier: str
+    closed_form: bool
+    target_loss: bool
+    has_loss: bool
+    initial_guess: str  # where Newton starts (kernels.loss.initial_x), for frontier == "solve"
+    fit: FitSpec | None
+    may_be_inf: tuple[str, ...] = ()  # parameters that may be +inf (e.g. unlimited unique data)
+    choices: tuple[tuple[str, tuple[float, ...]], ...] = ()  # parameters restricted to a few values
+    unique_tokens_param: str | None = None  # the parameter that --unique-tokens sets per row
+    allocate: Callable | None = None
+    budget_loss: Callable | None = None
+    no_frontier: Callable[[str, Mapping], str | None] | None = None
+    extra_columns: tuple[str, ...] = ()
+    extra: Callable | None = None
+
+    def __post_init__(self):
+        def fail(why):
+            raise TypeError(f"family {self.name!r} is registered incompletely: {why}")
+
+        if codes.FAMILY_NAMES[self.id] != self.name:
+            fail(f"codes.FAMILY_NAMES[{self.id}] is {codes.FAMILY_NAMES[self.id]!r}")
+        if self.frontier not in FRONTIER_KINDS:
+            fail(f"frontier must be one of {FRONTIER_KINDS}")
+        if self.frontier == "solve" and not (self.has_loss and self.initial_guess):
+            fail("a solved frontier needs a loss and an initial guess for Newton")
+        if self.frontier == "rule" and (self.allocate is None or self.has_loss):
+            fail("a rule needs allocate() and has no loss of its own")
+        if self.frontier == "budget_loss" and self.budget_loss is None:
+            fail("budget_loss() is missing")
+        if (self.closed_form or self.target_loss) and self.frontier != "solve":
+            fail("closed forms and target-loss solves exist only for solved frontiers")
+        if bool(self.extra_columns) != (self.extra is not None):
+            fail("extra_columns and extra() go together")
+        if self.fit is not None and not self.has_loss:
+            fail("a fit needs a loss")
+        unknown = [n for n in (*self.positive, *self.may_be_inf, *(c for c, _ in self.choices),
+                               *([self.unique_tokens_param] if self.unique_tokens_param else [])) if n not in self.param_names]
+        if unknown:
+            fail(f"{unknown[0]!r} is not one of its parameters")
+
+    def frontier_error(self, law_name: str, params: Mapping) -> str | None:
+        """Why a law of this family has no frontier (None when it has one)."""
+        return None if self.no_frontier is None else self.no_frontier(law_name, params)
 
 
-FAMILIES: dict[str, Family] = {
-    "chinchilla": Family(
-        id=CHINCHILLA,
+# ---------------------------------------------------------------------- family-specific numpy pieces
+
+
+def _chinchilla_theta_params(theta) -> dict:
+    a, b, e, al, be = (float(v) for v in theta)
+    return {"E": math.exp(e), "A": math.exp(a), "B": math.exp(b), "alpha": al, "beta": be}
+
+
+def _chinchilla_params_theta(p) -> np.ndarray:
+    return np.array([math.log(p["A"]), math.log(p["B"]), math.log(p["E"]), p["alpha"], p["beta"]])
+
+
+def _kaplan_theta_params(theta) -> dict:
+    x1, x2, an, ad = (float(v) for v in theta)
+    return {"N_c": math.exp(x1), "D_c": math.exp(x2), "alpha_N": an, "alpha_D": ad}
+
+
+def _kaplan_params_theta(p) -> np.ndarray:
+    return np.array([math.log(p["N_c"]), math.log(p["D_c"]), p["alpha_N"], p["alpha_D"]])
+
+
+def _rule_allocate(P, flops):
+    """N = N_coef (C/C_unit)^N_exp, D = D_coef (C/C_unit)^D_exp; a coefficient of 0 means "from C = 6ND"."""
+    k = codes.FLOPS_PER_PARAM_TOKEN
+    t = flops / P[:, 4]
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        nn = np.where(P[:, 0] > 0, P[:, 0] * t ** P[:, 1], np.nan)
+        dd = np.where(P[:, 2] > 0, P[:, 2] * t ** P[:, 3], np.nan)
+        nn = np.where(np.isnan(nn), flops / (k * dd), nn)
+        dd = np.where(np.isnan(dd), flops / (k * nn), dd)
+    return nn, dd
+
+
+def _single_budget_loss(P, flops):
+    """L = (X_c/C)^alpha with C in PF-days for the compute laws (variable 2, 3); NaN for laws of N or D."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        val = (P[:, 0] / (flops / codes.PF_DAY)) ** P[:, 1]
+    return np.where(P[:, 2] >= 2, val, np.nan)
+
+
+def _single_no_frontier(law_name, params):
+    if params["variable"] < 2:
+        what = "N" if params["variable"] == 0 else "D"
+        return f"{law_name} is a law of {what} alone: it has no compute-optimal frontier (use it with `surface`)"
+    return None
+
+
+def _steps_extra(P, loss, tokens) -> dict:
+    """Kaplan's training-steps view: B_crit = B_*/L^(1/alpha_B) (Eq. 1.4) and S_min = D / B_crit."""
+    batch = P[:, 4] / loss ** (1.0 / P[:, 5])
+    return {"batch": batch, "steps": tokens / batch}
+
+
+# The start grids: sheet §2.5 for chinchilla; a comparable grid around Kaplan's Table 2 for kaplan.
+CHINCHILLA_FIT = FitSpec(
+    grid={"a": [0.0, 5.0, 10.0, 15.0, 20.0, 25.0], "b": [0.0, 5.0, 10.0, 15.0, 20.0, 25.0],
+          "e": [-1.0, -0.5, 0.0, 0.5, 1.0], "alpha": [0.0, 0.5, 1.0, 1.5, 2.0], "beta": [0.0, 0.5, 1.0, 1.5, 2.0]},
+    to_params=_chinchilla_theta_params, to_theta=_chinchilla_params_theta, methods=("lbfgs", "vp"))
+KAPLAN_FIT = FitSpec(
+    grid={"ln_N_c": [math.log(10.0**k) for k in (11, 12, 13, 14, 15)],
+          "ln_D_c": [math.log(10.0**k) for k in (11, 12, 13, 14, 15)],
+          "alpha_N": [0.05, 0.1, 0.2, 0.4], "alpha_D": [0.05, 0.1, 0.2, 0.4]},
+    to_params=_kaplan_theta_params, to_theta=_kaplan_params_theta)
+
+
+FAMILIES: dict[str, Family] = {f.name: f for f in (
+    Family(
+        id=codes.CHINCHILLA,
         name="chinchilla",
         formula="L = E + A/N^alpha + B/D^beta",
         param_names=("E", "A", "B", "alpha", "beta"),
         positive=("A", "B", "alpha", "beta"),
         source="Hoffmann et al. 2022, arXiv:2203.15556, Eq. 2 (reference sheet §2.1)",
+        frontier="solve", closed_form=True, target_loss=True, has_loss=True,
+        initial_guess="the closed form (Hoffmann Eq. 4)", fit=CHINCHILLA_FIT,
     ),
-    "kaplan": Family(
-        id=KAPLAN,
+    Family(
+        id=codes.KAPLAN,
         name="kaplan",
         formula="L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D",
         param_names=("N_c", "D_c", "alpha_N", "alpha_D"),
         positive=("N_c", "D_c", "alpha_N", "alpha_D"),
         source="Kaplan et al. 2020, arXiv:2001.08361, Eq. 1.5 = 4.1 (reference sheet §1.2)",
+        frontier="solve", closed_form=True, target_loss=True, has_loss=True,
+        initial_guess="the closed form of Eq. 1.5 with C = 6ND", fit=KAPLAN_FIT,
     ),
-    "data_constrained": Family(
-        id=DATA_CONSTRAINED,
+    Family(
+        id=codes.DATA_CONSTRAINED,
         name="data_constrained",
         formula="L = E + A/N'^alpha + B/D'^beta, D' = U_D + U_D R_D* (1 - exp(-R_D/R_D*)), "
         "N' = U_N + U_N R_N* (1 - exp(-R_N/R_N*))",
@@ -77,38 +204,52 @@ FAMILIES: dict[str, Family] = {
         positive=("A", "B", "alpha", "beta", "R_D_star", "R_N_star", "U_D"),
         source="Muennighoff et al. 2023, arXiv:2305.16264, effective data and parameters (reference sheet §4.1); "
         "U_D = unique tokens available (inf: unlimited, which is the chinchilla law)",
-        may_be_inf=("R_D_star", "R_N_star", "U_D"),
+        frontier="solve", closed_form=False, target_loss=False, has_loss=True,
+        initial_guess="the chinchilla optimum of its base constants", fit=None,
+        may_be_inf=("R_D_star", "R_N_star", "U_D"), unique_tokens_param="U_D",
     ),
-    "kaplan_steps": Family(
-        id=KAPLAN_STEPS,
+    Family(
+        id=codes.KAPLAN_STEPS,
         name="kaplan_steps",
         formula="L = (N_c/N)^alpha_N + (S_c/S_min)^alpha_S, B_crit = B_*/L^(1/alpha_B), D = B_crit S_min",
         param_names=("N_c", "S_c", "alpha_N", "alpha_S", "B_star", "alpha_B"),
         positive=("N_c", "S_c", "alpha_N", "alpha_S", "B_star", "alpha_B"),
         source="Kaplan et al. 2020, arXiv:2001.08361, Eq. 1.6 = 5.6 with Eq. 1.4 and 5.4-5.5 (reference sheet "
         "§1.3-1.5); budgets are C_min = 6 N B_crit S_min",
+        frontier="solve", closed_form=False, target_loss=False, has_loss=True,
+        initial_guess="Kaplan's Table 6 frontier N = 1.3e9 (C_min/PF-day)^0.73", fit=None,
+        extra_columns=("batch", "steps"), extra=_steps_extra,
     ),
-    "allocation_rule": Family(
-        id=ALLOCATION_RULE,
+    Family(
+        id=codes.ALLOCATION_RULE,
         name="allocation_rule",
         formula="N = N_coef (C/C_unit)^N_exp, D = D_coef (C/C_unit)^D_exp (a coefficient of 0: from C = 6ND)",
         param_names=("N_coef", "N_exp", "D_coef", "D_exp", "C_unit"),
         positive=("C_unit",),
         source="published power-law allocations that are not loss laws (reference sheet §6, §7); no loss of "
         "their own: the frontier reports NaN loss unless a loss law is given",
+        frontier="rule", closed_form=False, target_loss=False, has_loss=False, initial_guess="", fit=None,
+        allocate=_rule_allocate,
     ),
-    "kaplan_single": Family(
-        id=KAPLAN_SINGLE,
+    Family(
+        id=codes.KAPLAN_SINGLE,
         name="kaplan_single",
         formula="L = (X_c/X)^alpha, X = N (variable 0), D (1), C_min (2) or C (3) in PF-days",
         param_names=("X_c", "alpha", "variable"),
         positive=("X_c", "alpha"),
         source="Kaplan et al. 2020, arXiv:2001.08361, Eq. 1.1-1.3 and Table 5 single-variable laws (reference "
         "sheet §1.1); the compute laws give the loss at a budget (no allocation), N and D laws feed surfaces",
-        choices=(("variable", (0.0, 1.0, 2.0, 3.0)),),
+        frontier="budget_loss", closed_form=False, target_loss=False, has_loss=True, initial_guess="", fit=None,
+        choices=(("variable", (0.0, 1.0, 2.0, 3.0)),), budget_loss=_single_budget_loss,
+        no_frontier=_single_no_frontier,
     ),
-}
-FAMILY_BY_ID = {f.id: f for f in FAMILIES.values()}
+)}
+if sorted(f.id for f in FAMILIES.values()) != list(range(len(codes.FAMILY_NAMES))):
+    raise TypeError("every family code in codes.FAMILY_NAMES needs exactly one registry entry")
+
+
+def family_of_code(code: int) -> Family:
+    return FAMILIES[codes.FAMILY_NAMES[code]]
 
 
 @dataclass(frozen=True)
@@ -136,6 +277,11 @@ class Law:
         object.__setattr__(self, "_vector", vec)
 
     @property
+    def spec(self) -> Family:
+        """The family's registry entry: parameters and capabilities."""
+        return FAMILIES[self.family]
+
+    @property
     def family_id(self) -> int:
         return FAMILIES[self.family].id
 
@@ -157,6 +303,13 @@ class Law:
         out = loss_array(self.family_id, self.vector, n.ravel(), d.ravel())
         return out.reshape(n.shape) if n.ndim else float(out[0])
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Law:
+        """The inverse of ``to_dict`` (parameters validated again)."""
+        return cls(family=d["family"], params=validate_params(d["family"], d["parameters"]), preset=d.get("preset"),
+                   citation=d.get("citation", ""), conventions=d.get("conventions", ""),
+                   overrides=tuple(d.get("overrides", ())))
+
     def to_dict(self) -> dict:
         """JSON-ready description; ``load_law_file`` reads it back."""
         return {
@@ -167,6 +320,15 @@ class Law:
             "citation": self.citation,
             "conventions": self.conventions,
         }
+
+
+def law_arrays(laws) -> tuple[np.ndarray, np.ndarray]:
+    """(family codes, parameter matrix padded with NaN) for a list of laws: what the batch kernels take."""
+    width = max(law.vector.size for law in laws)
+    P = np.full((len(laws), width), np.nan)
+    for i, law in enumerate(laws):
+        P[i, : law.vector.size] = law.vector
+    return np.array([law.family_id for law in laws], dtype=np.int64), P
 
 
 @dataclass(frozen=True)
@@ -331,6 +493,20 @@ def validate_params(family: str, params: dict) -> dict:
     return out
 
 
+def law_suggestion(name) -> str:
+    """A did-you-mean for an unknown law: the closest preset, or the presets of a family the name resembles."""
+    hint = suggest(name, PRESETS)
+    if hint:
+        return hint
+    import difflib
+
+    fam = difflib.get_close_matches(str(name).lower(), list(FAMILIES), n=1, cutoff=0.6)
+    if fam:
+        members = [p for p, preset in PRESETS.items() if preset.family == fam[0]]
+        return f"; {fam[0]!r} is a family, did you mean {' or '.join(map(repr, members))}?"
+    return ""
+
+
 def get_law(name: str | Law = DEFAULT_LAW, **overrides) -> Law:
     """A preset by name, with any parameter overridden: ``get_law("hoffmann2022", alpha=0.35)``."""
     if isinstance(name, Law):
@@ -348,7 +524,7 @@ def get_law(name: str | Law = DEFAULT_LAW, **overrides) -> Law:
             source_file=base.source_file,
         )
     if name not in PRESETS:
-        raise ScalesweepError(f"unknown law {name!r} (presets: {', '.join(PRESETS)})")
+        raise ScalesweepError(f"unknown law {name!r}{law_suggestion(name)} (presets: {', '.join(PRESETS)})")
     p = PRESETS[name]
     params = validate_params(p.family, {**p.params, **overrides})
     return Law(
@@ -359,6 +535,27 @@ def get_law(name: str | Law = DEFAULT_LAW, **overrides) -> Law:
         conventions=p.conventions,
         overrides=tuple(overrides),
     )
+
+
+def as_law(law=None) -> Law:
+    """A Law from a Law, a preset name, or None (the default law)."""
+    return get_law(DEFAULT_LAW if law is None else law)
+
+
+def as_laws(laws=None) -> list[Law]:
+    """Laws from one law, a preset name, comma-separated names (``"hoffmann2022,kaplan2020"``) or a list."""
+    if isinstance(laws, str) and "," in laws:
+        laws = [x.strip() for x in laws.split(",") if x.strip()]
+    if isinstance(laws, (list, tuple)):
+        if not laws:
+            raise ScalesweepError("no laws given")
+        out = [as_law(x) for x in laws]
+        names = [x.name for x in out]
+        dup = next((x for x in names if names.count(x) > 1), None)
+        if dup is not None:
+            raise ScalesweepError(f"law {dup!r} is given twice")
+        return out
+    return [as_law(laws)]
 
 
 def parse_assignments(items) -> dict:
@@ -441,12 +638,26 @@ def resolve_law(law=None, law_file=None, overrides=None) -> Law:
     return get_law(base, **(overrides or {}))
 
 
+def answers(f: Family) -> list[str]:
+    """What a family can be asked, from its registry entry."""
+    out = ["surface"] if f.has_loss else []
+    out.append({"solve": "frontier (closed form)" if f.closed_form else "frontier (Newton)",
+                "rule": "frontier (allocation rule; loss from --loss-law)",
+                "budget_loss": "loss at a budget"}[f.frontier])
+    if f.target_loss:
+        out.append("target-loss")
+    if f.fit is not None:
+        out.append("fit (" + ", ".join(f.fit.methods) + ")")
+    return out
+
+
 def describe() -> dict:
     """Families and presets as plain data (``scalesweep laws --json``)."""
     return {
         "default": DEFAULT_LAW,
         "families": {
-            f.name: {"formula": f.formula, "parameters": list(f.param_names), "source": f.source}
+            f.name: {"formula": f.formula, "parameters": list(f.param_names), "source": f.source,
+                     "answers": answers(f)}
             for f in FAMILIES.values()
         },
         "presets": {

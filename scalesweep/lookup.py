@@ -20,11 +20,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import api
-from .constraints import Constraints
+from . import questions
 from .errors import ScalesweepError
-from .grid import LogRange, check_positive_array
-from .io import make_metadata, read_metadata, write_table
+from .grid import LogRange
+from .laws import Law, as_law
+from .options import Constraints
+from .output import resolve_format, write_table
+from .tables import metadata, read_metadata
+from .validate import positive_array
 
 LOOKUP_COLUMNS = ("params", "tokens", "loss")
 
@@ -64,21 +67,22 @@ def interpolate(table_flops, table_cols: dict, table_feasible, flops) -> tuple[d
     return out, feas
 
 
-def segment_errors(law, budgets, constraints: dict) -> tuple:
-    """Frontier rows at ``budgets`` and the largest relative interpolation error of params, tokens and loss
-    at the geometric midpoints between consecutive budgets (the exact solve there vs the log-log line)."""
-    df = api.frontier(law, budgets, **constraints)
+def segment_errors(law: Law, budgets, cons: Constraints) -> tuple:
+    """Frontier rows at ``budgets`` (a ``questions.Result``) and the largest relative interpolation error of
+    params, tokens and loss at the geometric midpoints between consecutive budgets (the exact solve there vs
+    the log-log line)."""
+    res = questions.frontier([law], budgets, constraints=cons)
     errors = {c: math.nan for c in LOOKUP_COLUMNS}
     if budgets.size >= 2:
         mid = np.sqrt(budgets[:-1] * budgets[1:])
-        exact = api.frontier(law, mid, **constraints)
-        interp, feas = interpolate(budgets, {c: df[c].to_numpy() for c in LOOKUP_COLUMNS}, df.feasible.to_numpy(),
-                                   mid)
-        both = feas & exact.feasible.to_numpy()
+        exact = questions.frontier([law], mid, constraints=cons).columns
+        cols = res.columns
+        interp, feas = interpolate(budgets, {c: cols[c] for c in LOOKUP_COLUMNS}, cols["feasible"], mid)
+        both = feas & exact["feasible"]
         for c in LOOKUP_COLUMNS:
-            rel = np.abs(interp[c][both] / exact[c].to_numpy()[both] - 1.0)
+            rel = np.abs(interp[c][both] / exact[c][both] - 1.0)
             errors[c] = float(rel.max()) if rel.size else math.nan
-    return df, errors
+    return res, errors
 
 
 def merge_errors(parts) -> dict:
@@ -98,20 +102,34 @@ def lookup_info(lo, hi, points_per_decade, rows, errors, cons: Constraints) -> d
     }
 
 
+def lookup_metadata(law: Law, info: dict, command_line: str | None) -> dict:
+    return metadata("lookup", law=law.to_dict(), lookup=info, rows=info["rows"], command_line=command_line)
+
+
 def build_lookup(law, lo: float, hi: float, points_per_decade: int, **constraints):
     """(table DataFrame, info dict with the measured maximum interpolation errors)."""
-    law = api._law(law)
-    cons = Constraints(**constraints)
+    from .tables import to_frame
+
+    res, info = _build(as_law(law), lo, hi, points_per_decade, Constraints(**constraints))
+    return to_frame(res.columns, res.rows), info
+
+
+def _build(law, lo, hi, points_per_decade, cons):
     flops = lookup_budgets(lo, hi, points_per_decade)
-    df, errors = segment_errors(law, flops, cons.as_dict())
-    return df, lookup_info(lo, hi, points_per_decade, flops.size, errors, cons)
+    res, errors = segment_errors(law, flops, cons)
+    return res, lookup_info(lo, hi, points_per_decade, flops.size, errors, cons)
+
+
+def _check_parquet(path) -> None:
+    if resolve_format(path, None) != "parquet":
+        raise ScalesweepError(f"a lookup table is written as Parquet (it carries its error metadata): {str(path)!r}")
 
 
 def write_lookup(path, law, lo, hi, points_per_decade, *, command_line=None, **constraints) -> dict:
-    law = api._law(law)
-    df, info = build_lookup(law, lo, hi, points_per_decade, **constraints)
-    meta = make_metadata(command="lookup", law=law.to_dict(), lookup=info, rows=len(df), command_line=command_line)
-    write_table(path, pa.Table.from_pandas(df, preserve_index=False), meta)
+    law = as_law(law)
+    _check_parquet(path)
+    res, info = _build(law, lo, hi, points_per_decade, Constraints(**constraints))
+    write_table(path, res.table(lookup_metadata(law, info, command_line)), "parquet")
     return info
 
 
@@ -149,11 +167,9 @@ class Lookup:
         """Largest relative interpolation error measured at build time, per column."""
         return dict(self.info["max_interpolation_error"])
 
-    def query(self, flops):
-        """Interpolated params, tokens, loss (and tokens_per_param, feasible) at each budget."""
-        import pandas as pd
-
-        c = check_positive_array(flops, "flops")
+    def query_columns(self, flops) -> dict:
+        """Interpolated flops, params, tokens, loss, tokens_per_param and feasible at each budget (numpy)."""
+        c = positive_array(flops, "flops")
         lo, hi = self.range
         outside = (c < lo) | (c > hi)
         if outside.any():
@@ -161,8 +177,36 @@ class Lookup:
             raise ScalesweepError(f"budget {v:g} is outside the table's range [{lo:g}, {hi:g}]; "
                                   "build a wider table (lookup tables do not extrapolate)")
         vals, feas = interpolate(self.flops, self.columns, self.feasible, c)
-        return pd.DataFrame({"flops": c.copy(), **vals, "tokens_per_param": vals["tokens"] / vals["params"],
-                             "feasible": feas})
+        return {"flops": c.copy(), **vals, "tokens_per_param": vals["tokens"] / vals["params"], "feasible": feas}
+
+    def query(self, flops):
+        """``query_columns`` as a DataFrame."""
+        import pandas as pd
+
+        return pd.DataFrame(self.query_columns(flops))
+
+    def query_table(self, flops, command_line: str | None = None) -> pa.Table:
+        """``query_columns`` as an Arrow table with the query's metadata."""
+        cols = self.query_columns(flops)
+        meta = metadata("lookup query", table=self.path, law=self.meta.get("law"), lookup=self.info,
+                        rows=cols["flops"].size, command_line=command_line)
+        return pa.table(cols).replace_schema_metadata(meta)
+
+
+def job(law: Law, flops, cons: Constraints, *, partition_rows: int, command_line=None):
+    from .dataset import Job, plan
+
+    spec = {"law": law.to_dict(), "flops": np.asarray(flops).tolist(), "constraints": cons.as_dict(),
+            "command_line": command_line}
+    return Job("lookup", spec, plan(len(spec["flops"]), partition_rows), len(spec["flops"]), compute_part)
+
+
+def compute_part(spec: dict, start: int, stop: int):
+    """Rows start..stop-1 of a lookup job and the midpoint errors of the segments that start in them."""
+    c = np.asarray(spec["flops"])
+    res, errors = segment_errors(Law.from_dict(spec["law"]), c[start:min(stop + 1, c.size)],
+                                 Constraints(**spec["constraints"]))
+    return res.table().slice(0, stop - start), {"rows": stop - start, "errors": errors}
 
 
 def write_lookup_parts(path, law, lo, hi, points_per_decade, *, engine="local", client=None, partition_rows=None,
@@ -172,28 +216,26 @@ def write_lookup_parts(path, law, lo, hi, points_per_decade, *, engine="local", 
     that crosses into the next part. The parts are then joined into the single lookup file."""
     import shutil
 
-    from . import dataset
-    from .io import check_output_path
-
-    law = api._law(law)
-    cons = Constraints(**constraints)
-    flops = lookup_budgets(lo, hi, points_per_decade)
-    check_output_path(path)
-    job = dataset.lookup_job(law, flops, constraints=cons.as_dict(), partition_rows=partition_rows or 1024,
-                             command_line=command_line)
-    parts_dir = Path(str(path) + ".parts")
-    summary = dataset.run(job, parts_dir, engine=engine, client=client, progress=progress)
-    errors = []
-    for i, (s, e) in enumerate(job.parts):  # parts reused from an earlier run: re-measure their segments
-        got = summary["part_summaries"].get(i)
-        errors.append(got["errors"] if got is not None else
-                      segment_errors(law, flops[s:min(e + 1, flops.size)], cons.as_dict())[1])
     import pyarrow.dataset as pads
 
-    table = pads.dataset(str(parts_dir), format="parquet").to_table()
+    from . import dataset
+    from .output import check_target
+
+    law = as_law(law)
+    cons = Constraints(**constraints)
+    flops = lookup_budgets(lo, hi, points_per_decade)
+    _check_parquet(path)
+    check_target(path)
+    lookup_job = job(law, flops, cons, partition_rows=partition_rows or 1024, command_line=command_line)
+    parts_dir = Path(str(path) + ".parts")
+    summary = dataset.run(lookup_job, parts_dir, engine=engine, client=client, progress=progress)
+    errors = []
+    for i, (s, e) in enumerate(lookup_job.parts):  # parts reused from an earlier run: re-measure their segments
+        got = summary["part_summaries"].get(i)
+        errors.append(got["errors"] if got is not None else segment_errors(law, flops[s:min(e + 1, flops.size)], cons)[1])
+    table = pads.dataset(str(parts_dir), format="parquet").to_table().unify_dictionaries()
     order = np.argsort(table.column("flops").to_numpy(), kind="stable")
     info = lookup_info(lo, hi, points_per_decade, flops.size, merge_errors(errors), cons)
-    meta = make_metadata(command="lookup", law=law.to_dict(), lookup=info, rows=flops.size, command_line=command_line)
-    write_table(path, table.take(order).replace_schema_metadata(None), meta)
+    write_table(path, table.take(order).replace_schema_metadata(lookup_metadata(law, info, command_line)), "parquet")
     shutil.rmtree(parts_dir)
     return {**info, "parts": summary["parts"], "computed": summary["computed"], "reused": summary["reused"]}

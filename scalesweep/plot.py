@@ -10,16 +10,15 @@ The image format follows the output's suffix: .png or .svg. Files are written at
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 
 from .errors import ScalesweepError
-from .io import check_output_path, read_metadata
+from .output import atomic_path, check_target
+from .tables import read_metadata
 
 FORMATS = {".png": "png", ".svg": "svg"}
 
@@ -65,19 +64,12 @@ def _read(path, columns, what, commands=None):
 
 
 def _save(fig, output):
-    output = check_output_path(output)
+    output = check_target(output)
     fmt = FORMATS.get(output.suffix.lower())
     if fmt is None:
         raise ScalesweepError(f"cannot write {str(output)!r}: the image format follows the suffix (.png or .svg)")
-    fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=output.suffix, dir=output.parent)
-    os.close(fd)
-    try:
+    with atomic_path(output) as tmp:
         fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
-        os.replace(tmp, output)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def plot_frontier(paths, output, *, title: str | None = None) -> None:

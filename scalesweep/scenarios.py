@@ -1,6 +1,6 @@
 """Bulk scenario sweeps: a table of scenarios, or a sweep spec whose lists expand as a cartesian product.
 
-Both forms use the field names of ``engine.FIELDS`` (plus ``law.NAME`` for parameter overrides). Rows are
+Both forms use the field names of ``options.FIELDS`` (plus ``law.NAME`` for parameter overrides). Rows are
 produced and solved chunk by chunk (a sweep is decoded from its row index, a table is read in batches), so
 memory follows the chunk size, not the sweep. Every chunk goes through one compiled parallel pass whatever
 mix of laws, budgets and constraints it holds. Validation happens before any solving: a sweep spec is
@@ -18,16 +18,16 @@ import numpy as np
 import pyarrow as pa
 
 from . import engine, units
-from .api import law_arrays
-from .constraints import ACTIVE_NAMES
 from .errors import ScalesweepError
 from .grid import parse_range
-from .io import atomic_parquet_writer, make_metadata
-from .laws import FAMILIES, PRESETS, get_law
+from .codes import FAMILY_NAMES
+from .laws import FAMILIES, PRESETS, get_law, law_arrays, law_suggestion
+from .options import DEFAULTS, FIELDS, STRING_FIELDS
+from .output import table_writer
+from .tables import COLUMNS, ENGINE_COLUMNS, arrow_float, dictionary, metadata, to_arrow
+from .validate import RULES, bad_mask, suggest
 
 CHUNK_ROWS = 1 << 19  # scenarios per chunk (= Parquet row group)
-STRING_FIELDS = ("law", "gpu", "loss_law")
-NUMERIC_FIELDS = tuple(f for f in engine.FIELDS if f not in STRING_FIELDS)
 # Input columns whose names are also result columns are written with a budget_ prefix.
 INPUT_RENAMES = {"pf_days": "budget_pf_days", "gpu_hours": "budget_gpu_hours", "usd": "budget_usd"}
 SPEC_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".csv": "csv", ".parquet": "parquet",
@@ -39,8 +39,9 @@ def _is_override(name: str) -> bool:
 
 
 def _check_field_name(name: str, where: str) -> None:
-    if name not in engine.FIELDS and not _is_override(name):
-        raise ScalesweepError(f"{where}: unknown field {name!r} (fields: {', '.join(engine.FIELDS)}, law.NAME)")
+    if name not in FIELDS and not _is_override(name):
+        raise ScalesweepError(f"{where}: unknown field {name!r}{suggest(name, FIELDS)} (fields: {', '.join(FIELDS)}, "
+                              "law.NAME)")
 
 
 class _Laws:
@@ -108,18 +109,19 @@ class SweepSpec:
                 if not isinstance(v, str):
                     raise ScalesweepError(f"{where}, item {i + 1}: expected a name, got {v!r}")
                 if name in ("law", "loss_law") and v not in PRESETS:
-                    raise ScalesweepError(f"{where}, item {i + 1}: unknown law {v!r} (presets: {', '.join(PRESETS)})")
+                    raise ScalesweepError(f"{where}, item {i + 1}: unknown law {v!r}{law_suggestion(v)} "
+                                          f"(presets: {', '.join(PRESETS)})")
                 if name == "gpu":
-                    v = units.get_hardware(v).name
+                    v = units.gpu_preset(v).name
                 out.append(v)
             return out
         out = []
         for i, v in enumerate(values):
             if isinstance(v, str) and ":" in v:
                 expanded = parse_range(v, f"{where}, item {i + 1}").values()
-                if not _is_override(name) and engine.bad_values(engine.FIELDS[name][0], expanded).any():
+                if not _is_override(name) and bad_mask(FIELDS[name]["rule"], expanded).any():
                     raise ScalesweepError(f"{where}, item {i + 1}: the range {v!r} gives values that are not "
-                                          f"{engine.KIND_RULE[engine.FIELDS[name][0]]}")
+                                          f"{RULES[FIELDS[name]['rule']]}")
                 out.extend(expanded.tolist())
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -132,14 +134,14 @@ class SweepSpec:
             if _is_override(name):
                 if not math.isfinite(v):
                     raise ScalesweepError(f"{where}, item {i + 1}: must be finite, got {v!r}")
-            elif engine.bad_values(engine.FIELDS[name][0], np.array([float(v)]))[0] or math.isnan(v):
-                raise ScalesweepError(f"{where}, item {i + 1}: must be {engine.KIND_RULE[engine.FIELDS[name][0]]}, "
+            elif bad_mask(FIELDS[name]["rule"], np.array([float(v)]))[0] or math.isnan(v):
+                raise ScalesweepError(f"{where}, item {i + 1}: must be {RULES[FIELDS[name]['rule']]}, "
                                       f"got {values[i]!r}")
             out.append(float(v))
         return out
 
     def _check_laws(self):
-        names = self.fields.get("law", [engine.DEFAULTS["law"]])
+        names = self.fields.get("law", [DEFAULTS["law"]])
         for field, values in self.fields.items():
             if _is_override(field):
                 for law_name in names:
@@ -154,7 +156,7 @@ class SweepSpec:
         return list(self.fields)
 
     def law_names(self) -> list[str]:
-        return self.fields.get("law", [engine.DEFAULTS["law"]])
+        return self.fields.get("law", [DEFAULTS["law"]])
 
     def describe(self) -> dict:
         return {"kind": "sweep", "source": self.source, "fields": self.fields, "rows": self.rows}
@@ -345,12 +347,12 @@ def _solve_chunk(spec, start: int, m: int, cols: dict, laws: _Laws, present: lis
         if name in STRING_FIELDS or _is_override(name):
             continue
         v = cols[name]
-        bad = engine.bad_values(engine.FIELDS[name][0], np.asarray(v, dtype=np.float64).reshape(-1))
+        bad = bad_mask(FIELDS[name]["rule"], np.asarray(v, dtype=np.float64).reshape(-1))
         if bad.any():
             i = int(np.argmax(bad))
             val = np.asarray(v).reshape(-1)[i]
             raise ScalesweepError(f"{label(start + (i if np.ndim(v) else 0))}, field {name!r}: must be "
-                                  f"{engine.KIND_RULE[engine.FIELDS[name][0]]}, got {val:g}")
+                                  f"{RULES[FIELDS[name]['rule']]}, got {val:g}")
         inputs[name] = v
     # Hardware: a preset per row, with peak_tflops / gpu_memory_gb columns overriding where given.
     peak = np.full(m, np.nan)
@@ -360,7 +362,7 @@ def _solve_chunk(spec, start: int, m: int, cols: dict, laws: _Laws, present: lis
         hw = []
         for j, nm in enumerate(names):
             try:
-                hw.append(units.get_hardware(nm))
+                hw.append(units.gpu_preset(nm))
             except ScalesweepError as exc:
                 raise ScalesweepError(f"{label(start + int(np.argmax(codes == j)))}, field 'gpu': {exc}") from None
         lut_p = np.array([h.peak_tflops for h in hw] + [np.nan])
@@ -374,9 +376,9 @@ def _solve_chunk(spec, start: int, m: int, cols: dict, laws: _Laws, present: lis
     inputs["peak_tflops"], inputs["gpu_memory_gb"] = peak, mem
     for name in ("mfu", "bytes_per_param", "inference_tokens"):
         if name in inputs:
-            inputs[name] = np.where(np.isnan(inputs[name]), engine.DEFAULTS[name], inputs[name])
+            inputs[name] = np.where(np.isnan(inputs[name]), DEFAULTS[name], inputs[name])
         else:
-            inputs[name] = np.float64(engine.DEFAULTS[name])
+            inputs[name] = np.float64(DEFAULTS[name])
     given = {name: ~np.isnan(inputs[name]) if np.ndim(inputs[name]) else not np.isnan(inputs[name])
              for name in present if name in inputs}
     given["gpu"] = given_gpu
@@ -391,15 +393,14 @@ def _solve_chunk(spec, start: int, m: int, cols: dict, laws: _Laws, present: lis
 
 
 def _rule_losses(spec, start, loss_law_col, row_fams, res):
-    """Evaluate allocation-rule rows with the loss law named on the row."""
-    from .kernels.loss import ALLOCATION_RULE
-
+    """Evaluate the rows of laws without a loss of their own (allocation rules) with the row's loss law."""
     codes, names = loss_law_col
+    lossless = np.array([not FAMILIES[name].has_loss for name in FAMILY_NAMES])[row_fams]
     for j, nm in enumerate(names):
-        rows = np.flatnonzero((codes == j) & (row_fams == ALLOCATION_RULE))
+        rows = np.flatnonzero((codes == j) & lossless)
         if not rows.size:
             continue
-        if nm not in PRESETS or PRESETS[nm].family == "allocation_rule":
+        if nm not in PRESETS or not FAMILIES[PRESETS[nm].family].has_loss:
             raise ScalesweepError(f"{spec.label(start + int(rows[0]))}, field 'loss_law': {nm!r} is not a loss law")
         law = get_law(nm)
         res["loss"][rows] = np.where(res["feasible"][rows], law.loss(res["params"][rows], res["tokens"][rows]), np.nan)
@@ -410,13 +411,13 @@ def _law_index(spec, start, m, cols, laws: _Laws, present):
     if "law" in cols:
         codes, names = cols["law"]
         codes = np.where(codes < 0, len(names), codes)  # empty cell: the default law
-        names = [*names, engine.DEFAULTS["law"]]
+        names = [*names, DEFAULTS["law"]]
     else:
-        codes, names = np.zeros(m, np.int32), [engine.DEFAULTS["law"]]
+        codes, names = np.zeros(m, np.int32), [DEFAULTS["law"]]
     for j, nm in enumerate(names):
         if nm not in PRESETS and (codes == j).any():
             raise ScalesweepError(f"{spec.label(start + int(np.argmax(codes == j)))}, field 'law': unknown law "
-                                  f"{nm!r} (presets: {', '.join(PRESETS)})")
+                                  f"{nm!r}{law_suggestion(nm)} (presets: {', '.join(PRESETS)})")
     if not overrides:
         lut = np.array([laws.get(nm, ()) if nm in PRESETS else -1 for nm in names], dtype=np.int64)
         return lut[codes]
@@ -437,65 +438,49 @@ def _law_index(spec, start, m, cols, laws: _Laws, present):
     return lut[inverse.reshape(-1)]
 
 
-def _arrow_col(a: np.ndarray, m: int) -> pa.Array:
-    a = np.ascontiguousarray(np.broadcast_to(a, (m,)))
-    return pa.array(a) if a.dtype == np.bool_ else pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), m,
-                                                                         [None, pa.py_buffer(a)])
+def _float_col(a, m: int) -> pa.Array:
+    return arrow_float(np.ascontiguousarray(np.broadcast_to(np.asarray(a, dtype=np.float64), (m,))))
 
 
-def _dictionary(codes: np.ndarray, names) -> pa.Array:
-    return pa.DictionaryArray.from_arrays(pa.array(np.ascontiguousarray(codes, dtype=np.int32)),
-                                          pa.array(list(names), type=pa.string()))
+DICT_STR = pa.dictionary(pa.int32(), pa.string())
 
 
 def output_schema(present: list[str]) -> tuple[pa.Schema, list[str]]:
     """Columns: scenario_id, law, the spec's input fields, mfu, bytes_per_param, then every result."""
-    dict_str = pa.dictionary(pa.int32(), pa.string())
-    fields = [("scenario_id", pa.int64()), ("law", dict_str)]
+    fields = [("scenario_id", pa.int64()), ("law", DICT_STR)]
     inputs = [n for n in present if n not in ("law", "flops")]
     for name in ("mfu", "bytes_per_param"):
         if name not in inputs:
             inputs.append(name)
     for name in inputs:
-        fields.append((INPUT_RENAMES.get(name, name), dict_str if name in ("gpu", "loss_law") else pa.float64()))
-    for name in engine.RESULT_COLUMNS:
-        if name == "feasible":
-            typ = pa.bool_()
-        elif name in ("active_constraint", "budget_limited_by"):
-            typ = dict_str
-        else:
-            typ = pa.float64()
-        fields.append((name, typ))
+        fields.append((INPUT_RENAMES.get(name, name), DICT_STR if name in STRING_FIELDS else pa.float64()))
+    for name in ENGINE_COLUMNS:
+        kind = COLUMNS[name].type
+        fields.append((name, pa.bool_() if kind == "bool" else DICT_STR if kind == "category" else pa.float64()))
     return pa.schema(fields), inputs
 
 
 def _batch(schema, inputs_order, start, m, cols, inputs, law_idx, laws: _Laws, res) -> pa.RecordBatch:
     arrays = [pa.array(np.arange(start, start + m, dtype=np.int64)),
-              _dictionary(law_idx, [law.name for law in laws.laws])]
+              dictionary(law_idx, [law.name for law in laws.laws])]
     for name in inputs_order:
-        if name in ("gpu", "loss_law"):
+        if name in STRING_FIELDS:
             codes, names = cols[name]
-            arrays.append(_dictionary(np.where(codes < 0, len(names), codes), [*names, ""])
-                          if (codes < 0).any() else _dictionary(codes, names))
+            arrays.append(dictionary(codes, names))  # code -1: an empty cell, null
         elif name in ("mfu", "bytes_per_param"):
-            arrays.append(_arrow_col(np.asarray(inputs[name], dtype=np.float64), m))
+            arrays.append(_float_col(inputs[name], m))
         else:
-            arrays.append(_arrow_col(np.asarray(cols[name], dtype=np.float64), m))
-    for name in engine.RESULT_COLUMNS:
-        if name == "active_constraint":
-            arrays.append(_dictionary(res[name], ACTIVE_NAMES))
-        elif name == "budget_limited_by":
-            arrays.append(_dictionary(engine.materialize(res[name], m, np.int8), engine.BUDGET_LIMITS))
-        else:
-            arrays.append(_arrow_col(np.asarray(res[name], dtype=np.bool_ if name == "feasible" else np.float64), m))
+            arrays.append(_float_col(cols[name], m))
+    result = to_arrow({name: res[name] for name in ENGINE_COLUMNS}, m)
+    arrays.extend(result.column(i).combine_chunks() for i in range(result.num_columns))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def run(spec, path, *, chunk_rows: int = CHUNK_ROWS, command_line: str | None = None, progress=None) -> dict:
-    """Solve every scenario of ``spec`` (a path or a loaded spec) and stream the results to Parquet.
-
-    Returns a summary: rows, feasible, seconds.
-    """
+def run(spec, path, *, fmt: str | None = None, chunk_rows: int = CHUNK_ROWS, command_line: str | None = None,
+        progress=None) -> dict:
+    """Solve every scenario of ``spec`` (a path or a loaded spec) and stream the results to ``path`` (format by
+    suffix or ``fmt``; ``-`` is stdout). Returns a summary: rows, feasible, infeasible (count per reason),
+    seconds."""
     import time
 
     if not isinstance(spec, (SweepSpec, TableSpec)):
@@ -503,34 +488,66 @@ def run(spec, path, *, chunk_rows: int = CHUNK_ROWS, command_line: str | None = 
     present = spec.columns()
     schema, inputs_order = output_schema(present)
     laws = _Laws()
-    meta = metadata_for(spec, command_line)
     t0 = time.perf_counter()
     done = feasible = 0
-    with atomic_parquet_writer(path, schema, meta, use_dictionary=["law", "gpu", "active_constraint",
-                                                                   "budget_limited_by"]) as w:
+    reasons: dict[str, int] = {}
+    with table_writer(path, schema.with_metadata(metadata_for(spec, command_line)), fmt,
+                      parquet_options={"use_dictionary": ["law", "gpu", "loss_law", "active_constraint",
+                                                          "infeasible_reason", "budget_limited_by"]}) as w:
         for start, m, cols in spec.chunks(chunk_rows):
             inputs, law_idx, res = _solve_chunk(spec, start, m, cols, laws, present)
-            w.write_batch(_batch(schema, inputs_order, start, m, cols, inputs, law_idx, laws, res),
-                          row_group_size=m)
+            w.write(_batch(schema, inputs_order, start, m, cols, inputs, law_idx, laws, res), row_group_size=m)
             done += m
             feasible += int(res["feasible"].sum())
+            _count_reasons(reasons, res["infeasible_reason"])
             if progress is not None:
                 progress(done, spec.rows or done)
-    return {"rows": done, "feasible": feasible, "seconds": time.perf_counter() - t0,
+    return {"rows": done, "feasible": feasible, "infeasible": reasons, "seconds": time.perf_counter() - t0,
             "laws": [law.name for law in laws.laws]}
 
 
-def solve_part(spec, start: int, stop: int) -> tuple[pa.RecordBatch, int]:
-    """Scenarios start..stop-1 as one record batch (and its feasible count): what a dataset part holds.
+def _count_reasons(into: dict, reason) -> None:
+    codes, names = reason
+    for i, c in enumerate(np.bincount(codes[codes >= 0], minlength=len(names))):
+        if c:
+            into[names[i]] = into.get(names[i], 0) + int(c)
+
+
+def solve_part(spec, start: int, stop: int) -> tuple[pa.RecordBatch, dict]:
+    """Scenarios start..stop-1 as one record batch (and its infeasible counts): what a dataset part holds.
     The same code path as ``run``, so a partitioned run equals a single-file run row for row."""
     present = spec.columns()
     schema, inputs_order = output_schema(present)
     laws = _Laws()
     cols = spec.columns_for(start, stop)
     inputs, law_idx, res = _solve_chunk(spec, start, stop - start, cols, laws, present)
-    return _batch(schema, inputs_order, start, stop - start, cols, inputs, law_idx, laws, res), int(res["feasible"].sum())
+    reasons: dict[str, int] = {}
+    _count_reasons(reasons, res["infeasible_reason"])
+    return _batch(schema, inputs_order, start, stop - start, cols, inputs, law_idx, laws, res), reasons
 
 
 def metadata_for(spec, command_line=None) -> dict:
-    return make_metadata(command="scenarios", spec=spec.describe(), defaults=engine.DEFAULTS,
-                         laws={n: PRESETS[n].citation for n in spec.law_names()}, command_line=command_line)
+    return metadata("scenarios", spec=spec.describe(), defaults=DEFAULTS,
+                    laws={n: PRESETS[n].citation for n in spec.law_names()}, command_line=command_line)
+
+
+def job(spec_path, *, partition_rows: int, command_line=None):
+    """A partitioned scenario run: parts of consecutive scenarios. The spec file's bytes go into the job's
+    hash, so a changed file never resumes into an old directory."""
+    import hashlib
+
+    from .dataset import Job, plan
+
+    path = str(Path(spec_path).resolve())
+    rows = load_spec(path).count_rows()
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    spec = {"path": path, "sha256": digest, "command_line": command_line}
+    return Job("scenarios", spec, plan(rows, partition_rows), rows, compute_part)
+
+
+def compute_part(spec: dict, start: int, stop: int):
+    """Scenarios start..stop-1 of a job as an Arrow table with the scenario schema and metadata."""
+    loaded = load_spec(spec["path"])
+    batch, reasons = solve_part(loaded, start, stop)
+    table = pa.Table.from_batches([batch]).replace_schema_metadata(metadata_for(loaded, spec["command_line"]))
+    return table, {"rows": table.num_rows, "infeasible": reasons}

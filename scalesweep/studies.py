@@ -25,15 +25,25 @@ import time
 
 import numpy as np
 
-from . import api
+from . import questions
+from .codes import FLOPS_PER_PARAM_TOKEN
 from .errors import ScalesweepError
 from .grid import LogRange
 from .kernels.frontier import grid_search_kernel
+from .laws import as_law
 from .lookup import interpolate, lookup_budgets
+from .tables import to_frame
+from .validate import positive_array
 
 RESOLUTION_COLUMNS = ("method", "points_per_decade", "grid_points", "max_rel_error_params",
                       "median_rel_error_params", "max_rel_error_tokens", "median_rel_error_tokens",
                       "max_rel_error_loss", "median_rel_error_loss", "seconds")
+
+
+def _exact(law, flops):
+    """The exact unconstrained frontier at ``flops`` as a DataFrame."""
+    res = questions.frontier([law], positive_array(flops, "flops"))
+    return to_frame(res.columns, res.rows)
 
 
 def parse_int_list(text: str, option: str) -> list[int]:
@@ -62,7 +72,7 @@ def _errors(got: dict, exact, prefix_row: dict) -> dict:
 
 def default_params_range(law, flops) -> tuple[float, float]:
     """Whole decades from a decade below the smallest optimum to a decade above the largest."""
-    ex = api.frontier(law, [float(np.min(flops)), float(np.max(flops))])
+    ex = _exact(law, [float(np.min(flops)), float(np.max(flops))])
     lo = 10.0 ** (math.floor(math.log10(ex.params.min())) - 1)
     hi = 10.0 ** (math.ceil(math.log10(ex.params.max())) + 1)
     return lo, hi
@@ -77,22 +87,22 @@ def resolution(law, flops, points_per_decade, *, params_range=None, repeat: int 
     """
     import pandas as pd
 
-    law = api._law(law)
+    law = as_law(law)
     flops = np.asarray(flops, dtype=np.float64)
-    exact = api.frontier(law, flops)
+    exact = _exact(law, flops)
     n_lo, n_hi = params_range or default_params_range(law, flops)
     rows = []
     for k in points_per_decade:
         n_axis = lookup_budgets(n_lo, n_hi, k)
         idx = np.empty(flops.size, dtype=np.int64)
-        grid_search_kernel(law.family_id, law.vector, flops[:1], api.FLOPS_PER_PARAM_TOKEN, n_axis, idx[:1])  # compile
+        grid_search_kernel(law.family_id, law.vector, flops[:1], FLOPS_PER_PARAM_TOKEN, n_axis, idx[:1])  # compile
         times = []
         for _ in range(repeat):
             t0 = time.perf_counter()
-            grid_search_kernel(law.family_id, law.vector, flops, api.FLOPS_PER_PARAM_TOKEN, n_axis, idx)
+            grid_search_kernel(law.family_id, law.vector, flops, FLOPS_PER_PARAM_TOKEN, n_axis, idx)
             times.append(time.perf_counter() - t0)
         n = n_axis[idx]
-        d = flops / (api.FLOPS_PER_PARAM_TOKEN * n)
+        d = flops / (FLOPS_PER_PARAM_TOKEN * n)
         got = {"params": n, "tokens": d, "loss": law.loss(n, d)}
         rows.append(_errors(got, exact, {"method": "grid", "points_per_decade": k, "grid_points": n_axis.size,
                                          "seconds": float(np.median(times))}))
@@ -102,7 +112,7 @@ def resolution(law, flops, points_per_decade, *, params_range=None, repeat: int 
             for _ in range(repeat):
                 t0 = time.perf_counter()
                 tf = lookup_budgets(lo, hi, k)
-                table = api.frontier(law, tf)
+                table = _exact(law, tf)
                 vals, _ = interpolate(tf, {c: table[c].to_numpy() for c in ("params", "tokens", "loss")},
                                       table.feasible.to_numpy(), flops)
                 times.append(time.perf_counter() - t0)
@@ -135,7 +145,7 @@ def isoflop_sim(law, budgets, *, points_per_curve: int = 9, width: float = 1.0, 
     """
     import pandas as pd
 
-    law = api._law(law)
+    law = as_law(law)
     c = np.asarray(budgets, dtype=np.float64)
     if c.size < 2:
         raise ScalesweepError("--budgets: need at least 2 budgets to fit a power law")
@@ -156,17 +166,17 @@ def isoflop_sim(law, budgets, *, points_per_curve: int = 9, width: float = 1.0, 
     target = float(target_flops) if target_flops is not None else 100.0 * float(c.max())
     if not (math.isfinite(target) and target > 0):
         raise ScalesweepError(f"--target-flops must be a finite number > 0, got {target_flops!r}")
-    exact = api.frontier(law, c)
+    exact = _exact(law, c)
     if not exact.feasible.all():
         raise ScalesweepError("the law has no finite optimum at some budget")
-    ex_t = api.frontier(law, [target])
+    ex_t = _exact(law, [target])
     lc = np.log10(c)
     true_a, _ = _power_fit(lc, np.log10(exact.params.to_numpy()))
     true_b, _ = _power_fit(lc, np.log10(exact.tokens.to_numpy()))
     v = center_offset + np.linspace(-width / 2, width / 2, points_per_curve)  # offsets from log10 N*, decades
     u = np.log10(exact.params.to_numpy())[:, None] + v[None, :]  # (budgets, points)
     n = 10.0**u
-    d = c[:, None] / (api.FLOPS_PER_PARAM_TOKEN * n)
+    d = c[:, None] / (FLOPS_PER_PARAM_TOKEN * n)
     clean = law.loss(n, d)
     # One least-squares operator for every curve: fit in v (the same abscissae for every budget).
     V = np.stack([v**2, v, np.ones_like(v)], axis=1)
@@ -183,7 +193,7 @@ def isoflop_sim(law, budgets, *, points_per_curve: int = 9, width: float = 1.0, 
                "exact_tokens_at_target": float(ex_t.tokens[0])}
         if ok.sum() >= 2:
             a_n, b_n = _power_fit(lc[ok], vertex_u[ok])
-            log_d = lc[ok] - math.log10(api.FLOPS_PER_PARAM_TOKEN) - vertex_u[ok]
+            log_d = lc[ok] - math.log10(FLOPS_PER_PARAM_TOKEN) - vertex_u[ok]
             a_d, b_d = _power_fit(lc[ok], log_d)
             n_t = 10.0 ** (a_n * math.log10(target) + b_n)
             d_t = 10.0 ** (a_d * math.log10(target) + b_d)

@@ -1,3 +1,5 @@
+import csv
+import io
 import json
 import os
 
@@ -6,31 +8,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from click.testing import CliRunner
 
 import scalesweep as ss
-from scalesweep import io as ssio
-from scalesweep.cli import cli
-from scalesweep.io import read_metadata
+from scalesweep.tables import read_metadata
 
 from . import reference as ref
-
-
-def run(args, ok=True):
-    res = CliRunner().invoke(cli, args, catch_exceptions=False)
-    if ok:
-        assert res.exit_code == 0, res.output
-    return res
-
-
-def assert_one_line_error(res, needle, code=None):
-    assert res.exit_code != 0
-    if code is not None:
-        assert res.exit_code == code
-    err = res.stderr.strip()
-    assert "Traceback" not in res.output and "Traceback" not in err
-    assert len(err.splitlines()) == 1 and err.startswith("Error: "), err
-    assert needle in err, err
+from .helpers import assert_one_line_error, run
 
 
 def test_laws_text_and_json():
@@ -49,7 +32,7 @@ def test_frontier_to_parquet_with_metadata(tmp_path):
                "--max-params", "1e11", "-o", str(out), "--threads", "1"])
     assert "wrote 9 budgets" in res.output
     df = pd.read_parquet(out)
-    assert list(df.columns) == ss.api.FRONTIER_COLUMNS
+    assert list(df.columns) == list(ss.tables.RESULT_HEAD)
     assert df.feasible.dtype == bool
     law = ss.get_law("hoffmann2022", alpha=0.35)
     expect = ss.frontier(law, np.geomspace(1e18, 1e26, 9), max_params=1e11)
@@ -64,15 +47,20 @@ def test_frontier_to_parquet_with_metadata(tmp_path):
 
 def test_frontier_prints_table_and_warns_on_infeasible():
     res = run(["frontier", "--flops-range", "1e18:1e26:3", "--max-params", "1e9", "--max-tokens", "1e12"])
-    lines = res.stdout.strip().splitlines()
-    assert lines[0].split() == ss.api.FRONTIER_COLUMNS and len(lines) == 4
-    assert "False" in lines[-1]
-    assert "cannot meet the constraints" in res.stderr
+    lines = res.stdout.strip().splitlines()  # piped: CSV
+    assert lines[0].split(",") == list(ss.tables.RESULT_HEAD) and len(lines) == 4
+    assert lines[-1].endswith(',false,"none","max_params+max_tokens"')
+    assert "warning: 2 of 3 budgets are infeasible (feasible=false): 2 max_params+max_tokens" in res.stderr
+    # on a terminal (or with --format table): fixed-width columns
+    table = run(["frontier", "--flops-range", "1e18:1e26:3", "--max-params", "1e9", "--max-tokens", "1e12",
+                 "--format", "table"]).stdout.splitlines()
+    assert table[0].split() == list(ss.tables.RESULT_HEAD) and len({len(x) for x in table}) == 1
 
 
 def test_frontier_fixed_size_question():
     res = run(["frontier", "--flops-range", "1e23", "--min-params", "7e9", "--max-params", "7e9"])
-    assert "7e+09" in res.stdout and "max_params" in res.stdout
+    row = next(csv.DictReader(io.StringIO(res.stdout)))
+    assert float(row["params"]) == 7e9 and row["active_constraint"] == "max_params"
 
 
 def test_frontier_flops_file_csv_and_parquet(tmp_path):
@@ -154,7 +142,22 @@ GOOD = ["--flops-range", "1e18:1e20:3"]
          "--tokens-range: LO (1e+09) is greater than HI (1e+08)", 1),
         (["surface", "--params-range", "1e6:1e9:-2", "--tokens-range", "1e8:1e9:3", "-o", "s.parquet"],
          "COUNT must be >= 1", 1),
-        (["surface", "--params-range", "1e6:1e9:3", "--tokens-range", "1e8:1e9:3"], "Missing option '-o'", 2),
+        (["surface", "--params-range", "1e6:1e9:3", "--tokens-range", "1e8:1e9:3", "-o", "s.xyz"],
+         "cannot tell the format of 's.xyz' from its suffix", 1),
+        (["frontier", *GOOD, "--law", "chinchila"], "did you mean 'hoffmann2022' or 'hoffmann2022-printed' or 'besiroglu2024'?", 1),
+        (["frontier", *GOOD, "--gpus", "8"], "--gpus needs --gpu or --peak-tflops", 1),
+        (["frontier", *GOOD, "--mfu", "0.5"], "--mfu needs --gpu or --peak-tflops", 1),
+        (["frontier", *GOOD, "--usd-per-gpu-hour", "2"], "--usd-per-gpu-hour needs --gpu or --peak-tflops", 1),
+        (["frontier", *GOOD, "--gpu", "A100", "--bytes-per-param", "8"], "--bytes-per-param needs --gpus", 1),
+        (["frontier", *GOOD, "--gpu", "H10"], "unknown GPU 'H10'", 1),
+        (["frontier", *GOOD, "--unit", "days", "--gpu", "A100"], "a budget in days needs gpus", 1),
+        (["frontier", *GOOD, "--format", "xml"], "Invalid value for '--format'", 2),
+        (["frontier", *GOOD, "--law", "hoffmann2022,nope"], "unknown law 'nope'", 1),
+        (["frontier", *GOOD, "--law", "hoffmann2022,kaplan2020", "--set", "alpha=0.3"], "neither --law-file nor --set", 1),
+        (["frontier", *GOOD, "--law", "kaplan2020-N"], "kaplan2020-N is a law of N alone", 1),
+        (["target-loss", "--loss", "2", "--law", "muennighoff2023"], "target-loss does not support muennighoff2023", 1),
+        (["lookup", "build", "--flops-range", "1e18:1e26:9", "-o", "t.parquet"], "takes LO:HI here, not a count", 1),
+        (["lookup", "build", "--flops-range", "1e18:1e26", "-o", "t.csv"], "written as Parquet", 1),
         (["nonsense"], "No such command 'nonsense'", 2),
     ],
 )
@@ -222,7 +225,7 @@ def test_failed_write_leaves_no_file_and_keeps_old_one(tmp_path, monkeypatch):
     out = tmp_path / "s.parquet"
     out.write_bytes(b"previous result")
     calls = {"n": 0}
-    real = ss.api._surface_chunks
+    real = ss.surfaces.chunks
 
     def failing(*a, **k):
         for chunk in real(*a, **k):
@@ -231,22 +234,12 @@ def test_failed_write_leaves_no_file_and_keeps_old_one(tmp_path, monkeypatch):
                 raise KeyboardInterrupt  # as if the user pressed Ctrl-C mid-run
             yield chunk
 
-    monkeypatch.setattr(ss.api, "_surface_chunks", failing)
+    monkeypatch.setattr(ss.surfaces, "chunks", failing)
     with pytest.raises(KeyboardInterrupt):
         ss.write_surface(out, "hoffmann2022", np.geomspace(1e6, 1e9, 10), tokens=np.geomspace(1e8, 1e9, 10),
                          chunk_points=20)
     assert out.read_bytes() == b"previous result"
     assert [p.name for p in tmp_path.iterdir()] == ["s.parquet"]
-
-
-def test_atomic_writer_cleans_up_on_error(tmp_path):
-    out = tmp_path / "t.parquet"
-    schema = pa.schema([("x", pa.float64())])
-    with pytest.raises(RuntimeError):
-        with ssio.atomic_parquet_writer(out, schema, ssio.make_metadata(command="test")) as w:
-            w.write_table(pa.table({"x": [1.0]}))
-            raise RuntimeError("boom")
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_read_metadata_requires_scalesweep_file(tmp_path):

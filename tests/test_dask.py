@@ -11,12 +11,12 @@ import pytest
 from click.testing import CliRunner
 
 import scalesweep as ss
-from scalesweep import dataset
+from scalesweep import dataset, questions, scenarios, surfaces
 from scalesweep.cli import cli
 from scalesweep.errors import ScalesweepError
-from scalesweep.io import read_metadata
+from scalesweep.tables import read_metadata
 
-from .test_cli import assert_one_line_error
+from .helpers import assert_one_line_error
 
 distributed = pytest.importorskip("distributed")
 
@@ -52,20 +52,20 @@ def sweep(tmp_path):
 
 def test_local_partitions_equal_a_single_file(tmp_path):
     ss.write_surface(tmp_path / "s.parquet", LAW, N, tokens=D)
-    job = dataset.surface_job(LAW, N, tokens=D, partition_rows=700)
+    job = surfaces.job(LAW, N, D, partition_rows=700)
     summary = dataset.run(job, tmp_path / "s_ds")
     assert summary["parts"] == 6 and summary["computed"] == 6
     same(read(tmp_path / "s_ds"), read(tmp_path / "s.parquet"))
     # same schema metadata as the single file (pyarrow.dataset sees one table)
     a = dataset.read_dataset_metadata(tmp_path / "s_ds")
     b = read_metadata(tmp_path / "s.parquet")
-    assert {k: v for k, v in a.items() if k != "grid"} == {k: v for k, v in b.items() if k != "grid"}
+    assert a == b
     # IsoFLOP form and frontier too
     ss.write_surface(tmp_path / "i.parquet", LAW, N, flops=[1e20, 1e21, 1e22])
-    dataset.run(dataset.surface_job(LAW, N, flops=[1e20, 1e21, 1e22], partition_rows=60), tmp_path / "i_ds")
+    dataset.run(surfaces.job(LAW, N, c=[1e20, 1e21, 1e22], partition_rows=60), tmp_path / "i_ds")
     same(read(tmp_path / "i_ds"), read(tmp_path / "i.parquet"))
     flops = np.geomspace(1e18, 1e26, 999)
-    dataset.run(dataset.frontier_job(LAW, flops, constraints={"max_params": 1e11}, solver="auto", partition_rows=100),
+    dataset.run(questions.frontier_job(LAW, flops, constraints=ss.Constraints(max_params=1e11), partition_rows=100),
                 tmp_path / "f_ds")
     same(read(tmp_path / "f_ds"), ss.frontier(LAW, flops, max_params=1e11))
 
@@ -73,12 +73,12 @@ def test_local_partitions_equal_a_single_file(tmp_path):
 def test_dask_equals_local(tmp_path, client):
     spec = sweep(tmp_path)
     ss.run_scenarios(spec, tmp_path / "sc.parquet")
-    job = dataset.scenarios_job(spec, partition_rows=25)
+    job = scenarios.job(spec, partition_rows=25)
     summary = dataset.run(job, tmp_path / "sc_dask", engine="dask", client=client)
     assert summary["parts"] == 5 and summary["computed"] == 5
     same(read(tmp_path / "sc_dask"), read(tmp_path / "sc.parquet"))
     ss.write_surface(tmp_path / "s.parquet", LAW, N, tokens=D)
-    dataset.run(dataset.surface_job(LAW, N, tokens=D, partition_rows=500), tmp_path / "s_dask", engine="dask",
+    dataset.run(surfaces.job(LAW, N, D, partition_rows=500), tmp_path / "s_dask", engine="dask",
                 client=client)
     same(read(tmp_path / "s_dask"), read(tmp_path / "s.parquet"))
     # a CSV table spec too
@@ -86,12 +86,12 @@ def test_dask_equals_local(tmp_path, client):
     pd.DataFrame({"law": ["hoffmann2022", "kaplan2020"] * 20, "flops": np.geomspace(1e19, 1e25, 40)}).to_csv(
         table, index=False)
     ss.run_scenarios(table, tmp_path / "t.parquet")
-    dataset.run(dataset.scenarios_job(table, partition_rows=7), tmp_path / "t_dask", engine="dask", client=client)
+    dataset.run(scenarios.job(table, partition_rows=7), tmp_path / "t_dask", engine="dask", client=client)
     same(read(tmp_path / "t_dask"), read(tmp_path / "t.parquet"))
 
 
 def test_resume_recomputes_only_missing_parts(tmp_path):
-    job = dataset.surface_job(LAW, N, tokens=D, partition_rows=700)
+    job = surfaces.job(LAW, N, D, partition_rows=700)
     out = tmp_path / "ds"
     dataset.run(job, out)
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("part-*.parquet")}
@@ -108,26 +108,26 @@ def test_resume_recomputes_only_missing_parts(tmp_path):
 
 def test_refuses_a_different_spec_or_a_foreign_directory(tmp_path):
     out = tmp_path / "ds"
-    dataset.run(dataset.surface_job(LAW, N, tokens=D, partition_rows=700), out)
+    dataset.run(surfaces.job(LAW, N, D, partition_rows=700), out)
     names = sorted(p.name for p in out.iterdir())
-    for job in (dataset.surface_job(LAW, N, tokens=D, partition_rows=1400),  # another part plan
-                dataset.surface_job(ss.get_law("besiroglu2024"), N, tokens=D, partition_rows=700)):
+    for job in (surfaces.job(LAW, N, D, partition_rows=1400),  # another part plan
+                surfaces.job(ss.get_law("besiroglu2024"), N, D, partition_rows=700)):
         with pytest.raises(ScalesweepError, match="written from a different spec"):
             dataset.run(job, out)
     assert sorted(p.name for p in out.iterdir()) == names
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "notes.txt").write_text("mine")
     with pytest.raises(ScalesweepError, match="is not a scalesweep dataset"):
-        dataset.run(dataset.surface_job(LAW, N, tokens=D, partition_rows=700), tmp_path / "foreign")
+        dataset.run(surfaces.job(LAW, N, D, partition_rows=700), tmp_path / "foreign")
     (tmp_path / "afile").write_text("x")
     with pytest.raises(ScalesweepError, match="it is a file"):
-        dataset.run(dataset.surface_job(LAW, N, tokens=D, partition_rows=700), tmp_path / "afile")
+        dataset.run(surfaces.job(LAW, N, D, partition_rows=700), tmp_path / "afile")
     # a changed scenario file is a different spec
     spec = sweep(tmp_path)
-    dataset.run(dataset.scenarios_job(spec, partition_rows=50), tmp_path / "sc")
+    dataset.run(scenarios.job(spec, partition_rows=50), tmp_path / "sc")
     spec.write_text(spec.read_text().replace("mfu: [0.3, 0.5]", "mfu: [0.3, 0.6]"))
     with pytest.raises(ScalesweepError, match="different spec"):
-        dataset.run(dataset.scenarios_job(spec, partition_rows=50), tmp_path / "sc")
+        dataset.run(scenarios.job(spec, partition_rows=50), tmp_path / "sc")
 
 
 def test_a_worker_killed_mid_run(tmp_path, client):
@@ -139,7 +139,7 @@ def test_a_worker_killed_mid_run(tmp_path, client):
             os.kill(pids[0], signal.SIGKILL)
             killed.append(pids[0])
 
-    job = dataset.surface_job(LAW, np.geomspace(1e7, 1e11, 400), tokens=D, partition_rows=700)
+    job = surfaces.job(LAW, np.geomspace(1e7, 1e11, 400), D, partition_rows=700)
     summary = dataset.run(job, tmp_path / "ds", engine="dask", client=client, progress=progress)
     assert killed and summary["computed"] == summary["parts"] == 40
     ss.write_surface(tmp_path / "s.parquet", LAW, np.geomspace(1e7, 1e11, 400), tokens=D)
@@ -208,3 +208,19 @@ def test_cli_engine_dask_starts_and_stops_a_local_cluster(tmp_path):
     assert res.exit_code == 0, res.output
     assert "as 4 parts" in res.output and "dask" in res.output
     same(read(tmp_path / "f"), ss.frontier(LAW, np.geomspace(1e18, 1e26, 101), max_params=1e11))
+
+
+def test_partitioned_metadata_equals_single_file_metadata(tmp_path):
+    """One builder per output kind: a part carries exactly the metadata of the single-file run."""
+    for cmd, extra in ((["frontier", "--flops-range", "1e18:1e24:50", "--max-params", "1e10"], []),
+                       (["surface", "--params-range", "1e8:1e10:20", "--tokens-range", "1e9:1e12:30"], []),
+                       (["scenarios", str(sweep(tmp_path))], [])):
+        single, parts = tmp_path / f"{cmd[0]}.parquet", tmp_path / f"{cmd[0]}_ds"
+        res = CliRunner().invoke(cli, [*cmd, "-o", str(single)])
+        assert res.exit_code == 0, res.output
+        res = CliRunner().invoke(cli, [*cmd, "-o", str(parts), "--partition-rows", "128", *extra])
+        assert res.exit_code == 0, res.output
+        a, b = read_metadata(single), dataset.read_dataset_metadata(parts)
+        a.pop("command_line"), b.pop("command_line")  # the commands differ by -o and --partition-rows
+        assert a == b, cmd[0]
+        same(read(parts), read(single))

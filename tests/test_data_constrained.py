@@ -4,6 +4,7 @@ import itertools
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -122,6 +123,13 @@ def test_bad_parameters():
             ss.get_law(MU, **kw)
 
 
-def test_target_loss_is_flagged_for_this_family():
-    df = ss.target_loss(MU, [2.2])
-    assert not df.feasible[0]  # no level-curve solver for this family yet: flagged, never wrong
+def test_target_loss_is_refused_for_this_family(tmp_path):
+    with pytest.raises(ScalesweepError, match="target-loss does not support muennighoff2023"):
+        ss.target_loss(MU, [2.2])  # no level-curve solver for this family yet: refused up front
+    # in a scenario table the row is flagged, with the reason, and the other rows are answered
+    spec = tmp_path / "t.csv"
+    spec.write_text("law,target_loss\nmuennighoff2023,2.2\nhoffmann2022,2.2\n")
+    ss.run_scenarios(spec, tmp_path / "o.parquet")
+    df = pd.read_parquet(tmp_path / "o.parquet")
+    assert df.feasible.tolist() == [False, True]
+    assert df.infeasible_reason[0] == "unsupported_family" and pd.isna(df.infeasible_reason[1])

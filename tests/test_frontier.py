@@ -6,7 +6,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import scalesweep as ss
-from scalesweep.constraints import CONSTRAINT_NAMES
+from scalesweep.codes import CONSTRAINT_NAMES
 from scalesweep.kernels.frontier import newton_min, row_interval
 
 from . import reference as ref

@@ -4,8 +4,10 @@ import math
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 import scalesweep as ss
+from scalesweep.cli import cli
 from scalesweep.errors import ScalesweepError
 
 from . import reference as ref
@@ -67,5 +69,5 @@ def test_bad_input():
         ss.frontier("kaplan2020", [1e21], max_overfit=-1)
     with pytest.raises(ScalesweepError, match="--max-overfit"):
         ss.frontier("kaplan2020", [1e21], max_overfit=math.nan)
-    with pytest.raises(ScalesweepError, match="target-loss rows do not support it"):
-        ss.target_loss("kaplan2020", [2.5], max_overfit=0.02)
+    res = CliRunner().invoke(cli, ["target-loss", "--law", "kaplan2020", "--loss", "2.5", "--max-overfit", "0.02"])
+    assert res.exit_code == 1 and "--max-overfit is a frontier limit; target-loss does not support it" in res.stderr

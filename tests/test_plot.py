@@ -10,7 +10,7 @@ import scalesweep as ss
 from scalesweep.cli import cli
 from scalesweep.errors import ScalesweepError
 
-from .test_cli import assert_one_line_error
+from .helpers import assert_one_line_error, write_frontier_file
 
 pytest.importorskip("matplotlib")
 
@@ -21,11 +21,11 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def files(tmp_path):
     law = ss.get_law("hoffmann2022")
     flops = [1e19, 1e21, 1e23, 1e25]
-    ss.write_frontier(tmp_path / "f.parquet", ss.frontier(law, flops), law, {})
+    write_frontier_file(tmp_path / "f.parquet", law, flops)
     df = ss.frontier("besiroglu2024", flops)
-    df["params_p5"], df["params_p95"] = df.params * 0.8, df.params * 1.2
-    df["tokens_p5"], df["tokens_p95"] = df.tokens * 0.8, df.tokens * 1.2
-    ss.write_frontier(tmp_path / "b.parquet", df, "besiroglu2024", {})
+    write_frontier_file(tmp_path / "b.parquet", "besiroglu2024", flops, {
+        "params_p5": df.params * 0.8, "params_p95": df.params * 1.2,
+        "tokens_p5": df.tokens * 0.8, "tokens_p95": df.tokens * 1.2})
     import numpy as np
 
     ss.write_surface(tmp_path / "s.parquet", law, np.geomspace(1e7, 1e11, 30), tokens=np.geomspace(1e9, 1e13, 40))

@@ -9,7 +9,7 @@ import scalesweep as ss
 from scalesweep.cli import cli
 from scalesweep.errors import ScalesweepError
 
-from .test_cli import assert_one_line_error
+from .helpers import assert_one_line_error
 
 RULES = [n for n in ss.PRESETS if ss.PRESETS[n].family == "allocation_rule"]
 
@@ -86,8 +86,11 @@ def test_compare(tmp_path):
     assert df[df.family.astype(str) == "allocation_rule"].loss.isna().all()
     res = CliRunner().invoke(cli, ["compare", "--flops", "1e24,1e25", "--laws", "hoffmann2022,llama3_2024",
                                    "-o", str(tmp_path / "c.parquet")], catch_exceptions=False)
-    assert res.exit_code == 0 and "llama3_2024" in res.output
+    assert res.exit_code == 0 and res.stdout == "" and "wrote 4 rows" in res.stderr
     assert len(pd.read_parquet(tmp_path / "c.parquet")) == 4
+    res = CliRunner().invoke(cli, ["compare", "--flops", "1e24", "--laws", "hoffmann2022,llama3_2024"])
+    assert res.stdout.splitlines()[0] == "law,family,flops,params,tokens,tokens_per_param,loss"
+    assert '"llama3_2024"' in res.stdout
     assert_one_line_error(CliRunner().invoke(cli, ["compare", "--flops", "1e24", "--laws", "nope"]),
                           "unknown law 'nope'", code=1)
     assert_one_line_error(CliRunner().invoke(cli, ["compare", "--flops", "-1"]), "flops: value #1", code=1)

@@ -13,9 +13,9 @@ import scalesweep as ss
 from scalesweep import scenarios as sc
 from scalesweep.cli import cli
 from scalesweep.errors import ScalesweepError
-from scalesweep.io import read_metadata
+from scalesweep.tables import read_metadata
 
-from .test_cli import assert_one_line_error
+from .helpers import assert_one_line_error
 
 
 def write(tmp_path, name, text):
@@ -240,7 +240,7 @@ def test_frontier_cli_in_real_units(tmp_path):
                          (["--unit", "gpu_hours"], "needs a GPU"),
                          (["--gpu", "A100", "--mfu", "1.2"], "--mfu must be a number in (0, 1]"),
                          (["--gpu", "A100", "--gpus", "-3"], "--gpus must be a whole number >= 1"),
-                         (["--max-days", "3"], "max_days needs gpus")):
+                         (["--max-days", "3"], "--max-days needs --gpu or --peak-tflops")):
         res = CliRunner().invoke(cli, ["frontier", "--flops-range", "1e20", *args])
         assert_one_line_error(res, needle, code=1)
 
@@ -249,7 +249,7 @@ def test_target_loss_cli(tmp_path):
     res = CliRunner().invoke(cli, ["target-loss", "--loss", "2.0,1.5", "--inference-tokens", "1e13"],
                              catch_exceptions=False)
     assert res.exit_code == 0
-    assert "1 of 2 targets cannot be reached" in res.stderr
+    assert "warning: 1 of 2 targets are infeasible (feasible=false): 1 irreducible_loss" in res.stderr
     out = tmp_path / "t.parquet"
     res = CliRunner().invoke(cli, ["target-loss", "--loss", "2.0", "--max-params", "7e9", "-o", str(out)],
                              catch_exceptions=False)
@@ -257,6 +257,6 @@ def test_target_loss_cli(tmp_path):
     df = pd.read_parquet(out)
     assert df.params[0] == 7e9 and df.active_constraint[0] == "max_params"
     assert read_metadata(out)["command"] == "target-loss"
-    for args, needle in ((["--loss", "two"], "'two' is not a number"), (["--loss", "nan"], "finite numbers > 0"),
+    for args, needle in ((["--loss", "two"], "'two' is not a number"), (["--loss", "nan"], "values must be finite and > 0"),
                          (["--loss", "2", "--inference-tokens", "-1"], "--inference-tokens must be")):
         assert_one_line_error(CliRunner().invoke(cli, ["target-loss", *args]), needle, code=1)

@@ -11,12 +11,12 @@ import scalesweep as ss
 from scalesweep import studies
 from scalesweep.cli import cli
 from scalesweep.errors import ScalesweepError
-from scalesweep.io import read_metadata
+from scalesweep.tables import read_metadata
 from scalesweep.kernels.frontier import grid_search_kernel
 from scalesweep.lookup import Lookup, build_lookup, lookup_budgets, write_lookup
 
 from . import reference as ref
-from .test_cli import assert_one_line_error
+from .helpers import assert_one_line_error, write_frontier_file
 
 LAW = ss.get_law("hoffmann2022")
 
@@ -77,7 +77,7 @@ def test_infeasible_segments_stay_infeasible(tmp_path):
 
 
 def test_lookup_errors(tmp_path):
-    ss.write_frontier(tmp_path / "f.parquet", ss.frontier(LAW, [1e20, 1e21]), LAW, {})
+    write_frontier_file(tmp_path / "f.parquet", LAW, [1e20, 1e21])
     with pytest.raises(ScalesweepError, match="is not a lookup table"):
         Lookup(tmp_path / "f.parquet")
     (tmp_path / "junk.parquet").write_text("not parquet")
@@ -109,7 +109,9 @@ def test_lookup_cli_round_trip(tmp_path):
                          (["--flops", "-1"], "flops: value #1")):
         assert_one_line_error(CliRunner().invoke(cli, ["lookup", "query", str(t), *args]), needle, code=1)
     assert_one_line_error(CliRunner().invoke(cli, ["lookup", "build", "--flops-range", "1e20", "-o", str(t)]),
-                          "must be less than", code=1)
+                          "expected LO:HI", code=1)
+    assert_one_line_error(CliRunner().invoke(cli, ["lookup", "build", "--flops-range", "1e20:1e18", "-o", str(t)]),
+                          "LO (1e+20) is greater than HI", code=1)
 
 
 # ------------------------------------------------------------------------------------------- resolution

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 import scalesweep as ss
 from scalesweep.api import write_surface
-from scalesweep.io import read_metadata
+from scalesweep.tables import read_metadata
 
 from . import reference as ref
 

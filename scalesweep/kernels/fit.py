@@ -27,7 +27,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import JIT, PJIT
-from .loss import CHINCHILLA
+from ..codes import CHINCHILLA, KAPLAN
 
 LOSS_HUBER = 0
 LOSS_LAD = 1
@@ -57,6 +57,9 @@ def _rho(r, loss, delta):
 @njit(**JIT)
 def objective(family, theta, ln_n, ln_d, ln_l, w, loss, delta, grad):
     """Weighted robust objective at theta; writes its gradient into ``grad`` and returns the value."""
+    if family != CHINCHILLA and family != KAPLAN:  # no fit objective for this family (the registry says so)
+        grad[:] = np.nan
+        return np.nan
     grad[:] = 0.0
     f = 0.0
     for i in range(ln_n.size):
@@ -80,7 +83,7 @@ def objective(family, theta, ln_n, ln_d, ln_l, w, loss, delta, grad):
             grad[2] += c * e3
             grad[3] -= c * e1 * ln_n[i]
             grad[4] -= c * e2 * ln_d[i]
-        else:  # KAPLAN
+        else:  # KAPLAN (the only other family with a fit objective)
             an, ad = theta[2], theta[3]
             q = an / ad
             z1 = theta[0] - ln_n[i]

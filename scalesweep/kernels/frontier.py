@@ -11,8 +11,7 @@ halving), and bisects otherwise. Every family uses it. Families with an exact cl
 kaplan) may take a fast path instead: the constrained optimum of a unimodal function on an interval is the
 unconstrained optimum clamped to the interval.
 
-Active-constraint codes (``ACTIVE_NAMES`` in scalesweep/constraints.py): 0 none, 1 min_params,
-2 max_params, 3 min_tokens, 4 max_tokens, 5 min_tokens_per_param, 6 max_tokens_per_param.
+Active-constraint and solver codes are those of ``scalesweep/codes.py``.
 """
 
 import math
@@ -20,16 +19,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ..codes import (MAX_OVERFIT, MAX_PARAMS, MAX_TOKENS, MAX_TPP, MIN_PARAMS, MIN_TOKENS, MIN_TPP, NONE, OVERFIT_RATIO,
+                     SOLVER_AUTO, SOLVER_NEWTON_MID)
 from . import JIT, PJIT
 from .loss import closed_form_x, initial_x, isoflop_grad, loss_log, loss_point
-
-NONE, MIN_PARAMS, MAX_PARAMS, MIN_TOKENS, MAX_TOKENS, MIN_TPP, MAX_TPP = 0, 1, 2, 3, 4, 5, 6
-MAX_OVERFIT = 10  # ACTIVE_NAMES index (constraints.py)
-OVERFIT_RATIO = 0.076 / 0.103  # alpha_N/alpha_D of Kaplan's Table 2 (Eq. 4.3; constraints.OVERFIT_*)
-
-SOLVER_AUTO = 0  # closed form where the family has one, else Newton
-SOLVER_NEWTON = 1  # Newton from the family's initial guess
-SOLVER_NEWTON_MID = 2  # Newton from the middle of the feasible interval (no prior knowledge)
 
 MAXIT = 200
 XTOL = 1e-13
@@ -123,8 +116,8 @@ def solve_row(family, p, flops, k, lb, bounds, solver):
     if not (lo <= hi):  # also catches NaN
         return np.nan, np.nan, np.nan, False, NONE
     active = NONE
-    if solver == SOLVER_AUTO and family <= 1:
-        xu = closed_form_x(family, p, c)
+    xu = closed_form_x(family, p, c) if solver == SOLVER_AUTO else np.nan  # NaN: the family has no closed form
+    if xu == xu:
         if xu < lo:
             x, active = lo, lo_id
         elif xu > hi:
@@ -254,3 +247,20 @@ def percentile_rows(values, qs, out):
             start = hi
             t = h - lo
             out[j, k] = buf[lo] + t * (buf[hi] - buf[lo])
+
+
+@njit(**PJIT)
+def interval_conflicts(flops, k, lbounds, rows, out_lo, out_hi):
+    """For infeasible budget rows ``rows``: the codes of the limits whose intervals do not meet (lower end,
+    upper end; NONE is the domain N >= 1 or D >= 1), or -1, -1 where the interval is not empty (the loss
+    itself is undefined there). Runs ``row_interval`` again, so the reason is the solver's own."""
+    bstride = 0 if lbounds.shape[0] == 1 else 1
+    for j in prange(rows.size):
+        i = rows[j]
+        lo, lo_id, hi, hi_id = row_interval(math.log(flops[i] / k), lbounds[i * bstride])
+        if lo <= hi:
+            out_lo[j] = -1
+            out_hi[j] = -1
+        else:
+            out_lo[j] = lo_id
+            out_hi[j] = hi_id

@@ -23,18 +23,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ..codes import CHINCHILLA, KAPLAN, MAX_PARAMS, MAX_TOKENS, MAX_TPP, MIN_PARAMS, MIN_TOKENS, MIN_TPP, NONE
 from . import JIT, PJIT
-from .frontier import (
-    MAX_PARAMS,
-    MAX_TOKENS,
-    MAX_TPP,
-    MIN_PARAMS,
-    MIN_TOKENS,
-    MIN_TPP,
-    NONE,
-    XTOL,
-)
-from .loss import CHINCHILLA, KAPLAN, loss_log
+from .frontier import XTOL
+from .loss import loss_log
 
 BISECT_MAXIT = 200
 
@@ -229,3 +221,25 @@ def target_kernel(fams, P, law_idx, targets, k, dinf, lbounds, bounds, out_n, ou
         out_l[i] = loss
         out_feas[i] = feas
         out_active[i] = act
+
+
+TARGET_IRREDUCIBLE = 1  # the target is at or below the law's irreducible loss
+TARGET_LIMITS_CONFLICT = 2  # the limits contradict each other (no allocation meets them all)
+TARGET_LIMITS_BLOCK = 3  # the limits keep the loss above the target
+
+
+@njit(**PJIT)
+def target_conflicts(fams, P, law_idx, targets, lbounds, rows, out):
+    """Why the target rows ``rows`` are infeasible (the codes above), by the solver's own tests."""
+    lstride = 0 if law_idx.size == 1 else 1
+    bstride = 0 if lbounds.shape[0] == 1 else 1
+    for j in prange(rows.size):
+        i = rows[j]
+        li = law_idx[i * lstride]
+        xl = level_x(fams[li], P[li], math.inf, targets[i])
+        if math.isnan(xl) or xl == math.inf:
+            out[j] = TARGET_IRREDUCIBLE
+        elif math.isnan(corner(lbounds[i * bstride])[0]):
+            out[j] = TARGET_LIMITS_CONFLICT
+        else:
+            out[j] = TARGET_LIMITS_BLOCK

@@ -1,6 +1,6 @@
 """Per-family loss, and its derivatives along an iso-FLOP line, as small ``@njit`` functions.
 
-Family ids and parameter order are defined in ``scalesweep/laws.py``:
+Family codes are defined in ``scalesweep/codes.py``, parameter order in the registry (``scalesweep/laws.py``):
 
 * 0 ``chinchilla``: p = (E, A, B, alpha, beta);         L = E + A/N^alpha + B/D^beta
 * 1 ``kaplan``:     p = (N_c, D_c, alpha_N, alpha_D);   L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D
@@ -12,7 +12,8 @@ minimises over x; each family supplies
 * ``closed_form_x(c)``: the unconstrained minimiser in x where a closed form exists (NaN otherwise);
 * ``initial_x(c)``: a starting point for Newton.
 
-Adding a family: one branch in each dispatcher below, a registry entry in ``laws.py`` and tests against
+Adding a family: one branch in each dispatcher below (a family without a branch gets NaN, which the
+registry's capability flags keep away from the solvers), a registry entry in ``laws.py`` and tests against
 ``tests/reference.py``.
 """
 
@@ -21,15 +22,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ..codes import CHINCHILLA, DATA_CONSTRAINED, FLOPS_PER_PARAM_TOKEN, KAPLAN, KAPLAN_SINGLE, KAPLAN_STEPS, PF_DAY
 from . import JIT, PJIT
-
-CHINCHILLA = 0
-KAPLAN = 1
-DATA_CONSTRAINED = 2
-KAPLAN_STEPS = 3
-ALLOCATION_RULE = 4  # no loss of its own: handled outside the kernels (engine.py)
-KAPLAN_SINGLE = 5  # p = (X_c, alpha, variable): L = (X_c/X)^alpha, X = N, D, or C in PF-days (6ND / 8.64e19)
-PF_DAY = 8.64e19
 
 
 # ------------------------------------------------------------------------------- kaplan_steps (Kaplan 2020)
@@ -151,7 +145,7 @@ def loss_point(family, p, n, d):
         return _ks_loss(p, n, d)
     if family == KAPLAN_SINGLE:
         v = p[2]
-        x = n if v == 0.0 else (d if v == 1.0 else 6.0 * n * d / PF_DAY)
+        x = n if v == 0.0 else (d if v == 1.0 else FLOPS_PER_PARAM_TOKEN * n * d / PF_DAY)
         return (p[0] / x) ** p[1]
     return np.nan
 
@@ -237,7 +231,7 @@ def initial_x(family, p, c):
     if family == DATA_CONSTRAINED:
         return closed_form_x(CHINCHILLA, p, c)
     if family == KAPLAN_STEPS:  # Kaplan's Table 6 frontier, N = 1.3e9 (C_min / PF-day)^0.73 (sheet §1.5)
-        return math.log(1.3e9) + 0.73 * (c + math.log(6.0) - math.log(8.64e19))
+        return math.log(1.3e9) + 0.73 * (c + math.log(FLOPS_PER_PARAM_TOKEN) - math.log(PF_DAY))
     return closed_form_x(family, p, c)
 
 

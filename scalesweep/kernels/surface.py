@@ -8,8 +8,9 @@ add per point (memory-bound); for kaplan each point is (a_i + b_j)^alpha_D, one 
 import numpy as np
 from numba import njit, prange
 
+from ..codes import CHINCHILLA, KAPLAN
 from . import JIT, PJIT
-from .loss import CHINCHILLA, KAPLAN, loss_point
+from .loss import loss_point
 
 
 @njit(**JIT)

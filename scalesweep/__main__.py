@@ -1,0 +1,5 @@
+"""``python -m scalesweep`` runs the command line."""
+
+from .cli import main
+
+main()

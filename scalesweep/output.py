@@ -1,0 +1,319 @@
+"""Writing results: one atomic writer for every file the tool writes, and the formats a table can take.
+
+Formats (``FORMATS``): ``parquet``, ``csv``, ``jsonl`` (one JSON object per line), ``json`` (one array of
+objects), ``arrow`` (Arrow IPC file, which is Feather v2) and ``table`` (fixed-width text for a terminal).
+A file's format follows its suffix unless ``--format`` says otherwise; an unknown suffix is an error. The
+target ``-`` (or no ``-o``) is stdout: a fixed-width table on a terminal, CSV when piped.
+
+JSON output is strict JSON: NaN and infinities in tables are written as ``null``. Parquet and Arrow files
+carry the ``scalesweep`` metadata; CSV and JSON cannot.
+
+Every file is written to a temporary name beside the target, flushed to disk (fsync), given the mode any
+new file gets under the process umask (0644 under umask 022) and renamed into place; on any error or
+interrupt the temporary file is removed and an older file of the target's name is kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from .errors import ScalesweepError
+
+FORMATS = ("parquet", "csv", "jsonl", "json", "arrow", "table")
+SUFFIXES = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl",
+            ".json": "json", ".arrow": "arrow", ".feather": "arrow", ".ipc": "arrow", ".txt": "table"}
+BINARY_FORMATS = ("parquet", "arrow")
+STDOUT = "-"
+PARQUET_OPTIONS = {"compression": "snappy"}
+
+
+def jsonable(obj, nonfinite: str = "string"):
+    """``obj`` with numpy scalars as Python numbers and non-finite floats as ``"inf"``/``"-inf"``/``"nan"``
+    (``nonfinite="string"``: law files read them back) or ``None`` (``"null"``: tables), so the JSON is strict."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if nonfinite == "null" else ("nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf"))
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v, nonfinite) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v, nonfinite) for v in obj]
+    if hasattr(obj, "item"):  # numpy scalar
+        return jsonable(obj.item(), nonfinite)
+    return obj
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def resolve_format(output, fmt: str | None) -> str:
+    """The format of a table written to ``output`` (a path, ``-`` or None for stdout)."""
+    if fmt is not None:
+        if fmt not in FORMATS:
+            raise ScalesweepError(f"unknown format {fmt!r} (one of: {', '.join(FORMATS)})")
+        return fmt
+    if output is None or str(output) == STDOUT:
+        return "table" if stdout_is_terminal() else "csv"
+    suffix = Path(str(output)).suffix.lower()
+    if suffix not in SUFFIXES:
+        raise ScalesweepError(f"cannot tell the format of {str(output)!r} from its suffix ({', '.join(SUFFIXES)}); "
+                              "give --format")
+    return SUFFIXES[suffix]
+
+
+def check_target(path) -> Path:
+    """Fail early, with one line, if ``path`` cannot be written (before any computing is done)."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise ScalesweepError(f"cannot write {str(path)!r}: it is a directory")
+    if not parent.is_dir():
+        raise ScalesweepError(f"cannot write {str(path)!r}: directory {str(parent)!r} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ScalesweepError(f"cannot write {str(path)!r}: directory {str(parent)!r} is not writable")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ScalesweepError(f"cannot write {str(path)!r}: file is not writable")
+    return path
+
+
+def new_file_mode() -> int:
+    """The mode ``open()`` gives a new file under the current umask (0o644 under umask 022)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path`` to write; on success it is synced, given the umask's file mode
+    and renamed to ``path``; on any exception (KeyboardInterrupt included) it is removed and ``path`` is left
+    as it was."""
+    path = check_target(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise ScalesweepError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp, new_file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_bytes(path, data: bytes) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+
+
+def write_json(path, data, *, nonfinite: str = "string") -> None:
+    """A JSON document (law files, manifests), strict JSON, written atomically; ``-`` writes to stdout."""
+    text = json.dumps(jsonable(data, nonfinite), indent=1, allow_nan=False) + "\n"
+    if str(path) == STDOUT:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    write_bytes(path, text.encode())
+
+
+# --------------------------------------------------------------------------------------------- tables
+
+
+def _plain(batch):
+    """Dictionary columns decoded to strings (what CSV, JSON and text writers take)."""
+    import pyarrow as pa
+
+    cols = [c.dictionary_decode() if pa.types.is_dictionary(c.type) else c for c in batch.columns]
+    return pa.RecordBatch.from_arrays(cols, names=batch.schema.names)
+
+
+def _json_rows(batch) -> list[str]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cols = []
+    for c in _plain(batch).columns:
+        if pa.types.is_floating(c.type):  # NaN and infinities are not JSON: null
+            c = pc.if_else(pc.is_finite(c), c, pa.scalar(None, c.type))
+        cols.append(c)
+    rows = pa.RecordBatch.from_arrays(cols, names=batch.schema.names).to_pylist()
+    return [json.dumps(r, allow_nan=False) for r in rows]
+
+
+def _format_values(col) -> list[str]:
+    import pyarrow as pa
+
+    if pa.types.is_floating(col.type):
+        return ["" if v is None else f"{v:.6g}" for v in col.to_pylist()]
+    return ["" if v is None else str(v) for v in col.to_pylist()]
+
+
+class _TextTable:
+    """Fixed-width columns, right-aligned, widths set by the header and the first batch."""
+
+    def __init__(self, sink, schema):
+        self.sink, self.names, self.widths = sink, schema.names, None
+
+    def write(self, batch):
+        cols = [_format_values(c) for c in _plain(batch).columns]
+        if self.widths is None:
+            self.widths = [max([len(n), *map(len, c)]) for n, c in zip(self.names, cols, strict=True)]
+            self._line(self.names)
+        for row in zip(*cols, strict=True):
+            self._line(row)
+
+    def _line(self, values):
+        self.sink.write(("  ".join(v.rjust(w) for v, w in zip(values, self.widths, strict=True)) + "\n").encode())
+
+    def close(self):
+        if self.widths is None:  # no rows: the header alone
+            self.widths = [len(n) for n in self.names]
+            self._line(self.names)
+
+
+class _Lines:
+    """JSON Lines, or one JSON array when ``array``."""
+
+    def __init__(self, sink, array: bool):
+        self.sink, self.array, self.first = sink, array, True
+        if array:
+            sink.write(b"[")
+
+    def write(self, batch):
+        for row in _json_rows(batch):
+            if self.array:
+                self.sink.write(("\n" if self.first else ",\n").encode())
+            self.sink.write(row.encode() + (b"" if self.array else b"\n"))
+            self.first = False
+
+    def close(self):
+        if self.array:
+            self.sink.write(b"\n]\n" if not self.first else b"]\n")
+
+
+class _Csv:
+    def __init__(self, sink, schema):
+        self.sink, self.writer = sink, None
+
+    def write(self, batch):
+        import pyarrow.csv as pcsv
+
+        batch = _plain(batch)
+        if self.writer is None:
+            try:  # column names unquoted, like any CSV writer (pyarrow >= 17 has the option)
+                options = pcsv.WriteOptions(quoting_style="needed", quoting_header="none")
+            except TypeError:
+                options = pcsv.WriteOptions(quoting_style="needed")
+            self.writer = pcsv.CSVWriter(self.sink, batch.schema, write_options=options)
+        self.writer.write_batch(batch)
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
+
+
+class TableWriter:
+    """Streams record batches to a file or stdout in one format; ``close()`` commits (a file appears under
+    its name only then), ``abort()`` discards."""
+
+    def __init__(self, output, schema, fmt: str, *, parquet_options: dict | None = None):
+        self.fmt, self.schema = fmt, schema
+        self.to_stdout = output is None or str(output) == STDOUT
+        self._atomic = None
+        if self.to_stdout:
+            self._buffer = io.BytesIO() if fmt in BINARY_FORMATS else None
+            self.sink = self._buffer if self._buffer is not None else sys.stdout.buffer
+        else:
+            self._atomic = atomic_path(output)
+            self._tmp = self._atomic.__enter__()
+            self.sink = self._tmp
+        try:
+            self._open(parquet_options or {})
+        except BaseException:
+            self.abort()
+            raise
+
+    def _open(self, parquet_options):
+        import pyarrow as pa
+
+        fmt, sink = self.fmt, self.sink
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            self._w = pq.ParquetWriter(sink, self.schema, **{**PARQUET_OPTIONS, **parquet_options})
+        elif fmt == "arrow":  # an IPC file cannot change a dictionary between batches: strings instead
+            self.schema = pa.schema([pa.field(f.name, f.type.value_type) if pa.types.is_dictionary(f.type) else f
+                                     for f in self.schema], metadata=self.schema.metadata)
+            self._w = pa.ipc.new_file(sink, self.schema)
+        else:
+            if isinstance(sink, str):
+                self._fh = open(sink, "wb")  # noqa: SIM115  (closed in close/abort)
+                sink = self._fh
+            self._w = {"csv": lambda: _Csv(sink, self.schema), "jsonl": lambda: _Lines(sink, False),
+                       "json": lambda: _Lines(sink, True), "table": lambda: _TextTable(sink, self.schema)}[fmt]()
+
+    def write(self, batch, row_group_size: int | None = None):
+        """Write a RecordBatch (or every batch of a Table)."""
+        if hasattr(batch, "to_batches"):
+            for b in batch.to_batches():
+                self.write(b)
+            return
+        if self.fmt == "parquet":
+            self._w.write_batch(batch, row_group_size=row_group_size or max(1, batch.num_rows))
+        else:
+            self._w.write(batch) if self.fmt != "arrow" else self._w.write_batch(_plain(batch))
+
+    def close(self):
+        try:
+            self._w.close()
+            if getattr(self, "_fh", None) is not None:
+                self._fh.close()
+            if self.to_stdout:
+                if self._buffer is not None:
+                    sys.stdout.buffer.write(self._buffer.getvalue())
+                sys.stdout.flush()
+        except BaseException:
+            self.abort()
+            raise
+        if self._atomic is not None:
+            self._atomic.__exit__(None, None, None)
+
+    def abort(self):
+        with contextlib.suppress(Exception):
+            if getattr(self, "_fh", None) is not None:
+                self._fh.close()
+        if self._atomic is not None:
+            exc = sys.exc_info()
+            with contextlib.suppress(BaseException):
+                self._atomic.__exit__(*(exc if exc[0] is not None else (RuntimeError, RuntimeError("aborted"), None)))
+            self._atomic = None
+
+
+@contextlib.contextmanager
+def table_writer(output, schema, fmt: str | None = None, *, parquet_options: dict | None = None):
+    """``with table_writer(path, schema) as w: w.write(batch)``: the file appears only if the block succeeds."""
+    w = TableWriter(output, schema, resolve_format(output, fmt), parquet_options=parquet_options)
+    try:
+        yield w
+    except BaseException:
+        w.abort()
+        raise
+    w.close()
+
+
+def write_table(output, table, fmt: str | None = None, **parquet_options) -> None:
+    """A whole in-memory table to a file or stdout."""
+    with table_writer(output, table.schema, fmt, parquet_options=parquet_options) as w:
+        w.write(table, row_group_size=max(1, table.num_rows))
+

@@ -1,0 +1,93 @@
+"""The checks every input goes through, with one message style: ``WHAT must be RULE, got VALUE``.
+
+A rule is a name (``RULES``): ``pos`` (a finite number > 0), ``int`` (a whole number >= 1), ``fraction``
+(a number in (0, 1]) or ``nonneg`` (a finite number >= 0). Scalars are checked by ``number``, columns by
+``bad_mask`` (which rows break the rule) and lists of budgets, sizes or losses by ``positive_array``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+
+from .errors import ScalesweepError
+
+RULES = {"pos": "a finite number > 0", "int": "a whole number >= 1", "fraction": "a number in (0, 1]",
+         "nonneg": "a finite number >= 0"}
+
+
+def bad_mask(rule: str, v):
+    """Which given (non-NaN) values break ``rule``; NaN means "not given" and is never bad."""
+    import numpy as np
+
+    v = np.asarray(v, dtype=np.float64)
+    given = ~np.isnan(v)
+    with np.errstate(invalid="ignore"):
+        if rule == "pos":
+            ok = np.isfinite(v) & (v > 0)
+        elif rule == "int":
+            ok = np.isfinite(v) & (v >= 1) & (v == np.floor(v))
+        elif rule == "fraction":
+            ok = (v > 0) & (v <= 1)
+        elif rule == "nonneg":
+            ok = np.isfinite(v) & (v >= 0)
+        else:
+            raise ValueError(f"unknown rule {rule!r}")
+    return given & ~ok
+
+
+def number(value, what: str, rule: str = "pos") -> float:
+    """``value`` as a float that satisfies ``rule``; a one-line error naming ``what`` otherwise."""
+    try:
+        fv = float(value)
+    except (TypeError, ValueError):
+        raise ScalesweepError(f"{what} must be {RULES[rule]}, got {value!r}") from None
+    if isinstance(value, bool) or not _ok(rule, fv):
+        raise ScalesweepError(f"{what} must be {RULES[rule]}, got {value!r}")
+    return fv
+
+
+def _ok(rule: str, v: float) -> bool:
+    if rule == "pos":
+        return math.isfinite(v) and v > 0
+    if rule == "int":
+        return math.isfinite(v) and v >= 1 and v == math.floor(v)
+    if rule == "fraction":
+        return 0 < v <= 1
+    if rule == "nonneg":
+        return math.isfinite(v) and v >= 0
+    raise ValueError(f"unknown rule {rule!r}")
+
+
+def positive_array(values, what: str):
+    """A 1-D float64 array of finite positive values, else an error naming the first bad entry."""
+    import numpy as np
+
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ScalesweepError(f"{what}: values must be numbers") from None
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise ScalesweepError(f"{what}: expected a 1-D list of values, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ScalesweepError(f"{what}: no values")
+    bad = ~(np.isfinite(arr) & (arr > 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ScalesweepError(f"{what}: value #{i + 1} is {float(arr[i])}; values must be finite and > 0")
+    return np.ascontiguousarray(arr)
+
+
+def choice(value: str, choices, what: str) -> str:
+    """``value`` if it is one of ``choices``; else an error listing them, with a did-you-mean suggestion."""
+    if value in choices:
+        return value
+    raise ScalesweepError(f"unknown {what} {value!r}{suggest(value, choices)} (one of: {', '.join(choices)})")
+
+
+def suggest(name, choices) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``choices``, or ``""``."""
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""

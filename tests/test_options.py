@@ -1,0 +1,83 @@
+"""Options as values: the option classes validate once, refuse what would be ignored, and are the one
+definition the CLI's options and the scenario fields are generated from."""
+
+import math
+from dataclasses import fields
+
+import pytest
+from click.testing import CliRunner
+
+from scalesweep import options as O
+from scalesweep.cli import cli
+from scalesweep.errors import ScalesweepError
+
+
+def test_hardware_resolves_presets_and_overrides():
+    hw = O.Hardware(gpu="a100")
+    assert (hw.gpu, hw.peak, hw.memory) == ("A100", 312.0, 80.0)
+    hw = O.Hardware(gpu="A100", gpu_memory_gb=40.0)
+    assert (hw.peak, hw.memory) == (312.0, 40.0)
+    hw = O.Hardware(peak_tflops=500.0, gpu_memory_gb=96.0)
+    assert (hw.gpu, hw.peak, hw.memory) == (None, 500.0, 96.0)
+    assert not O.Hardware().given and O.Hardware().peak is None
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(gpu="TPUv9"), "unknown GPU 'TPUv9'"),
+    (dict(gpu_memory_gb=80.0), "--gpu-memory-gb needs --gpu or --peak-tflops"),
+    (dict(gpus=8), "--gpus needs --gpu or --peak-tflops"),
+    (dict(mfu=0.5), "--mfu needs --gpu or --peak-tflops"),
+    (dict(usd_per_gpu_hour=2.0), "--usd-per-gpu-hour needs --gpu or --peak-tflops"),
+    (dict(gpu="A100", bytes_per_param=12.0), "--bytes-per-param needs --gpus"),
+    (dict(gpu="A100", max_days=3.0), "--max-days needs --gpus"),
+    (dict(gpu="A100", peak_tflops=-1.0), "--peak-tflops must be a finite number > 0"),
+    (dict(gpu="A100", peak_tflops=math.inf), "--peak-tflops must be a finite number > 0"),
+    (dict(peak_tflops=math.nan), "--peak-tflops"),
+    (dict(gpu="A100", gpus=2.5), "--gpus must be a whole number >= 1"),
+])
+def test_hardware_refuses_bad_or_ineffective_options(kwargs, match):
+    with pytest.raises(ScalesweepError, match=match):
+        O.Hardware(**kwargs)
+
+
+@pytest.mark.parametrize("v", [0.0, -0.1, 1.01, math.nan, math.inf, "x", True])
+def test_mfu_must_be_in_unit_interval(v):
+    with pytest.raises(ScalesweepError, match=r"--mfu must be a number in \(0, 1\]"):
+        O.Hardware(gpu="A100", mfu=v)
+    assert O.Hardware(gpu="A100", mfu=1.0).mfu == 1.0
+
+
+def test_constraints_validate_and_order():
+    assert O.Constraints(max_params=1e9).as_dict() == {"max_params": 1e9}
+    with pytest.raises(ScalesweepError, match=r"--min-params \(2e\+09\) is greater than --max-params"):
+        O.Constraints(min_params=2e9, max_params=1e9)
+    with pytest.raises(ScalesweepError, match="--max-tokens must be a finite number > 0"):
+        O.Constraints(max_tokens=0)
+
+
+def test_unknown_option_names_suggest_the_closest():
+    with pytest.raises(ScalesweepError, match=r"unknown option 'max_param'; did you mean 'max_params'\?"):
+        O.from_values(O.Constraints, {"max_param": 1e9})
+    assert O.from_values(O.Constraints, {"max_params": 1e9, "min_params": None}) == O.Constraints(max_params=1e9)
+
+
+def test_columns_carry_defaults_and_the_resolved_gpu():
+    cols = O.columns(O.Hardware(gpu="H100-SXM", gpus=8), O.Workload(), O.Constraints(max_params=1e9))
+    assert cols == {"peak_tflops": 989.4, "gpu_memory_gb": 80.0, "mfu": 0.4, "gpus": 8.0, "bytes_per_param": 16.0,
+                    "inference_tokens": 0.0, "max_params": 1e9}
+
+
+def test_cli_options_are_generated_from_the_option_classes():
+    """Every option field appears in `frontier --help` as --name-with-dashes, with its help text."""
+    text = " ".join(CliRunner().invoke(cli, ["frontier", "--help"], terminal_width=200).output.split())
+    for cls in (O.Constraints, O.Hardware, O.Workload):
+        for f in fields(cls):
+            assert O.flag(f.name) in text
+            assert " ".join(f.metadata["help"].split())[:40] in text
+
+
+def test_scenario_fields_are_the_option_fields():
+    names = {f.name for cls in (O.Budgets, *O.OPTION_CLASSES) for f in fields(cls)}
+    assert set(O.FIELDS) == names | {"law", "loss_law"}
+    assert O.STRING_FIELDS == ("law", "loss_law", "gpu")
+    assert O.DEFAULTS == {"law": "hoffmann2022", "mfu": 0.4, "bytes_per_param": 16.0, "inference_tokens": 0.0}
