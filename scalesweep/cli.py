@@ -13,6 +13,7 @@ Conventions, the same in every command:
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 import time
@@ -42,13 +43,12 @@ class _Group(click.Group):
         except (click.Abort, KeyboardInterrupt):
             click.echo("Aborted.", err=True)
             sys.exit(130)
-        except BrokenPipeError:  # the reader of stdout went away (``| head``): stop quietly
-            sys.stderr.close()
-            sys.exit(141)
         except ScalesweepError as exc:
             click.echo("Error: " + " ".join(str(exc).split()), err=True)  # user data may hold newlines
             sys.exit(1)
         except OSError as exc:
+            if exc.errno == errno.EPIPE:  # the reader of stdout went away (``| head``): stop quietly
+                sys.exit(141)
             where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
             click.echo(f"Error: I/O failure{where}: {exc.strerror or exc}", err=True)
             sys.exit(1)
@@ -734,7 +734,24 @@ def isoflop_sim_cmd(law, law_file, overrides, threads, budgets, points_per_curve
 
 
 def main():
-    cli()
+    """The console script: run the CLI, flush what it wrote, and leave without the interpreter's teardown of
+    numba's and LLVM's state (0.3-0.4 s of every run). Every file is closed by then: writes go through
+    context managers that commit or remove them before the command returns."""
+    import os
+
+    try:
+        cli()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if isinstance(exc.code, str):
+            sys.stderr.write(exc.code + "\n")
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except OSError:  # a closed pipe
+            code = code or 141
+    os._exit(code)
 
 
 if __name__ == "__main__":

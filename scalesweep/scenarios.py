@@ -461,7 +461,8 @@ def output_schema(present: list[str]) -> tuple[pa.Schema, list[str]]:
 
 
 def _batch(schema, inputs_order, start, m, cols, inputs, law_idx, laws: _Laws, res) -> pa.RecordBatch:
-    arrays = [pa.array(np.arange(start, start + m, dtype=np.int64)),
+    ids = np.arange(start, start + m, dtype=np.int64)
+    arrays = [pa.Array.from_buffers(pa.int64(), m, [None, pa.py_buffer(ids)]),
               dictionary(law_idx, [law.name for law in laws.laws])]
     for name in inputs_order:
         if name in STRING_FIELDS:

@@ -110,14 +110,27 @@ def arrow_float(a: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), a.size, [None, pa.py_buffer(a)])
 
 
+def arrow_bool(a: np.ndarray) -> pa.Array:
+    """Arrow booleans from a numpy bool array, bit-packed here (``pa.array`` would import pandas)."""
+    a = np.ascontiguousarray(a, dtype=np.bool_)
+    return pa.Array.from_buffers(pa.bool_(), a.size, [None, pa.py_buffer(np.packbits(a, bitorder="little"))])
+
+
+def arrow_strings(values) -> pa.Array:
+    """An Arrow string array from Python strings, built from buffers (``pa.array`` would import pandas)."""
+    data = [str(v).encode() for v in values]
+    offsets = np.zeros(len(data) + 1, dtype=np.int32)
+    np.cumsum([len(b) for b in data], out=offsets[1:])
+    return pa.Array.from_buffers(pa.string(), len(data), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))])
+
+
 def dictionary(codes: np.ndarray, names) -> pa.DictionaryArray:
     """A dictionary-encoded string column; code -1 is null."""
     codes = np.ascontiguousarray(codes, dtype=np.int32)
-    mask = codes < 0
-    indices = pa.Array.from_buffers(pa.int32(), codes.size, [None, pa.py_buffer(codes)])
-    if mask.any():
-        indices = pa.array(codes, mask=mask, type=pa.int32())
-    return pa.DictionaryArray.from_arrays(indices, pa.array(list(names), type=pa.string()))
+    valid = codes >= 0  # code -1: null
+    bitmap = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    indices = pa.Array.from_buffers(pa.int32(), codes.size, [bitmap, pa.py_buffer(np.where(valid, codes, 0))])
+    return pa.DictionaryArray.from_arrays(indices, arrow_strings(names))
 
 
 def _category(name, value, m):
@@ -138,7 +151,7 @@ def to_arrow(cols: dict, m: int, metadata: dict | None = None) -> pa.Table:
             codes, names = _category(name, value, m)
             arr = dictionary(codes, names)
         elif kind == "bool":
-            arr = pa.array(_materialize(value, m, np.bool_))
+            arr = arrow_bool(_materialize(value, m, np.bool_))
         else:
             arr = arrow_float(_materialize(value, m))
         arrays.append(arr)

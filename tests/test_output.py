@@ -1,0 +1,156 @@
+"""The one output layer: every format round-trips, stdout is data and stderr talk, JSON is strict, files
+appear atomically with the umask's mode, and nothing is left behind on failure."""
+
+import csv
+import io
+import json
+import os
+import stat
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.feather as feather
+import pyarrow.parquet as pq
+import pytest
+
+import scalesweep as ss
+from scalesweep import output
+from scalesweep.errors import ScalesweepError
+from scalesweep.tables import read_metadata
+
+from .helpers import assert_one_line_error, run
+
+ARGS = ["frontier", "--flops-range", "1e18:1e26:5", "--max-params", "1e9", "--max-tokens", "1e12"]
+
+
+def expected():
+    return ss.frontier("hoffmann2022", np.geomspace(1e18, 1e26, 5), max_params=1e9, max_tokens=1e12)
+
+
+def read_any(path, fmt):
+    if fmt == "parquet":
+        return pd.read_parquet(path)
+    if fmt == "arrow":
+        return feather.read_table(path).to_pandas()
+    if fmt == "csv":
+        return pd.read_csv(path)
+    if fmt == "jsonl":
+        return pd.DataFrame([json.loads(line) for line in open(path)])
+    return pd.DataFrame(json.load(open(path)))
+
+
+@pytest.mark.parametrize("suffix, fmt", [(".parquet", "parquet"), (".arrow", "arrow"), (".feather", "arrow"),
+                                         (".csv", "csv"), (".jsonl", "jsonl"), (".json", "json")])
+def test_every_format_round_trips_the_same_values(tmp_path, suffix, fmt):
+    out = tmp_path / f"f{suffix}"
+    res = run([*ARGS, "-o", out])
+    assert res.stdout == "" and f"wrote 5 budgets to {out}" in res.stderr
+    got, want = read_any(out, fmt), expected()
+    assert list(got.columns) == list(want.columns)
+    for c in ("flops", "params", "tokens", "loss"):
+        np.testing.assert_array_equal(got[c].to_numpy(dtype=float), want[c].to_numpy(dtype=float))  # exact
+    assert got.feasible.astype(bool).tolist() == want.feasible.tolist()
+    assert got.infeasible_reason.isna().tolist() == want.infeasible_reason.isna().tolist()
+    if fmt in ("parquet", "arrow"):  # the binary formats carry the metadata
+        meta = pq.read_schema(out).metadata if fmt == "parquet" else feather.read_table(out).schema.metadata
+        assert json.loads(meta[b"scalesweep"])["command"] == "frontier"
+
+
+def test_json_is_strict_nan_and_infinity_become_null(tmp_path):
+    out = tmp_path / "f.json"
+    run([*ARGS, "-o", out])
+    text = out.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    rows = json.loads(text)
+    assert rows[-1]["params"] is None and rows[-1]["feasible"] is False
+    assert rows[-1]["infeasible_reason"] == "max_params+max_tokens" and rows[0]["infeasible_reason"] is None
+    laws = json.loads(run(["laws", "--json"]).stdout)  # strict: parse_constant would reject Infinity
+    assert laws["presets"]["muennighoff2023"]["parameters"]["U_D"] == "inf"
+
+
+def test_stdout_is_csv_when_piped_and_a_table_on_a_terminal(monkeypatch):
+    res = run(ARGS)
+    rows = list(csv.DictReader(io.StringIO(res.stdout)))
+    assert len(rows) == 5 and float(rows[0]["flops"]) == 1e18
+    assert res.stderr.startswith("warning: 3 of 5 budgets are infeasible")
+    monkeypatch.setattr(output, "stdout_is_terminal", lambda: True)
+    lines = run(ARGS).stdout.splitlines()
+    assert lines[0].split()[:3] == ["flops", "params", "tokens"] and len(lines) == 6
+    assert len({len(line) for line in lines}) == 1  # fixed width
+    assert len([json.loads(x) for x in run([*ARGS, "--format", "jsonl", "-o", "-"]).stdout.splitlines()]) == 5
+    assert len(json.loads(run([*ARGS, "--format", "json"]).stdout)) == 5
+
+
+def test_binary_formats_to_stdout():
+    from click.testing import CliRunner
+
+    from scalesweep.cli import cli
+
+    out = CliRunner().invoke(cli, [*ARGS, "--format", "parquet"]).stdout_bytes
+    assert pq.read_table(pa.BufferReader(out)).num_rows == 5
+
+
+def test_every_table_command_can_print(tmp_path):
+    spec = tmp_path / "s.csv"
+    spec.write_text("flops,max_params\n1e22,1e9\n1e24,\n")
+    assert len(run(["scenarios", spec]).stdout.splitlines()) == 3
+    run(["lookup", "build", "--flops-range", "1e18:1e22", "--points-per-decade", "2", "-o", tmp_path / "t.parquet"])
+    assert len(run(["lookup", "query", tmp_path / "t.parquet", "--flops", "1e19,1e20"]).stdout.splitlines()) == 3
+    assert run(["target-loss", "--loss", "2.2"]).stdout.startswith("target_loss,flops,params")
+    assert run(["compare", "--flops", "1e22", "--laws", "hoffmann2022"]).stdout.startswith("law,family,flops")
+    head = run(["resolution", "--flops-range", "1e20:1e22:3", "--points-per-decade", "4"]).stdout.splitlines()[0]
+    assert head.split(",") == list(ss.studies.RESOLUTION_COLUMNS)  # printed names are the written names
+    surface = run(["surface", "--params-range", "1e8:1e9:2", "--tokens-range", "1e9:1e10:3"]).stdout.splitlines()
+    assert surface[0] == "params,tokens,flops,loss" and len(surface) == 7
+
+
+def test_new_files_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        for name in ("f.parquet", "f.csv"):
+            run([*ARGS, "-o", tmp_path / name])
+            assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644
+        os.umask(0o077)
+        run([*ARGS, "-o", tmp_path / "private.parquet"])
+        assert stat.S_IMODE(os.stat(tmp_path / "private.parquet").st_mode) == 0o600
+        output.write_json(tmp_path / "law.json", {"a": 1})
+        assert stat.S_IMODE(os.stat(tmp_path / "law.json").st_mode) == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_atomic_path_removes_the_temp_file_and_keeps_the_old_target(tmp_path):
+    out = tmp_path / "t.parquet"
+    out.write_bytes(b"old")
+    with pytest.raises(RuntimeError):
+        with output.table_writer(out, pa.schema([("x", pa.float64())])) as w:
+            w.write(pa.table({"x": [1.0]}))
+            raise RuntimeError("boom")
+    assert out.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["t.parquet"]
+    with pytest.raises(KeyboardInterrupt):
+        with output.atomic_path(tmp_path / "law.json") as tmp:
+            open(tmp, "w").write("{")
+            raise KeyboardInterrupt
+    assert [p.name for p in tmp_path.iterdir()] == ["t.parquet"]
+
+
+def test_unknown_suffix_and_bad_format_are_errors(tmp_path):
+    res = run([*ARGS, "-o", tmp_path / "out.xlsx"], ok=False)
+    assert_one_line_error(res, "cannot tell the format of", 1)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ScalesweepError, match="unknown format 'xml'"):
+        output.resolve_format("x.csv", "xml")
+    # --format overrides the suffix
+    run([*ARGS, "-o", tmp_path / "data.txt", "--format", "csv"])
+    assert (tmp_path / "data.txt").read_text().startswith("flops,params")
+
+
+def test_metadata_is_read_back_and_required(tmp_path):
+    run([*ARGS, "-o", tmp_path / "f.parquet"])
+    meta = read_metadata(tmp_path / "f.parquet")
+    assert meta["constraints"] == {"max_params": 1e9, "max_tokens": 1e12}
+    assert meta["hardware"] == {} and meta["workload"] == {}
+    pq.write_table(pa.table({"x": [1.0]}), tmp_path / "plain.parquet")
+    with pytest.raises(ScalesweepError, match="no scalesweep metadata"):
+        read_metadata(tmp_path / "plain.parquet")
