@@ -485,7 +485,8 @@ def scenarios(spec, output, fmt, threads, engine, scheduler, workers, partition_
 @click.argument("runs", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Law file (JSON) to write; - prints it.")
-@click.option("--family", default="chinchilla", show_default=True, help="Family to fit: chinchilla or kaplan.")
+@click.option("--family", default="chinchilla", show_default=True,
+              help="Family to fit (those whose answers include fit in `scalesweep laws`).")
 @click.option("--method", type=click.Choice(["lbfgs", "vp"]), default="lbfgs", show_default=True,
               help="lbfgs: Huber multi-start (Hoffmann/Besiroglu); vp: variable projection (chinchilla).")
 @click.option("--objective", type=click.Choice(["huber", "lad"]), default="huber", show_default=True,

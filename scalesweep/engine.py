@@ -312,8 +312,9 @@ def infeasible_reasons(lim: _Limits, m, flops, target, is_target, raw, lb, feas,
                 if a < 0:
                     out.append("undefined_loss")
                     continue
+                # NONE is the physical domain N >= 1, D >= 1: the budget itself is too small for the limit
                 parts = [_limit_name(c, mem[i], uniq[i]) for c in sorted({a, b}) if c != NONE]
-                out.append("+".join(parts) if parts else "budget")
+                out.append("+".join(parts + (["budget"] if NONE in (a, b) else [])))
             labels[~tgt[todo]] = out
         if target_rows.size:
             why = np.empty(target_rows.size, np.int64)
