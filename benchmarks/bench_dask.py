@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(__file__))
 import scalesweep as ss  # noqa: E402
-from scalesweep import dataset  # noqa: E402
+from scalesweep import dataset, scenarios, surfaces  # noqa: E402
 
 
 def peak_rss_mib():
@@ -60,13 +60,13 @@ def main():
         with open(spec, "w") as fh:
             fh.write(spec_text)
         jobs = {
-            "surface": dataset.surface_job(law, n, tokens=d, partition_rows=ss.api.CHUNK_POINTS),
-            "scenarios": dataset.scenarios_job(spec, partition_rows=ss.scenarios.CHUNK_ROWS),
+            "surface": surfaces.job(law, n, d, partition_rows=surfaces.CHUNK_POINTS),
+            "scenarios": scenarios.job(spec, partition_rows=scenarios.CHUNK_ROWS),
         }
         # warm the numba cache (small runs of each kind)
-        dataset.run(dataset.surface_job(law, n[:2], tokens=d[:10], partition_rows=10), os.path.join(tmp, "w1"))
+        dataset.run(surfaces.job(law, n[:2], d[:10], partition_rows=10), os.path.join(tmp, "w1"))
         print(f"dask overhead: {os.cpu_count()} cores; local engine (2 numba threads) vs LocalCluster(2 workers x 1 "
-              f"thread); part = {ss.api.CHUNK_POINTS:,} points / {ss.scenarios.CHUNK_ROWS:,} scenarios")
+              f"thread); part = {surfaces.CHUNK_POINTS:,} points / {scenarios.CHUNK_ROWS:,} scenarios")
         for name, job in jobs.items():
             t_local, t_dask, peaks = [], [], []
             for r in range(args.repeat):

@@ -23,6 +23,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from scipy.optimize import minimize_scalar
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -117,7 +118,7 @@ def main():
             before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
             t = run_cli(spec, out)
             peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-            rows = ss.io.pq.ParquetFile(out).metadata.num_rows
+            rows = pq.ParquetFile(out).metadata.num_rows
             print(f"  big sweep: {rows:,} scenarios in {t:.1f} s ({rows / t / 1e6:.2f} M/s), peak RSS "
                   f"{max(peak, before) / 1024:.0f} MiB (output {os.path.getsize(out) / 2**20:.0f} MiB)")
 

@@ -174,7 +174,8 @@ class _TextTable:
             self._line(row)
 
     def _line(self, values):
-        self.sink.write(("  ".join(v.rjust(w) for v, w in zip(values, self.widths, strict=True)) + "\n").encode())
+        line = "  ".join(v.rjust(w) for v, w in zip(values, self.widths, strict=True))
+        self.sink.write((line.rstrip() + "\n").encode())
 
     def close(self):
         if self.widths is None:  # no rows: the header alone

@@ -100,3 +100,51 @@ def test_law_arrays_pad_with_nan():
     fams, P = law_arrays([get_law("kaplan2020"), get_law("hoffmann2022")])
     assert fams.tolist() == [codes.KAPLAN, codes.CHINCHILLA] and P.shape == (2, 5)
     assert np.isnan(P[0, 4]) and P[1, 4] == get_law("hoffmann2022").params["beta"]
+
+
+def _imports(path: Path) -> set[str]:
+    """The scalesweep modules a module imports (at top level or inside functions)."""
+    import ast
+
+    pkg = "scalesweep." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+    base = pkg.rsplit(".", 1)[0] if path.name != "__init__.py" else pkg
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                root = base.rsplit(".", node.level - 1)[0] if node.level > 1 else base
+                mod = f"{root}.{node.module}" if node.module else root
+                names = [f"{mod}.{a.name}" for a in node.names]
+                out.update(n for n in names if (PACKAGE.parent / (n.replace(".", "/") + ".py")).exists())
+                out.add(mod)
+            elif node.module and node.module.startswith("scalesweep"):
+                out.add(node.module)
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name.startswith("scalesweep"))
+    return {m for m in out if m != pkg and m != "scalesweep"}
+
+
+def test_no_import_cycles_between_modules():
+    graph = {}
+    for path in PACKAGE.rglob("*.py"):
+        if path.name in ("__init__.py", "__main__.py"):
+            continue
+        name = "scalesweep." + ".".join(path.relative_to(PACKAGE).with_suffix("").parts)
+        graph[name] = {m for m in _imports(path) if not m.endswith("__init__")}
+    state = {}
+
+    def visit(node, stack):
+        state[node] = "open"
+        for dep in graph.get(node, ()):
+            if state.get(dep) == "open":
+                raise AssertionError("import cycle: " + " -> ".join([*stack, node, dep]))
+            if dep not in state:
+                visit(dep, [*stack, node])
+        state[node] = "done"
+
+    for node in graph:
+        if node not in state:
+            visit(node, [])
+    # the lowest layers import nothing of the package above them
+    assert graph["scalesweep.codes"] == set() and graph["scalesweep.errors"] == set()
+    assert "scalesweep.api" not in set().union(*(deps for name, deps in graph.items() if name != "scalesweep.cli"))
