@@ -72,25 +72,6 @@ def parse_range(text: str, option: str = "range") -> LogRange:
     return LogRange(lo, hi, count)
 
 
-def check_positive_array(values, what: str) -> np.ndarray:
-    """A 1-D float64 array of finite positive values, else an error naming the first bad entry."""
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ScalesweepError(f"{what}: values must be numbers") from None
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    if arr.ndim != 1:
-        raise ScalesweepError(f"{what}: expected a 1-D list of values, got shape {arr.shape}")
-    if arr.size == 0:
-        raise ScalesweepError(f"{what}: no values")
-    bad = ~(np.isfinite(arr) & (arr > 0))
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ScalesweepError(f"{what}: value #{i + 1} is {float(arr[i])}; values must be finite and > 0")
-    return np.ascontiguousarray(arr)
-
-
 def row_chunks(n_rows: int, row_len: int, chunk_points: int):
     """Split n_rows rows of row_len points into slices of about chunk_points points (at least one row)."""
     step = max(1, chunk_points // max(1, row_len))
