@@ -277,6 +277,31 @@ def _limit_name(code, memory, unique):
     return ACTIVE_NAMES[code]
 
 
+def _frontier_label(lo, hi, memory, unique) -> str:
+    """The reason of an infeasible budget row from the codes of its interval's two ends."""
+    if lo < 0:
+        return "undefined_loss"
+    # NONE is the physical domain N >= 1, D >= 1: the budget itself is too small for the limit
+    parts = [_limit_name(c, memory, unique) for c in sorted({lo, hi}) if c != NONE]
+    return "+".join(parts + (["budget"] if NONE in (lo, hi) else []))
+
+
+def _target_label(why, bnd_row, memory, unique) -> str:
+    """The reason of an infeasible target row: below the irreducible loss, or the limits given (which
+    conflict, or keep the loss above the target)."""
+    if why == TARGET_IRREDUCIBLE:
+        return "irreducible_loss"
+    limits = [c + 1 for c in range(6) if (bnd_row[c] > 0 if c % 2 == 0 else bnd_row[c] < np.inf)]
+    return "+".join(_limit_name(c, memory, unique) for c in limits) or "limits"
+
+
+def _grouped(rows, keys, label_of):
+    """(rows, labels of the distinct keys, index of each row's key): rows sharing a key share a label, so
+    a million infeasible rows cost one label per distinct reason."""
+    uniq, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    return rows, [label_of(int(rows[f]), k) for f, k in zip(first, uniq, strict=True)], inverse.reshape(-1)
+
+
 def infeasible_reasons(lim: _Limits, m, flops, target, is_target, raw, lb, feas, reasons: dict):
     """The reason of every infeasible row: the limits that conflict (joined by '+'), ``max_days``,
     ``irreducible_loss``, ``unsupported_family`` or ``undefined_loss``. Returns (codes, names): codes index
@@ -285,51 +310,40 @@ def infeasible_reasons(lim: _Limits, m, flops, target, is_target, raw, lb, feas,
     names: list[str] = []
     index: dict[str, int] = {}
 
-    def assign(rows, labels):
-        for label in dict.fromkeys(labels):
+    def assign(rows, labels, inverse):
+        for label in labels:
             if label not in index:
                 index[label] = len(names)
                 names.append(label)
-        if len(labels):
-            codes[rows] = np.array([index[x] for x in labels], dtype=np.int32)
+        codes[rows] = np.array([index[x] for x in labels], dtype=np.int32)[inverse]
 
     explained = np.zeros(m, dtype=bool)
     for rows, labels in reasons["rows"]:
-        assign(rows, list(labels))
+        labels = np.asarray(labels, dtype=object)
+        if rows.size:
+            uniq, inverse = np.unique(labels, return_inverse=True)
+            assign(rows, [str(x) for x in uniq], inverse.reshape(-1))
         explained[rows] = True
     todo = np.flatnonzero(~feas & ~explained)
-    if todo.size:
-        mem = np.broadcast_to(lim.memory_binds, (m,))
-        uniq = np.broadcast_to(lim.unique_binds, (m,))
-        tgt = np.broadcast_to(is_target, (m,))
-        frontier_rows, target_rows = todo[~tgt[todo]], todo[tgt[todo]]
-        labels = np.empty(todo.size, dtype=object)
-        if frontier_rows.size:
-            lo, hi = np.empty(frontier_rows.size, np.int64), np.empty(frontier_rows.size, np.int64)
-            interval_conflicts(materialize(flops, m), FLOPS_PER_PARAM_TOKEN, lb, frontier_rows, lo, hi)
-            out = []
-            for i, a, b in zip(frontier_rows, lo, hi, strict=True):
-                if a < 0:
-                    out.append("undefined_loss")
-                    continue
-                # NONE is the physical domain N >= 1, D >= 1: the budget itself is too small for the limit
-                parts = [_limit_name(c, mem[i], uniq[i]) for c in sorted({a, b}) if c != NONE]
-                out.append("+".join(parts + (["budget"] if NONE in (a, b) else [])))
-            labels[~tgt[todo]] = out
-        if target_rows.size:
-            why = np.empty(target_rows.size, np.int64)
-            target_conflicts(lim.fams, lim.P, lim.law_idx, materialize(target, m), lb, target_rows, why)
-            bnd = np.broadcast_to(raw, (m, 7)) if raw.shape[0] == 1 else raw
-            out = []
-            for i, w in zip(target_rows, why, strict=True):
-                if w == TARGET_IRREDUCIBLE:
-                    out.append("irreducible_loss")
-                    continue
-                # The limits conflict (TARGET_LIMITS_CONFLICT) or keep the loss above the target: name them all.
-                limits = [c + 1 for c in range(6) if (bnd[i, c] > 0 if c % 2 == 0 else bnd[i, c] < np.inf)]
-                out.append("+".join(_limit_name(c, mem[i], uniq[i]) for c in limits) or "limits")
-            labels[tgt[todo]] = out
-        assign(todo, list(labels))
+    if not todo.size:
+        return codes, names
+    mem = np.broadcast_to(lim.memory_binds, (m,))
+    uniq_b = np.broadcast_to(lim.unique_binds, (m,))
+    tgt = np.broadcast_to(is_target, (m,))
+    frontier_rows, target_rows = todo[~tgt[todo]], todo[tgt[todo]]
+    if frontier_rows.size:
+        lo, hi = np.empty(frontier_rows.size, np.int64), np.empty(frontier_rows.size, np.int64)
+        interval_conflicts(materialize(flops, m), FLOPS_PER_PARAM_TOKEN, lb, frontier_rows, lo, hi)
+        keys = np.stack([lo, hi, mem[frontier_rows], uniq_b[frontier_rows]], axis=1).astype(np.int64)
+        assign(*_grouped(frontier_rows, keys, lambda i, k: _frontier_label(k[0], k[1], k[2], k[3])))
+    if target_rows.size:
+        why = np.empty(target_rows.size, np.int64)
+        target_conflicts(lim.fams, lim.P, lim.law_idx, materialize(target, m), lb, target_rows, why)
+        bnd = np.broadcast_to(raw, (m, 7)) if raw.shape[0] == 1 else raw
+        given = np.concatenate([bnd[target_rows, 0:6:2] > 0, bnd[target_rows, 1:6:2] < np.inf], axis=1)
+        keys = np.concatenate([why[:, None], given, mem[target_rows, None], uniq_b[target_rows, None]],
+                              axis=1).astype(np.int64)
+        assign(*_grouped(target_rows, keys, lambda i, k: _target_label(k[0], bnd[i], k[-2], k[-1])))
     return codes, names
 
 
