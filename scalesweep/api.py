@@ -18,7 +18,7 @@ from .kernels.frontier import frontier_kernel, percentile_rows
 from .kernels.loss import loss_array
 from .kernels.surface import surface_grid
 from .laws import FAMILIES, PRESETS, as_law, as_laws, get_law
-from .options import Constraints, Hardware, Workload
+from .options import Constraints, Hardware, Workload, from_values
 from .output import table_writer
 from .tables import to_frame
 from .validate import choice, positive_array
@@ -207,7 +207,7 @@ def frontier_bands(samples, family: str, flops, percentiles, *, solver: str = "a
     samples = np.ascontiguousarray(samples, dtype=np.float64)
     b = samples.shape[0]
     fams = np.full(b, fam.id, dtype=np.int64)
-    raw, lb = engine.constraint_bounds(Constraints(**constraints))
+    raw, lb = engine.constraint_bounds(from_values(Constraints, constraints, what="constraint"))
     per = max(1, chunk_rows // b)
     cols = {f"{what}_p{q:g}": np.empty(c.size) for what in ("params", "tokens", "loss") for q in qs}
     frac = np.empty(c.size)

@@ -24,7 +24,7 @@ from . import questions
 from .errors import ScalesweepError
 from .grid import LogRange
 from .laws import Law, as_law
-from .options import Constraints
+from .options import Constraints, from_values
 from .output import resolve_format, write_table
 from .tables import metadata, read_metadata
 from .validate import positive_array
@@ -110,7 +110,7 @@ def build_lookup(law, lo: float, hi: float, points_per_decade: int, **constraint
     """(table DataFrame, info dict with the measured maximum interpolation errors)."""
     from .tables import to_frame
 
-    res, info = _build(as_law(law), lo, hi, points_per_decade, Constraints(**constraints))
+    res, info = _build(as_law(law), lo, hi, points_per_decade, from_values(Constraints, constraints, what="constraint"))
     return to_frame(res.columns, res.rows), info
 
 
@@ -128,7 +128,7 @@ def _check_parquet(path) -> None:
 def write_lookup(path, law, lo, hi, points_per_decade, *, command_line=None, **constraints) -> dict:
     law = as_law(law)
     _check_parquet(path)
-    res, info = _build(law, lo, hi, points_per_decade, Constraints(**constraints))
+    res, info = _build(law, lo, hi, points_per_decade, from_values(Constraints, constraints, what="constraint"))
     write_table(path, res.table(lookup_metadata(law, info, command_line)), "parquet")
     return info
 
@@ -222,7 +222,7 @@ def write_lookup_parts(path, law, lo, hi, points_per_decade, *, engine="local", 
     from .output import check_target
 
     law = as_law(law)
-    cons = Constraints(**constraints)
+    cons = from_values(Constraints, constraints, what="constraint")
     flops = lookup_budgets(lo, hi, points_per_decade)
     _check_parquet(path)
     check_target(path)

@@ -34,10 +34,6 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def describe_field(f) -> dict:
-    return {"name": f.name, **f.metadata}
-
-
 def _check_fields(obj) -> None:
     """Validate every given numeric field by its rule (strings are resolved by the class itself)."""
     for f in fields(obj):

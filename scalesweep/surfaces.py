@@ -60,11 +60,11 @@ def chunks(law, n_axis, d_axis=None, c_axis=None, dtype=np.float64, chunk_points
             yield it, th, oc, lo
 
 
-def batches(law, n_axis, d_axis=None, c_axis=None, dtype=np.float64, chunk_points=CHUNK_POINTS, *, copy=False):
-    """Record batches of ``chunks`` (views of reused buffers, valid until the next batch, unless ``copy``)."""
+def batches(law, n_axis, d_axis=None, c_axis=None, dtype=np.float64, chunk_points=CHUNK_POINTS):
+    """Record batches of ``chunks``: views of reused buffers, valid until the next batch is asked for."""
     sch = schema(dtype)
     for cols in chunks(law, n_axis, d_axis, c_axis, dtype, chunk_points):
-        yield pa.RecordBatch.from_arrays([arrow_float(a.copy() if copy else a) for a in cols], schema=sch)
+        yield pa.RecordBatch.from_arrays([arrow_float(a) for a in cols], schema=sch)
 
 
 def job(law, n, d=None, c=None, *, dtype="float64", partition_rows: int, grid=None, command_line=None):
@@ -90,9 +90,10 @@ def compute_part(spec: dict, start: int, stop: int):
     d = np.asarray(spec["tokens"]) if "tokens" in spec else None
     c = np.asarray(spec["flops"]) if "flops" in spec else None
     meta = metadata(law, n, d, c, dtype=spec["dtype"], grid=spec["grid"], command_line=spec["command_line"])
+    # one chunk holds the whole part, so the batch's buffers are not reused while the table lives
     if d is not None:
-        parts = batches(law, n[start:stop], d_axis=d, dtype=spec["dtype"], chunk_points=(stop - start) * d.size)
+        batch = next(batches(law, n[start:stop], d_axis=d, dtype=spec["dtype"], chunk_points=(stop - start) * d.size))
     else:
-        parts = batches(law, n, c_axis=c[start:stop], dtype=spec["dtype"], chunk_points=(stop - start) * n.size)
-    table = pa.Table.from_batches(list(parts)).replace_schema_metadata(meta)
+        batch = next(batches(law, n, c_axis=c[start:stop], dtype=spec["dtype"], chunk_points=(stop - start) * n.size))
+    table = pa.Table.from_batches([batch]).replace_schema_metadata(meta)
     return table, {"rows": table.num_rows}
