@@ -30,7 +30,7 @@ from .errors import ScalesweepError
 from .kernels import fit as kfit
 from .laws import FAMILIES, Law, validate_params
 from .output import write_json
-from .validate import choice
+from .validate import choice, integer, number
 
 METHODS = ("lbfgs", "vp")
 OBJECTIVES = {"huber": kfit.LOSS_HUBER, "lad": kfit.LOSS_LAD}
@@ -179,11 +179,9 @@ def fit(params, tokens, loss, *, family: str = "chinchilla", method: str = "lbfg
     choice(objective, list(OBJECTIVES), "objective")
     if method == "vp" and objective != "huber":
         raise ScalesweepError("--objective applies to --method lbfgs (vp minimises squared residuals)")
-    if not (isinstance(delta, (int, float)) and math.isfinite(delta) and delta > 0):
-        raise ScalesweepError(f"--delta must be a finite number > 0, got {delta!r}")
+    delta = number(delta, "--delta", "pos")
     for v, opt in ((exclude_highest, "--exclude-highest"), (bootstrap, "--bootstrap"), (seed, "--seed")):
-        if not (isinstance(v, int) and not isinstance(v, bool) and v >= 0):
-            raise ScalesweepError(f"{opt} must be a whole number >= 0, got {v!r}")
+        integer(v, opt, 0)
     if bootstrap == 1:
         raise ScalesweepError("--bootstrap needs at least 2 resamples")
     n, d, y = check_runs(params, tokens, loss)

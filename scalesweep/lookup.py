@@ -27,19 +27,15 @@ from .laws import Law, as_law
 from .options import Constraints, from_values
 from .output import resolve_format, write_table
 from .tables import metadata, read_metadata
-from .validate import positive_array
+from .validate import integer, number, positive_array
 
 LOOKUP_COLUMNS = ("params", "tokens", "loss")
 
 
 def lookup_budgets(lo: float, hi: float, points_per_decade: int) -> np.ndarray:
     """Log-spaced budgets from lo to hi (both included) with at least ``points_per_decade`` per decade."""
-    if not (isinstance(points_per_decade, int) and not isinstance(points_per_decade, bool)
-            and points_per_decade >= 1):
-        raise ScalesweepError(f"--points-per-decade must be a whole number >= 1, got {points_per_decade!r}")
-    for v, what in ((lo, "LO"), (hi, "HI")):
-        if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-            raise ScalesweepError(f"--flops-range: {what} must be a finite number > 0, got {v!r}")
+    integer(points_per_decade, "--points-per-decade", 1)
+    lo, hi = number(lo, "--flops-range: LO", "pos"), number(hi, "--flops-range: HI", "pos")
     if not lo < hi:
         raise ScalesweepError(f"--flops-range: LO ({lo:g}) must be less than HI ({hi:g})")
     count = max(2, math.ceil(points_per_decade * math.log10(hi / lo) - 1e-9) + 1)

@@ -33,7 +33,7 @@ from .kernels.frontier import grid_search_kernel
 from .laws import as_law
 from .lookup import interpolate, lookup_budgets
 from .tables import to_frame
-from .validate import positive_array
+from .validate import integer, number, positive_array
 
 RESOLUTION_COLUMNS = ("method", "points_per_decade", "grid_points", "max_rel_error_params",
                       "median_rel_error_params", "max_rel_error_tokens", "median_rel_error_tokens",
@@ -149,23 +149,14 @@ def isoflop_sim(law, budgets, *, points_per_curve: int = 9, width: float = 1.0, 
     c = np.asarray(budgets, dtype=np.float64)
     if c.size < 2:
         raise ScalesweepError("--budgets: need at least 2 budgets to fit a power law")
-    if not (isinstance(points_per_curve, int) and points_per_curve >= 3):
-        raise ScalesweepError(f"--points-per-curve must be a whole number >= 3 (a parabola has 3 coefficients), "
-                              f"got {points_per_curve!r}")
-    for v, opt in ((width, "--width"),):
-        if not (math.isfinite(v) and v > 0):
-            raise ScalesweepError(f"{opt} must be a finite number > 0 (decades of params), got {v!r}")
-    if not math.isfinite(center_offset):
-        raise ScalesweepError(f"--center-offset must be finite, got {center_offset!r}")
-    if not (math.isfinite(noise) and noise >= 0):
-        raise ScalesweepError(f"--noise must be a finite number >= 0, got {noise!r}")
-    if not (isinstance(trials, int) and trials >= 1):
-        raise ScalesweepError(f"--trials must be a whole number >= 1, got {trials!r}")
+    integer(points_per_curve, "--points-per-curve (a parabola has 3 coefficients)", 3)
+    width = number(width, "--width (decades of params)", "pos")
+    center_offset = number(center_offset, "--center-offset", "finite")
+    noise = number(noise, "--noise", "nonneg")
+    integer(trials, "--trials", 1)
     if noise == 0 and trials > 1:
         trials = 1  # without noise every trial is the same
-    target = float(target_flops) if target_flops is not None else 100.0 * float(c.max())
-    if not (math.isfinite(target) and target > 0):
-        raise ScalesweepError(f"--target-flops must be a finite number > 0, got {target_flops!r}")
+    target = number(target_flops, "--target-flops", "pos") if target_flops is not None else 100.0 * float(c.max())
     exact = _exact(law, c)
     if not exact.feasible.all():
         raise ScalesweepError("the law has no finite optimum at some budget")

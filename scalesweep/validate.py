@@ -13,7 +13,7 @@ import math
 from .errors import ScalesweepError
 
 RULES = {"pos": "a finite number > 0", "int": "a whole number >= 1", "fraction": "a number in (0, 1]",
-         "nonneg": "a finite number >= 0"}
+         "nonneg": "a finite number >= 0", "finite": "a finite number"}
 
 
 def bad_mask(rule: str, v):
@@ -31,6 +31,8 @@ def bad_mask(rule: str, v):
             ok = (v > 0) & (v <= 1)
         elif rule == "nonneg":
             ok = np.isfinite(v) & (v >= 0)
+        elif rule == "finite":
+            ok = np.isfinite(v)
         else:
             raise ValueError(f"unknown rule {rule!r}")
     return given & ~ok
@@ -47,6 +49,13 @@ def number(value, what: str, rule: str = "pos") -> float:
     return fv
 
 
+def integer(value, what: str, minimum: int = 0) -> int:
+    """``value`` as an int of at least ``minimum`` (a bool or a float is refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ScalesweepError(f"{what} must be a whole number >= {minimum}, got {value!r}")
+    return value
+
+
 def _ok(rule: str, v: float) -> bool:
     if rule == "pos":
         return math.isfinite(v) and v > 0
@@ -56,6 +65,8 @@ def _ok(rule: str, v: float) -> bool:
         return 0 < v <= 1
     if rule == "nonneg":
         return math.isfinite(v) and v >= 0
+    if rule == "finite":
+        return math.isfinite(v)
     raise ValueError(f"unknown rule {rule!r}")
 
 
