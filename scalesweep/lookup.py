@@ -26,7 +26,7 @@ from .grid import LogRange
 from .laws import Law, as_law
 from .options import Constraints, from_values
 from .output import resolve_format, write_table
-from .tables import metadata, read_metadata
+from .tables import metadata, read_metadata, to_arrow
 from .validate import integer, number, positive_array
 
 LOOKUP_COLUMNS = ("params", "tokens", "loss")
@@ -186,7 +186,7 @@ class Lookup:
         cols = self.query_columns(flops)
         meta = metadata("lookup query", table=self.path, law=self.meta.get("law"), lookup=self.info,
                         rows=cols["flops"].size, command_line=command_line)
-        return pa.table(cols).replace_schema_metadata(meta)
+        return to_arrow(cols, cols["flops"].size, meta)
 
 
 def job(law: Law, flops, cons: Constraints, *, partition_rows: int, command_line=None):
