@@ -7,7 +7,10 @@ Brent method per budget.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import math
+from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -212,34 +215,93 @@ def fit_objective(family, theta, ln_n, ln_d, ln_l, delta=1e-3, loss="huber", wei
     """The fit objective written out with numpy / scipy.special.logsumexp (sheet §2.5): sum of Huber (or
     absolute) log-space residuals. theta: chinchilla (a, b, e, alpha, beta); kaplan (ln N_c, ln D_c,
     alpha_N, alpha_D)."""
+    return fit_objective_and_gradient(family, theta, ln_n, ln_d, ln_l, delta, loss, weights)[0]
+
+
+def fit_objective_and_gradient(family, theta, ln_n, ln_d, ln_l, delta=1e-3, loss="huber", weights=None):
+    """(objective, analytic gradient) of ``fit_objective``, derived by hand (chain rule, numpy).
+
+    With r_i = pred_i - ln L_i and f = sum_i w_i rho(r_i), df/dtheta = sum_i w_i rho'(r_i) dpred_i/dtheta, where
+    rho'(r) = r inside |r| <= delta and delta sign(r) outside (Huber), sign(r) for LAD. The derivatives of a
+    log-sum-exp are its softmax weights p_k = exp(t_k - LSE):
+
+    * chinchilla, pred = LSE(t1, t2, t3), t1 = a - alpha ln N, t2 = b - beta ln D, t3 = e:
+      dpred/d(a, b, e, alpha, beta) = (p1, p2, p3, -p1 ln N, -p2 ln D);
+    * kaplan, pred = alpha_D LSE(u1, u2), u1 = (alpha_N/alpha_D)(ln N_c - ln N), u2 = ln D_c - ln D; with
+      z1 = ln N_c - ln N: dpred/d(ln N_c, ln D_c, alpha_N, alpha_D) = (alpha_N p1, alpha_D p2, p1 z1,
+      LSE - p1 (alpha_N/alpha_D) z1).
+    """
     from scipy.special import logsumexp
 
     theta = np.asarray(theta, dtype=np.float64)
     if family == "chinchilla":
         a, b, e, al, be = theta
-        pred = logsumexp(np.stack([a - al * ln_n, b - be * ln_d, np.full_like(ln_n, e)]), axis=0)
-    else:
+        t = np.stack([a - al * ln_n, b - be * ln_d, np.full_like(ln_n, e)])
+        pred = logsumexp(t, axis=0)
+        p = np.exp(t - pred)
+        dpred = np.stack([p[0], p[1], p[2], -p[0] * ln_n, -p[1] * ln_d])
+    elif family == "kaplan":
         x1, x2, an, ad = theta
-        pred = ad * logsumexp(np.stack([(an / ad) * (x1 - ln_n), x2 - ln_d]), axis=0)
+        z1 = x1 - ln_n
+        u = np.stack([(an / ad) * z1, x2 - ln_d])
+        lse = logsumexp(u, axis=0)
+        pred = ad * lse
+        p = np.exp(u - lse)
+        dpred = np.stack([an * p[0], ad * p[1], p[0] * z1, lse - p[0] * (an / ad) * z1])
+    else:
+        raise ValueError(family)
     r = pred - ln_l
     if loss == "lad":
-        v = np.abs(r)
+        v, dv = np.abs(r), np.sign(r)
     else:
-        v = np.where(np.abs(r) <= delta, 0.5 * r * r, delta * (np.abs(r) - 0.5 * delta))
-    w = np.ones_like(r) if weights is None else weights
-    return float(np.sum(w * v))
+        inside = np.abs(r) <= delta
+        v = np.where(inside, 0.5 * r * r, delta * (np.abs(r) - 0.5 * delta))
+        dv = np.where(inside, r, delta * np.sign(r))
+    w = np.ones_like(r) if weights is None else np.asarray(weights, dtype=np.float64)
+    return float(np.sum(w * v)), dpred @ (w * dv)
+
+
+@contextlib.contextmanager
+def _one_blas_thread():
+    """Run scipy's bundled OpenBLAS on one thread inside the block. scipy >= 1.15's L-BFGS-B calls LAPACK on
+    tiny matrices, and a threaded OpenBLAS makes it several times slower when the CPUs are busy (scipy issue
+    22438). Uses threadpoolctl when installed, else the library's own setter; a no-op when neither is found."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        lib = None
+        import scipy
+
+        for path in sorted((Path(scipy.__file__).parent.parent / "scipy.libs").glob("libscipy_openblas*.so")):
+            lib = ctypes.CDLL(str(path))  # already loaded by scipy.optimize: the same handle
+            if hasattr(lib, "scipy_openblas_set_num_threads"):
+                break
+            lib = None
+        before = lib.scipy_openblas_get_num_threads() if lib is not None else None
+        if before is not None:
+            lib.scipy_openblas_set_num_threads(1)
+        try:
+            yield
+        finally:
+            if before is not None:
+                lib.scipy_openblas_set_num_threads(before)
+    else:
+        with threadpool_limits(limits=1, user_api="blas"):
+            yield
 
 
 def fit_scipy_multistart(family, starts, ln_n, ln_d, ln_l, delta=1e-3):
-    """scipy L-BFGS-B (numerical gradients, tight tolerances) from every start; returns (best f, best theta)."""
+    """scipy L-BFGS-B (analytic gradient ``fit_objective_and_gradient``, tight tolerances) from every start;
+    returns (best f, best theta)."""
     from scipy.optimize import minimize
 
     best_f, best_x = np.inf, None
-    for x0 in starts:
-        res = minimize(lambda t: fit_objective(family, t, ln_n, ln_d, ln_l, delta), x0, method="L-BFGS-B",
-                       options={"ftol": 1e-14, "gtol": 1e-12, "maxiter": 5000})
-        if res.fun < best_f:
-            best_f, best_x = res.fun, res.x
+    with _one_blas_thread():
+        for x0 in starts:
+            res = minimize(lambda t: fit_objective_and_gradient(family, t, ln_n, ln_d, ln_l, delta), x0, jac=True,
+                           method="L-BFGS-B", options={"ftol": 1e-14, "gtol": 1e-12, "maxiter": 5000})
+            if res.fun < best_f:
+                best_f, best_x = res.fun, res.x
     return best_f, best_x
 
 

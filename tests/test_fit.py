@@ -20,7 +20,10 @@ from .helpers import assert_one_line_error
 TRUE = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3391, "beta": 0.2849}
 TRUE_K = {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.0763, "alpha_D": 0.1037}
 SMALL_GRID = {"a": [0.0, 10.0, 20.0], "b": [0.0, 10.0, 20.0], "e": [-1.0, 1.0], "alpha": [0.0, 1.0],
-              "beta": [0.0, 1.0]}  # 72 starts: keeps the scipy reference fast
+              "beta": [0.0, 1.0]}  # 72 starts
+# 16 starts for the scipy comparison: on runs(n=80, noise=0.01, seed=3) they end in four different minima,
+# a third of them in the best one, so the multi-start matters and scipy (analytic gradient) stays under 1 s.
+REF_GRID = {"a": [0.0, 10.0], "b": [0.0, 10.0], "e": [-1.0, 1.0], "alpha": [1.0], "beta": [0.0, 1.0]}
 
 
 def runs(n=120, noise=0.0, seed=0, law=TRUE, family="chinchilla"):
@@ -52,6 +55,36 @@ def test_objective_and_gradient(family, theta, loss):
         fd = (ref.fit_objective(family, tp, ln_n, ln_d, ln_l, 1e-3, loss)
               - ref.fit_objective(family, tm, ln_n, ln_d, ln_l, 1e-3, loss)) / (2 * h)
         assert g[j] == pytest.approx(fd, rel=1e-5, abs=1e-9), j
+    # and the kernel's gradient is the reference's hand-derived one
+    _, g_ref = ref.fit_objective_and_gradient(family, theta, ln_n, ln_d, ln_l, 1e-3, loss)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("family", ["chinchilla", "kaplan"])
+@pytest.mark.parametrize("loss", ["huber", "lad"])
+def test_reference_gradient_matches_central_differences(family, loss):
+    """The scipy reference's hand-derived gradient (what its L-BFGS-B is given) against central differences of
+    its own objective: away from the law and at the true law (residuals = the noise, so with delta = 0.02 some
+    fall inside the Huber region and some outside), with unit and with multiplicity weights (zeros included)."""
+    law = TRUE if family == "chinchilla" else TRUE_K
+    N, D, L = runs(40, noise=0.02, seed=1, law=law, family=family)
+    ln_n, ln_d, ln_l = np.log(N), np.log(D), np.log(L)
+    multiplicities = np.random.default_rng(7).integers(0, 3, N.size).astype(np.float64)
+    thetas = [F.params_to_theta(family, law),
+              [6.1, 7.6, 0.6, 0.35, 0.29] if family == "chinchilla" else [31.5, 30.6, 0.08, 0.1]]
+    for theta in map(np.array, thetas):
+        for delta in (1e-3, 2e-2):
+            for w in (None, multiplicities):
+                f, g = ref.fit_objective_and_gradient(family, theta, ln_n, ln_d, ln_l, delta, loss, w)
+                assert f == ref.fit_objective(family, theta, ln_n, ln_d, ln_l, delta, loss, w)
+                for j in range(theta.size):
+                    h = 1e-6 * max(1.0, abs(theta[j]))
+                    tp, tm = theta.copy(), theta.copy()
+                    tp[j] += h
+                    tm[j] -= h
+                    fd = (ref.fit_objective(family, tp, ln_n, ln_d, ln_l, delta, loss, w)
+                          - ref.fit_objective(family, tm, ln_n, ln_d, ln_l, delta, loss, w)) / (2 * h)
+                    assert g[j] == pytest.approx(fd, rel=1e-5, abs=1e-9), (theta.tolist(), delta, w is None, j)
 
 
 def test_noise_free_recovery_is_tight():
@@ -83,14 +116,14 @@ def test_noisy_recovery_within_the_bootstrap_spread():
 def test_never_worse_than_scipy_multistart():
     N, D, L = runs(n=80, noise=0.01, seed=3)
     ln_n, ln_d, ln_l = np.log(N), np.log(D), np.log(L)
-    res = F.fit(N, D, L, grid=SMALL_GRID)
-    f_ref, _ = ref.fit_scipy_multistart("chinchilla", F.start_grid("chinchilla", SMALL_GRID), ln_n, ln_d, ln_l)
+    res = F.fit(N, D, L, grid=REF_GRID)
+    f_ref, _ = ref.fit_scipy_multistart("chinchilla", F.start_grid("chinchilla", REF_GRID), ln_n, ln_d, ln_l)
     assert res.info["objective_value"] <= f_ref * (1 + 1e-9)
     # and the reported objective is the objective of the reported law
     theta = F.params_to_theta("chinchilla", res.law.params)
     assert ref.fit_objective("chinchilla", theta, ln_n, ln_d, ln_l) == pytest.approx(res.info["objective_value"],
                                                                                     rel=1e-9)
-    assert 1 <= res.info["starts_within_1e-6"] <= res.info["starts"] == 72
+    assert 1 <= res.info["starts_within_1e-6"] < res.info["starts"] == 16  # some starts end elsewhere
 
 
 def test_vp_objective_is_least_squares_with_nonnegative_linear_part():
