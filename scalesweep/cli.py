@@ -37,6 +37,9 @@ class _Group(click.Group):
                               standalone_mode=False, **extra)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
+        except click.exceptions.NoArgsIsHelpError as exc:  # a bare group: its help, not an error line
+            click.echo(exc.ctx.get_help(), err=True)
+            sys.exit(exc.exit_code)
         except click.ClickException as exc:  # usage errors (exit 2) included
             click.echo(f"Error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
@@ -308,7 +311,7 @@ def surface(law, law_file, overrides, threads, params_range, tokens_range, flops
 
     the_law = _resolve(law, law_file, overrides, threads)
     if (tokens_range is None) == (flops_range is None):
-        raise click.UsageError("give --tokens-range (grid) or --flops-range (IsoFLOP slices), not both")
+        raise click.UsageError("give --tokens-range (grid) or --flops-range (IsoFLOP slices), exactly one")
     pr = parse_range(params_range, "--params-range")
     tr = parse_range(tokens_range, "--tokens-range") if tokens_range else None
     fr = parse_range(flops_range, "--flops-range") if flops_range else None
@@ -397,13 +400,14 @@ def frontier(law, law_file, overrides, threads, flops_range, flops_file, flops_c
                              overfit=overfit, loss_law=None if loss_law is None else as_law(loss_law))
     table = res.table(res.metadata("frontier", grid, command_line()))
     if bands is not None:
-        table = _with_bands(table, laws_, bands, law_file, overrides, solver, cons)
+        table = _with_bands(table, bands, law_file, overrides, solver, cons, hw, wl)
     _emit(table, output, fmt, "budgets")
     _warn_infeasible(res.infeasible(), res.rows, "budgets")
 
 
-def _with_bands(table, laws_, bands, law_file, overrides, solver, cons):
-    """Percentile bands over a law file's bootstrap samples, as extra columns of a frontier table."""
+def _with_bands(table, bands, law_file, overrides, solver, cons, hw, wl):
+    """Percentile bands over a law file's bootstrap samples, as extra columns of a frontier table (the
+    frontier limits apply to every sample; limits from hardware or data would not, so they are refused)."""
     import pyarrow as pa
 
     from .api import frontier_bands
@@ -413,6 +417,11 @@ def _with_bands(table, laws_, bands, law_file, overrides, solver, cons):
         raise click.UsageError("--bands needs --law-file with bootstrap samples (scalesweep fit --bootstrap N)")
     if overrides:
         raise click.UsageError("--bands uses the law file's samples as they are; drop --set")
+    beyond = [name for name, on in (("--gpus (a memory limit)", hw.gpus is not None and hw.memory is not None),
+                                    ("--unique-tokens", wl.unique_tokens is not None)) if on]
+    if beyond:
+        raise click.UsageError(f"--bands applies the frontier limits (--min-params ... --max-overfit) to the "
+                               f"samples, not {' or '.join(beyond)}")
     qs = _numbers(bands, "--bands")
     family, samples = read_bootstrap(law_file)
     b = frontier_bands(samples, family, table.column("flops").to_numpy(), qs, solver=solver, **cons.as_dict())
@@ -706,6 +715,8 @@ def isoflop_sim_cmd(law, law_file, overrides, threads, budgets, points_per_curve
     c = studies.budgets_from_range(budgets)
     if output is not None:
         fmt = _check_target(output, fmt)
+    elif fmt is not None:
+        raise click.UsageError("--format applies to the per-trial table: give -o FILE (or -o - for stdout)")
     df = studies.isoflop_sim(the_law, c, points_per_curve=points_per_curve, width=width,
                              center_offset=center_offset, noise=noise, trials=trials, seed=seed,
                              target_flops=target_flops)
@@ -740,6 +751,10 @@ def main():
     context managers that commit or remove them before the command returns."""
     import os
 
+    if sys.stdout is None:  # started with stdout closed: data written to it is the one-line error
+        from .output import ClosedStdout
+
+        sys.stdout = ClosedStdout()
     try:
         cli()
         code = 0
@@ -748,6 +763,8 @@ def main():
         if isinstance(exc.code, str):
             sys.stderr.write(exc.code + "\n")
     for stream in (sys.stdout, sys.stderr):
+        if stream is None:
+            continue
         try:
             stream.flush()
         except OSError:  # a closed pipe

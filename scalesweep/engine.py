@@ -35,6 +35,9 @@ from .options import BUDGET_FIELDS, columns
 
 NAN = np.float64(np.nan)
 REASON_UNSUPPORTED = "unsupported_family"
+REASON_NO_ALLOCATION = "no_allocation"  # a limit on N or D given to a law that states no allocation
+# The inputs that limit the allocation: a law without one (loss at a budget) cannot honour them.
+ALLOCATION_LIMITS = (*CONSTRAINT_NAMES, "max_overfit", "unique_tokens")
 
 
 def _col(inputs, name):
@@ -202,12 +205,13 @@ def _rule_violations(nn, dd, b) -> tuple[np.ndarray, list[np.ndarray]]:
     return ok, broken
 
 
-def family_rows(lim: _Limits, m, flops, is_target, raw, n, d, loss, feas, active, reasons: dict):
+def family_rows(lim: _Limits, m, flops, is_target, raw, n, d, loss, feas, active, reasons: dict, limited=False):
     """Rows whose family's frontier is not a kernel solve, and rows whose family cannot answer at all.
 
     Allocation rules give N and D by formula (a rule cannot be steered: a row breaking a limit is infeasible);
-    loss-at-budget laws give the loss and no allocation; a law without a frontier, or a target-loss row of a
-    family without a level-curve solver, is infeasible with reason ``unsupported_family``.
+    loss-at-budget laws give the loss and no allocation, so a row of theirs with a limit on N or D
+    (``limited``, per row or shared) is infeasible with reason ``no_allocation``; a law without a frontier, or a
+    target-loss row of a family without a level-curve solver, is infeasible with reason ``unsupported_family``.
     """
     fams, P = lim.fams, lim.P
     li_full = np.broadcast_to(lim.law_idx, (m,)) if lim.law_idx.size == 1 else lim.law_idx
@@ -235,9 +239,13 @@ def family_rows(lim: _Limits, m, flops, is_target, raw, n, d, loss, feas, active
             reasons["rows"].append((rows[~ok], labels))
         else:
             val = _budget_loss_mixed(specs, li_full[rows], p, f_rows)
-            loss[rows] = val
-            feas[rows] = ~np.isnan(val)
+            blocked = np.broadcast_to(limited, (m,))[rows]
+            loss[rows] = np.where(blocked, np.nan, val)
+            feas[rows] = ~np.isnan(val) & ~blocked
             n[rows], d[rows], active[rows] = np.nan, np.nan, NONE
+            if blocked.any():
+                reasons["rows"].append((rows[blocked], np.full(int(blocked.sum()), REASON_NO_ALLOCATION,
+                                                               dtype=object)))
     bad = (unsupported_law[li_full] & ~np.broadcast_to(is_target, (m,))) | (no_target[li_full] & is_target)
     if bad.any():
         rows = np.flatnonzero(bad)
@@ -304,7 +312,7 @@ def _grouped(rows, keys, label_of):
 
 def infeasible_reasons(lim: _Limits, m, flops, target, is_target, raw, lb, feas, reasons: dict):
     """The reason of every infeasible row: the limits that conflict (joined by '+'), ``max_days``,
-    ``irreducible_loss``, ``unsupported_family`` or ``undefined_loss``. Returns (codes, names): codes index
+    ``irreducible_loss``, ``unsupported_family``, ``no_allocation`` or ``undefined_loss``. Returns (codes, names): codes index
     names, -1 for feasible rows."""
     codes = np.full(m, -1, dtype=np.int32)
     names: list[str] = []
@@ -400,7 +408,9 @@ def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.nda
     dinf = np.ascontiguousarray(np.atleast_1d(np.asarray(inputs.get("inference_tokens", 0.0), dtype=np.float64)))
     n, d, loss, feas, active = run_kernels(lim, m, flops, target, is_target, dinf, raw, lb, solver)
     reasons = {"rows": []}
-    family_rows(lim, m, flops, is_target, raw, n, d, loss, feas, active, reasons)
+    limited = np.logical_or.reduce([~np.isnan(inputs[name]) for name in ALLOCATION_LIMITS if name in given] or
+                                   [np.False_])
+    family_rows(lim, m, flops, is_target, raw, n, d, loss, feas, active, reasons, limited)
     name_limits(active, lim, m)
     train = flops
     if any_target:  # the answer is the training compute; a time limit makes too-costly targets infeasible
@@ -419,39 +429,3 @@ def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.nda
                           overfit)
     out["infeasible_reason"] = infeasible_reasons(lim, m, flops, target, is_target, raw, lb, feas, reasons)
     return out
-
-
-# A field that needs others: (field, needed fields, what to say). "peak" is a gpu preset or peak_tflops.
-REQUIRES = (
-    ("gpu_hours", ("peak",), "a budget in gpu_hours needs a GPU (gpu or peak_tflops)"),
-    ("usd", ("peak", "usd_per_gpu_hour"), "a budget in usd needs a GPU (gpu or peak_tflops) and usd_per_gpu_hour"),
-    ("days", ("peak", "gpus"), "a budget in days needs gpus and a GPU (gpu or peak_tflops)"),
-    ("max_days", ("peak", "gpus"), "max_days needs gpus and a GPU (gpu or peak_tflops)"),
-    ("gpus", ("peak",), "gpus needs a GPU (gpu or peak_tflops)"),
-    ("usd_per_gpu_hour", ("peak",), "usd_per_gpu_hour needs a GPU (gpu or peak_tflops)"),
-    ("gpu_memory_gb", ("peak",), "gpu_memory_gb needs a GPU (gpu or peak_tflops)"),
-)
-
-
-def check_rules(given: dict, m: int, label) -> None:
-    """Raise on the first row breaking a cross-field rule. ``given`` maps field -> bool (shared) or bool
-    array (per row); absent names are not given. ``label(i)`` names row i in the message."""
-    if all(np.ndim(v) == 0 for v in given.values()):  # the same fields for every row: check once
-        m = 1
-        label0 = label
-        label = lambda i: label0(0)  # noqa: E731
-
-    def g(name):
-        if name == "peak":
-            return np.broadcast_to(g("gpu") | g("peak_tflops"), (m,))
-        return np.broadcast_to(given.get(name, False), (m,))
-
-    count = sum(g(f).astype(np.int8) for f in BUDGET_FIELDS)
-    for bad, msg in ((count == 0, "no budget: give one of " + ", ".join(BUDGET_FIELDS)),
-                     (count > 1, "more than one budget: give exactly one of " + ", ".join(BUDGET_FIELDS))):
-        if bad.any():
-            raise ScalesweepError(f"{label(int(np.argmax(bad)))}: {msg}")
-    for name, needs, msg in REQUIRES:
-        bad = g(name) & ~np.logical_and.reduce([g(n) for n in needs])
-        if bad.any():
-            raise ScalesweepError(f"{label(int(np.argmax(bad)))}: {msg}")

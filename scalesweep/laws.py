@@ -104,6 +104,11 @@ class Family:
         if unknown:
             fail(f"{unknown[0]!r} is not one of its parameters")
 
+    @property
+    def allocates(self) -> bool:
+        """Whether the frontier gives N and D (a solve or a rule), so that limits on them can apply."""
+        return self.frontier != "budget_loss"
+
     def frontier_error(self, law_name: str, params: Mapping) -> str | None:
         """Why a law of this family has no frontier (None when it has one)."""
         return None if self.no_frontier is None else self.no_frontier(law_name, params)
@@ -545,7 +550,10 @@ def as_law(law=None) -> Law:
 def as_laws(laws=None) -> list[Law]:
     """Laws from one law, a preset name, comma-separated names (``"hoffmann2022,kaplan2020"``) or a list."""
     if isinstance(laws, str) and "," in laws:
-        laws = [x.strip() for x in laws.split(",") if x.strip()]
+        parts = [x.strip() for x in laws.split(",")]
+        if not all(parts):
+            raise ScalesweepError(f"an empty name in the law list {laws!r}")
+        laws = parts
     if isinstance(laws, (list, tuple)):
         if not laws:
             raise ScalesweepError("no laws given")
@@ -634,6 +642,8 @@ def resolve_law(law=None, law_file=None, overrides=None) -> Law:
     """What every command does with ``--law``, ``--law-file`` and ``--set``."""
     if law is not None and law_file is not None:
         raise ScalesweepError("give either --law or --law-file, not both")
+    if law is not None and not str(law).strip():
+        raise ScalesweepError(f"--law is empty: give a preset name (default {DEFAULT_LAW}; see `scalesweep laws`)")
     base = load_law_file(law_file) if law_file is not None else get_law(law or DEFAULT_LAW)
     return get_law(base, **(overrides or {}))
 

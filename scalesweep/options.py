@@ -112,13 +112,9 @@ class Hardware:
             object.__setattr__(self, "gpu", units.gpu_preset(self.gpu).name)
         if self.gpus is not None:
             object.__setattr__(self, "gpus", float(self.gpus))
-        has_gpu = self.gpu is not None or self.peak_tflops is not None
-        for name in ("gpu_memory_gb", "mfu", "gpus", "usd_per_gpu_hour", "max_days"):
-            if getattr(self, name) is not None and not has_gpu:
-                raise ScalesweepError(f"{flag(name)} needs --gpu or --peak-tflops")
-        for name in ("bytes_per_param", "max_days"):
-            if getattr(self, name) is not None and self.gpus is None:
-                raise ScalesweepError(f"{flag(name)} needs --gpus")
+        missing = unmet({f.name: getattr(self, f.name) is not None for f in fields(self)})
+        if missing:
+            raise ScalesweepError(missing)
 
     @property
     def given(self) -> bool:
@@ -187,6 +183,71 @@ FIELDS: dict[str, dict] = {
 }
 STRING_FIELDS = tuple(name for name, f in FIELDS.items() if f["rule"] == "name")
 DEFAULTS = {"law": "hoffmann2022", **{name: f["default"] for name, f in FIELDS.items() if f.get("default") is not None}}
+
+
+# An option that needs others: (field, groups); every group needs one of its fields given. "gpu" is a GPU
+# preset, "peak_tflops" a custom GPU; a preset brings its memory.
+_GPU = ("gpu", "peak_tflops")
+_MEMORY = ("gpu", "gpu_memory_gb")
+_GROUP_NAMES = {_GPU: "a GPU", _MEMORY: "GPU memory"}
+REQUIRES = (
+    ("gpu_hours", (_GPU,)),
+    ("usd", (_GPU, ("usd_per_gpu_hour",))),
+    ("days", (("gpus",), _GPU)),
+    ("max_days", (("gpus",), _GPU)),
+    ("gpus", (_GPU,)),
+    ("usd_per_gpu_hour", (_GPU,)),
+    ("gpu_memory_gb", (_GPU,)),
+    ("mfu", (_GPU,)),
+    ("bytes_per_param", (("gpus",), _MEMORY)),
+)
+
+
+def cli_name(name: str) -> str:
+    """How the command line spells a field: a budget form is a --unit, anything else its --flag."""
+    return f"--unit {name}" if name in BUDGET_UNITS else flag(name)
+
+
+def field_name(name: str) -> str:
+    """How a scenario spells a field."""
+    return f"a budget in {name}" if name in BUDGET_UNITS else name
+
+
+def unmet(given: dict, name=cli_name) -> str | None:
+    """The first broken rule of ``REQUIRES`` among the fields given (name -> bool), as a message whose field
+    names ``name`` spells; None when every rule holds."""
+    for field_name_, groups in REQUIRES:
+        if given.get(field_name_) and not all(any(given.get(x) for x in g) for g in groups):
+            alts = [" or ".join(map(name, g)) for g in groups]
+            if len(groups) > 1:
+                alts = [f"{_GROUP_NAMES[g]} ({a})" if len(g) > 1 else a for g, a in zip(groups, alts, strict=True)]
+            needs = " and ".join(alts)
+            return f"{name(field_name_)} needs {needs}"
+    return None
+
+
+def check_rules(given: dict, m: int, label, name=field_name) -> None:
+    """Raise on the first row breaking a cross-field rule (exactly one budget per row, ``REQUIRES``).
+    ``given`` maps field -> bool (shared) or bool array (per row); absent names are not given. ``label(i)``
+    names row i in the message, ``name`` spells a field."""
+    import numpy as np
+
+    if all(np.ndim(v) == 0 for v in given.values()):  # the same fields for every row: check once
+        m = 1
+    g = {k: np.broadcast_to(v, (m,)) for k, v in given.items()}
+    none = np.zeros(m, dtype=bool)
+    count = sum(g.get(f, none).astype(np.int8) for f in BUDGET_FIELDS)
+    forms = ", ".join(BUDGET_FIELDS)
+    for bad, msg in ((count == 0, "no budget: give one of " + forms),
+                     (count > 1, "more than one budget: give exactly one of " + forms)):
+        if bad.any():
+            raise ScalesweepError(f"{label(int(np.argmax(bad)))}: {msg}")
+    for field_name, groups in REQUIRES:
+        bad = g.get(field_name, none) & ~np.logical_and.reduce(
+            [np.logical_or.reduce([g.get(x, none) for x in grp]) for grp in groups])
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise ScalesweepError(f"{label(row)}: {unmet({k: bool(v[row]) for k, v in g.items()}, name)}")
 
 
 def columns(*objs) -> dict:

@@ -49,7 +49,35 @@ def jsonable(obj, nonfinite: str = "string"):
 
 
 def stdout_is_terminal() -> bool:
-    return sys.stdout.isatty()
+    return sys.stdout is not None and sys.stdout.isatty()
+
+
+STDOUT_CLOSED = "standard output is closed: give -o FILE"
+
+
+class ClosedStdout(io.TextIOBase):
+    """Stands in for ``sys.stdout`` when the process was started without one (``>&-``): writing data to it is
+    the one-line error, everything else (status lines go to stderr) works."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text):
+        raise ScalesweepError(STDOUT_CLOSED)
+
+    @property
+    def buffer(self):
+        raise ScalesweepError(STDOUT_CLOSED)
+
+    def flush(self):
+        pass
+
+
+def stdout():
+    """The standard output stream; one line if the process was started without one."""
+    if sys.stdout is None:
+        raise ScalesweepError(STDOUT_CLOSED)
+    return sys.stdout
 
 
 def resolve_format(output, fmt: str | None) -> str:
@@ -121,8 +149,8 @@ def write_json(path, data, *, nonfinite: str = "string") -> None:
     """A JSON document (law files, manifests), strict JSON, written atomically; ``-`` writes to stdout."""
     text = json.dumps(jsonable(data, nonfinite), indent=1, allow_nan=False) + "\n"
     if str(path) == STDOUT:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        stdout().write(text)
+        stdout().flush()
         return
     write_bytes(path, text.encode())
 
@@ -251,7 +279,7 @@ class TableWriter:
         self._atomic = None
         if self.to_stdout:
             self._buffer = io.BytesIO() if fmt in BINARY_FORMATS else None
-            self.sink = self._buffer if self._buffer is not None else sys.stdout.buffer
+            self.sink = self._buffer if self._buffer is not None else stdout().buffer
         else:
             self._atomic = atomic_path(output)
             self._tmp = self._atomic.__enter__()
@@ -299,8 +327,8 @@ class TableWriter:
                 self._fh.close()
             if self.to_stdout:
                 if self._buffer is not None:
-                    sys.stdout.buffer.write(self._buffer.getvalue())
-                sys.stdout.flush()
+                    stdout().buffer.write(self._buffer.getvalue())
+                stdout().flush()
         except BaseException:
             self.abort()
             raise

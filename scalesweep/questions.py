@@ -17,7 +17,7 @@ from . import engine
 from .codes import SOLVER_NAMES
 from .errors import ScalesweepError
 from .laws import Law, law_arrays
-from .options import BUDGET_UNITS, Constraints, Hardware, Workload, columns, given
+from .options import BUDGET_UNITS, Constraints, Hardware, Workload, check_rules, cli_name, columns, flag, given
 from .tables import RESULT_HEAD, frontier_metadata, optional_columns, to_arrow
 from .validate import choice
 
@@ -75,6 +75,13 @@ def frontier(laws: list[Law], budgets: np.ndarray, *, unit: str = "flops", solve
         why = law.spec.frontier_error(law.name, law.params)
         if why is not None:
             raise ScalesweepError(why)
+        if not law.spec.allocates:
+            limits = [*given(cons), *(name for name, v in (("unique_tokens", wl.unique_tokens),
+                                                          ("inference_tokens", wl.inference_tokens),
+                                                          ("bytes_per_param", hw.bytes_per_param)) if v is not None)]
+            if limits:
+                raise ScalesweepError(f"{law.name} gives the loss at a budget, not an allocation of params and tokens: "
+                                  f"{', '.join(flag(x) for x in limits)} cannot apply to it")
     if loss_law is not None:
         if not loss_law.spec.has_loss:
             raise ScalesweepError(f"--loss-law must be a loss law, not {loss_law.name} (family {loss_law.family})")
@@ -83,8 +90,7 @@ def frontier(laws: list[Law], budgets: np.ndarray, *, unit: str = "flops", solve
                                   "has its own loss")
     m0 = budgets.size
     inputs = columns(hw, wl, cons)
-    engine.check_rules({**{k: True for k in inputs if k not in ("mfu", "bytes_per_param", "inference_tokens")},
-                        "gpu": hw.given, unit: True}, 1, lambda i: "frontier")
+    check_rules({**{k: True for obj in (hw, wl, cons) for k in given(obj)}, unit: True}, 1, lambda i: "frontier", cli_name)
     fams, P, law_idx, law_col = _rows(laws, m0)
     m = m0 * len(laws)
     inputs[unit] = budgets if len(laws) == 1 else np.tile(budgets, len(laws))
@@ -131,8 +137,7 @@ def target_loss(laws: list[Law], targets: np.ndarray, *, constraints: Constraint
         raise ScalesweepError("--max-overfit is a frontier limit; target-loss does not support it")
     m0 = targets.size
     inputs = columns(hw, wl, cons)
-    engine.check_rules({**{k: True for k in inputs if k not in ("mfu", "bytes_per_param", "inference_tokens")},
-                        "gpu": hw.given, "target_loss": True}, 1, lambda i: "target-loss")
+    check_rules({**{k: True for obj in (hw, wl, cons) for k in given(obj)}, "target_loss": True}, 1, lambda i: "target-loss", cli_name)
     fams, P, law_idx, law_col = _rows(laws, m0)
     m = m0 * len(laws)
     inputs["target_loss"] = targets if len(laws) == 1 else np.tile(targets, len(laws))

@@ -22,7 +22,7 @@ from .errors import ScalesweepError
 from .grid import parse_range
 from .codes import FAMILY_NAMES
 from .laws import FAMILIES, PRESETS, get_law, law_arrays, law_suggestion
-from .options import DEFAULTS, FIELDS, STRING_FIELDS
+from .options import DEFAULTS, FIELDS, STRING_FIELDS, check_rules
 from .output import table_writer
 from .tables import COLUMNS, ENGINE_COLUMNS, arrow_float, dictionary, metadata, to_arrow
 from .validate import RULES, bad_mask, suggest
@@ -96,7 +96,7 @@ class SweepSpec:
             self.fields[name] = self._check_values(name, values)
         self._check_laws()
         given = {name: True for name in self.fields}
-        engine.check_rules(given, 1, lambda i: source)
+        check_rules(given, 1, lambda i: source)
         self.counts = [len(v) for v in self.fields.values()]
         self.rows = math.prod(self.counts)
         self.strides = [math.prod(self.counts[j + 1:]) for j in range(len(self.counts))]
@@ -368,7 +368,10 @@ def _solve_chunk(spec, start: int, m: int, cols: dict, laws: _Laws, present: lis
         lut_p = np.array([h.peak_tflops for h in hw] + [np.nan])
         lut_m = np.array([h.memory_gb for h in hw] + [np.nan])
         peak, mem = lut_p[codes], lut_m[codes]  # code -1 (empty cell) picks the trailing NaN
-    given_gpu = ~np.isnan(peak)
+    given = {name: ~np.isnan(inputs[name]) if np.ndim(inputs[name]) else not np.isnan(inputs[name])
+             for name in present if name in inputs}
+    given["gpu"] = ~np.isnan(peak)
+    check_rules(given, m, lambda i: label(start + i))
     if "peak_tflops" in inputs:
         peak = np.where(np.isnan(inputs["peak_tflops"]), peak, inputs["peak_tflops"])
     if "gpu_memory_gb" in inputs:
@@ -379,10 +382,6 @@ def _solve_chunk(spec, start: int, m: int, cols: dict, laws: _Laws, present: lis
             inputs[name] = np.where(np.isnan(inputs[name]), DEFAULTS[name], inputs[name])
         else:
             inputs[name] = np.float64(DEFAULTS[name])
-    given = {name: ~np.isnan(inputs[name]) if np.ndim(inputs[name]) else not np.isnan(inputs[name])
-             for name in present if name in inputs}
-    given["gpu"] = given_gpu
-    engine.check_rules(given, m, lambda i: label(start + i))
     # Laws: preset per row plus overrides -> an index into the laws met so far.
     law_idx = _law_index(spec, start, m, cols, laws, present)
     fams, P = laws.arrays()

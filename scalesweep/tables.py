@@ -45,7 +45,7 @@ COLUMNS: dict[str, Column] = {
     "active_constraint": Column("category", "", "the limit the optimum sits on (none: unconstrained)",
                                 categories=ACTIVE_NAMES),
     "infeasible_reason": Column("category", "", "why a row is infeasible: the conflicting limits joined by '+', "
-                                "max_days, irreducible_loss, unsupported_family, budget or undefined_loss",
+                                "max_days, irreducible_loss, unsupported_family, no_allocation, budget or undefined_loss",
                                 "null on feasible rows"),
     "budget_flops": Column("float", "FLOP", "the budget before a max_days cap"),
     "budget_limited_by": Column("category", "", "budget, or max_days when the time limit cut it",

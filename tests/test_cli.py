@@ -152,7 +152,7 @@ GOOD = ["--flops-range", "1e18:1e20:3"]
         (["frontier", *GOOD, "--usd-per-gpu-hour", "2"], "--usd-per-gpu-hour needs --gpu or --peak-tflops", 1),
         (["frontier", *GOOD, "--gpu", "A100", "--bytes-per-param", "8"], "--bytes-per-param needs --gpus", 1),
         (["frontier", *GOOD, "--gpu", "H10"], "unknown GPU 'H10'", 1),
-        (["frontier", *GOOD, "--unit", "days", "--gpu", "A100"], "a budget in days needs gpus", 1),
+        (["frontier", *GOOD, "--unit", "days", "--gpu", "A100"], "--unit days needs --gpus and a GPU", 1),
         (["frontier", *GOOD, "--format", "xml"], "Invalid value for '--format'", 2),
         (["frontier", *GOOD, "--law", "hoffmann2022,nope"], "unknown law 'nope'", 1),
         (["frontier", *GOOD, "--law", "hoffmann2022,kaplan2020", "--set", "alpha=0.3"], "neither --law-file nor --set", 1),

@@ -318,3 +318,68 @@ def test_help_loads_no_compiled_layers():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "Commands:" in res.stdout and "frontier" in res.stdout
     assert res.stderr == "0 False False"
+
+
+def test_limits_on_a_loss_at_budget_law_are_refused_or_flagged(tmp_path):
+    """kaplan2020-C gives L(C) with no allocation: a limit on N or D cannot apply. The CLI refuses it up front;
+    a scenario row carrying one is infeasible with reason no_allocation, and its neighbours are untouched."""
+    res = run(["frontier", "--law", "kaplan2020-C", "--flops-range", "1e20:1e22:3", "--max-params", "1e9"], ok=False)
+    assert_one_line_error(res, "--max-params cannot apply", 1)
+    spec = tmp_path / "k.csv"
+    spec.write_text("law,flops,max_params\nkaplan2020-C,1e22,1e9\nkaplan2020-C,1e22,\n")
+    res = run(["scenarios", spec, "-o", tmp_path / "k.parquet"])
+    assert res.exit_code == 0, res.output
+    assert "1 no_allocation" in res.stderr
+    df = pd.read_parquet(tmp_path / "k.parquet")
+    assert df.feasible.tolist() == [False, True]
+    assert df.infeasible_reason.tolist()[0] == "no_allocation" and pd.isna(df.infeasible_reason[1])
+    # L(C) = (C_c / C_PF-days)^alpha (Kaplan Eq. 3.3, Table 5: C_c = 1.6e7 PF-days, alpha_C = 0.057)
+    assert df.loss[1] == pytest.approx((1.6e7 / (1e22 / 8.64e19)) ** 0.057, rel=1e-12)
+    assert np.isnan(df.loss[0])
+
+
+def test_scenario_rows_refuse_options_they_cannot_use(tmp_path):
+    for text, needle in (("flops,mfu,gpu\n1e22,0.5,A100\n1e22,0.5,\n", "row 2: mfu needs gpu or peak_tflops"),
+                         ("flops,gpus,bytes_per_param,peak_tflops\n1e22,8,20,900\n",
+                          "row 1: bytes_per_param needs gpus and GPU memory (gpu or gpu_memory_gb)")):
+        spec = tmp_path / "s.csv"
+        spec.write_text(text)
+        assert_one_line_error(run(["scenarios", spec, "-o", tmp_path / "out.parquet"], ok=False), needle, 1)
+        assert not (tmp_path / "out.parquet").exists()
+
+
+def test_closed_stdout_is_one_line_and_files_still_work(tmp_path):
+    """Started with stdout closed (``>&-``): printing data is a one-line error; -o FILE works."""
+    cmd = [sys.executable, "-c", "import sys; sys.stdout = None; from scalesweep.cli import main; main()"]
+    p = subprocess.run([*cmd, "frontier", "--flops-range", "1e20:1e22:3"], capture_output=True, text=True)
+    assert p.returncode == 1 and p.stderr == "Error: standard output is closed: give -o FILE\n", p.stderr
+    p = subprocess.run([*cmd, "frontier", "--flops-range", "1e20:1e22:3", "-o", str(tmp_path / "f.csv")],
+                       capture_output=True, text=True)
+    assert p.returncode == 0 and (tmp_path / "f.csv").read_text().count("\n") == 4, p.stderr
+
+
+@pytest.mark.parametrize("args", [[], ["plot"], ["lookup"]])
+def test_a_bare_group_prints_its_help_on_stderr(args):
+    p = subprocess.run([sys.executable, "-m", "scalesweep", *args], capture_output=True, text=True)
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.startswith("Usage: ") and "Error" not in p.stderr and "Commands:" in p.stderr
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["frontier", "--law", "", "--flops-range", "1e20:1e22:3"], "--law is empty"),
+    (["frontier", "--law", "hoffmann2022,", "--flops-range", "1e20:1e22:3"], "an empty name in the law list"),
+    (["isoflop-sim", "--budgets", "6e18:3e21:3", "--format", "csv"], "--format applies to the per-trial table"),
+])
+def test_empty_or_ineffective_values_are_refused(args, needle):
+    assert_one_line_error(run(args, ok=False), needle)
+
+
+def test_bands_refuse_limits_they_would_not_apply(inputs, tmp_path):
+    law = tmp_path / "law.json"
+    run(["fit", inputs / "runs.csv", "--bootstrap", "3", "-o", law])
+    base = ["frontier", "--law-file", law, "--flops-range", "1e20:1e22:3", "--bands", "10,90"]
+    for extra, needle in ((["--gpu", "A100", "--gpus", "8"], "not --gpus (a memory limit)"),
+                          (["--unique-tokens", "1e10"], "not --unique-tokens")):
+        assert_one_line_error(run([*base, *extra], ok=False), needle, 2)
+    res = run([*base, "--max-params", "1e9"])  # a frontier limit applies to every sample
+    assert "params_p10" in res.stdout.splitlines()[0]

@@ -20,7 +20,7 @@ def test_budget_in_days_by_hand():
     assert df.flops[0] == pytest.approx(30 * 24 * 1024 * 989.4e12 * 0.4 * 3600, rel=1e-14)
     assert df.wall_days[0] == pytest.approx(30.0, rel=1e-14)
     assert df.budget_flops[0] == df.flops[0]
-    with pytest.raises(ScalesweepError, match="a budget in days needs gpus"):
+    with pytest.raises(ScalesweepError, match="--unit days needs --gpus"):
         ss.frontier("hoffmann2022", [30.0], unit="days", gpu="H100-SXM")
 
 

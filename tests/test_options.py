@@ -4,6 +4,7 @@ definition the CLI's options and the scenario fields are generated from."""
 import math
 from dataclasses import fields
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -29,6 +30,8 @@ def test_hardware_resolves_presets_and_overrides():
     (dict(mfu=0.5), "--mfu needs --gpu or --peak-tflops"),
     (dict(usd_per_gpu_hour=2.0), "--usd-per-gpu-hour needs --gpu or --peak-tflops"),
     (dict(gpu="A100", bytes_per_param=12.0), "--bytes-per-param needs --gpus"),
+    (dict(peak_tflops=900.0, gpus=8, bytes_per_param=12.0),
+     r"--bytes-per-param needs --gpus and GPU memory \(--gpu or --gpu-memory-gb\)"),
     (dict(gpu="A100", max_days=3.0), "--max-days needs --gpus"),
     (dict(gpu="A100", peak_tflops=-1.0), "--peak-tflops must be a finite number > 0"),
     (dict(gpu="A100", peak_tflops=math.inf), "--peak-tflops must be a finite number > 0"),
@@ -81,3 +84,30 @@ def test_scenario_fields_are_the_option_fields():
     assert set(O.FIELDS) == names | {"law", "loss_law"}
     assert O.STRING_FIELDS == ("law", "loss_law", "gpu")
     assert O.DEFAULTS == {"law": "hoffmann2022", "mfu": 0.4, "bytes_per_param": 16.0, "inference_tokens": 0.0}
+
+
+def _needs_met(groups):
+    return {x: True for g in groups for x in g[:1]}
+
+
+@pytest.mark.parametrize("field, groups", O.REQUIRES)
+def test_every_rule_is_enforced_for_options_and_for_scenario_rows(field, groups):
+    """One rule table: each field alone (with a budget) is refused, with each group's first field it passes,
+    and the option classes and the per-row check say the same thing."""
+    budget = {"flops": True} if field not in O.BUDGET_FIELDS else {}
+    for missing in range(len(groups)):
+        # rows 1-2 leave the field out (a flops budget instead), row 3 gives it without one of its needs
+        # (a needed field may need others in turn: the error names row 3 and some unmet need)
+        given = {k: np.array([False, False, True]) for k in _needs_met(groups[:missing] + groups[missing + 1:])}
+        given[field] = np.array([False, False, True])
+        given["flops"] = np.array([True, True, field not in O.BUDGET_FIELDS])
+        with pytest.raises(ScalesweepError, match="row 3: .* needs"):
+            O.check_rules(given, 3, lambda i: f"row {i + 1}")
+    O.check_rules({field: True, **budget, **_needs_met(groups)}, 1, lambda i: "x")
+    hardware = {f.name for f in fields(O.Hardware)}
+    if field in hardware:
+        values = {"gpu": "A100", "peak_tflops": 500.0, "gpu_memory_gb": 40.0, "gpus": 8, "mfu": 0.5,
+                  "usd_per_gpu_hour": 2.0, "bytes_per_param": 12.0, "max_days": 3.0}
+        with pytest.raises(ScalesweepError, match=f"{O.flag(field)} needs"):
+            O.Hardware(**{field: values[field]})
+        O.Hardware(**{k: values[k] for k in {field, *_needs_met(groups)}})

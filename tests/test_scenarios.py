@@ -161,7 +161,7 @@ BAD_SPECS = [
     ("s.yaml", "flops: []\n", "empty list"),
     ("s.yaml", "flops: [1e21\n", "cannot parse spec"),
     ("s.yaml", "- 1\n- 2\n", "a sweep spec is a mapping"),
-    ("s.yaml", "gpu_hours: 100\n", "needs a GPU"),
+    ("s.yaml", "gpu_hours: 100\n", "a budget in gpu_hours needs gpu or peak_tflops"),
     ("s.yaml", "gpu: B200\ngpu_hours: 100\n", "unknown GPU 'B200'"),
     ("s.yaml", "usd: 100\ngpu: A100\n", "usd_per_gpu_hour"),
     ("s.yaml", "days: 3\ngpu: A100\n", "needs gpus"),
@@ -178,7 +178,7 @@ BAD_SPECS = [
     ("t.csv", "flops,gpus\n1e21,-8\n", "row 1, field 'gpus': must be a whole number >= 1"),
     ("t.csv", "law,flops\nhoffmann2022,1e21\nnope,1e22\n", "row 2, field 'law': unknown law 'nope'"),
     ("t.csv", "flops,pf_days\n1e21,\n1e22,4\n", "row 2: more than one budget"),
-    ("t.csv", "flops,gpu_hours\n1e21,\n,4\n", "row 2: a budget in gpu_hours needs a GPU"),
+    ("t.csv", "flops,gpu_hours\n1e21,\n,4\n", "row 2: a budget in gpu_hours needs gpu or peak_tflops"),
     ("t.csv", "flops,colour\n1e21,red\n", "unknown field 'colour'"),
     ("t.csv", "flops\n", "has no rows"),
     ("t.csv", "", "cannot read scenario table"),
@@ -236,11 +236,11 @@ def test_frontier_cli_in_real_units(tmp_path):
     assert df.wall_days.tolist() == pytest.approx([1e4 / 256 / 24, 1e5 / 256 / 24, 1e6 / 256 / 24], rel=1e-14)
     assert df.flops[0] == pytest.approx(1e4 * 989.4e12 * 0.4 * 3600, rel=1e-14)
     assert read_metadata(out)["hardware"]["gpu"] == "H100-SXM"
-    for args, needle in ((["--unit", "usd", "--gpu", "A100"], "usd_per_gpu_hour"),
-                         (["--unit", "gpu_hours"], "needs a GPU"),
+    for args, needle in ((["--unit", "usd", "--gpu", "A100"], "--unit usd needs a GPU (--gpu or --peak-tflops) and --usd-per-gpu-hour"),
+                         (["--unit", "gpu_hours"], "--unit gpu_hours needs --gpu or --peak-tflops"),
                          (["--gpu", "A100", "--mfu", "1.2"], "--mfu must be a number in (0, 1]"),
                          (["--gpu", "A100", "--gpus", "-3"], "--gpus must be a whole number >= 1"),
-                         (["--max-days", "3"], "--max-days needs --gpu or --peak-tflops")):
+                         (["--max-days", "3"], "--max-days needs --gpus and a GPU (--gpu or --peak-tflops)")):
         res = CliRunner().invoke(cli, ["frontier", "--flops-range", "1e20", *args])
         assert_one_line_error(res, needle, code=1)
 

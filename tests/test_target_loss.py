@@ -138,7 +138,7 @@ def test_properties(name, t1, t2, dinf, max_tpp, max_params):
     (dict(loss=[]), "target loss: no values"),
     (dict(loss=[2.0], inference_tokens=-1.0), "--inference-tokens must be a finite number >= 0"),
     (dict(loss=[2.0], min_params=2e9, max_params=1e9), "greater than --max-params"),
-    (dict(loss=[2.0], max_days=3), "--max-days needs --gpu or --peak-tflops"),
+    (dict(loss=[2.0], max_days=3), "--max-days needs --gpus and a GPU"),
 ])
 def test_bad_input(kwargs, match):
     with pytest.raises(ScalesweepError, match=match):
