@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import sys
 import time
 from dataclasses import fields
@@ -157,6 +158,12 @@ def _partitioned(engine, scheduler, workers, partition_rows, output) -> bool:
     if engine == "dask" or partition_rows is not None:
         if output is None or output == "-":
             raise click.UsageError("--engine dask and --partition-rows write a dataset: give -o DIRECTORY")
+        from .output import SUFFIXES
+
+        suffix = os.path.splitext(output.rstrip("/"))[1].lower()
+        if SUFFIXES.get(suffix, "parquet") != "parquet":
+            raise click.UsageError(f"--engine dask and --partition-rows write a directory of Parquet parts, not "
+                                   f"{SUFFIXES[suffix]}: give -o DIRECTORY (without the {suffix} suffix)")
         return True
     return False
 
@@ -554,8 +561,9 @@ def compare(flops_values, law_names, output, fmt):
     """What every preset recommends at a budget, side by side (params, tokens, tokens/param, loss)."""
     from .api import compare as compare_laws
     from .tables import frame_to_arrow, metadata
+    from .validate import positive_array
 
-    budgets = _numbers(flops_values, "--flops")
+    budgets = positive_array(_numbers(flops_values, "--flops"), "--flops")
     names = None if law_names is None else [x.strip() for x in law_names.split(",") if x.strip()]
     fmt = _check_target(output, fmt)
     df = compare_laws(budgets, names)
@@ -749,8 +757,6 @@ def main():
     """The console script: run the CLI, flush what it wrote, and leave without the interpreter's teardown of
     numba's and LLVM's state (0.3-0.4 s of every run). Every file is closed by then: writes go through
     context managers that commit or remove them before the command returns."""
-    import os
-
     if sys.stdout is None:  # started with stdout closed: data written to it is the one-line error
         from .output import ClosedStdout
 

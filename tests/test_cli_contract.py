@@ -269,14 +269,17 @@ def test_infeasible_targets_are_rows_with_a_reason_and_a_counted_warning():
     ([], "give -o DIRECTORY", 2),
     (["-o", "ds", "--format", "csv"], "written as Parquet parts", 2),
     (["-o", "ds", "--gpu", "A100"], "a partitioned frontier takes one law", 2),
-    (["-o", "afile.csv"], "it is a file", 1),
+    (["-o", "afile.csv"], "not csv: give -o DIRECTORY", 2),
+    (["-o", "afile"], "it is a file", 1),
 ])
 def test_partitioned_run_usage_errors(tmp_path, monkeypatch, extra, needle, code):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "afile.csv").write_text("keep\n")
+    for name in ("afile.csv", "afile"):
+        (tmp_path / name).write_text("keep\n")
     res = run(["frontier", "--flops-range", "1e18:1e22:5", "--partition-rows", "2", *extra], ok=False)
     assert_one_line_error(res, needle, code)
-    assert leftovers(tmp_path) == ["afile.csv"] and (tmp_path / "afile.csv").read_text() == "keep\n"
+    assert leftovers(tmp_path) == ["afile", "afile.csv"]
+    assert (tmp_path / "afile.csv").read_text() == (tmp_path / "afile").read_text() == "keep\n"
 
 
 def test_partitioned_run_talks_on_stderr_warns_and_follows_the_umask(tmp_path):
@@ -369,6 +372,9 @@ def test_a_bare_group_prints_its_help_on_stderr(args):
     (["frontier", "--law", "", "--flops-range", "1e20:1e22:3"], "--law is empty"),
     (["frontier", "--law", "hoffmann2022,", "--flops-range", "1e20:1e22:3"], "an empty name in the law list"),
     (["isoflop-sim", "--budgets", "6e18:3e21:3", "--format", "csv"], "--format applies to the per-trial table"),
+    (["compare", "--flops", "1e22,-1"], "--flops: value #2 is -1.0"),
+    (["frontier", "--flops-range", "1e20:1e22:3", "--partition-rows", "2", "-o", "ds.csv"],
+     "a directory of Parquet parts, not csv"),
 ])
 def test_empty_or_ineffective_values_are_refused(args, needle):
     assert_one_line_error(run(args, ok=False), needle)
