@@ -60,7 +60,7 @@ def main():
     N, D, L = make_runs()
     starts = F.start_grid("chinchilla")
     print(f"fit: {N.size} runs (1% noise), chinchilla, Huber delta {DELTA}, {len(starts):,}-start grid")
-    F.fit(N[:10], D[:10], L[:10], grid={k: [v[0]] for k, v in F.CHINCHILLA_GRID.items()})  # compile
+    F.fit(N[:10], D[:10], L[:10], grid={k: [v[0]] for k, v in F.FAMILIES["chinchilla"].fit.grid.items()})  # compile
     res = F.fit(N, D, L)
     t_ss, _ = median_time(lambda: F.fit(N, D, L), repeat=args.repeat, warmup=0)
     row("scalesweep fit (lbfgs, 4,500 starts, 2 threads)", t_ss,

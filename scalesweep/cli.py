@@ -507,15 +507,15 @@ def scenarios(spec, output, fmt, threads, engine, scheduler, workers, partition_
               help="lbfgs: Huber multi-start (Hoffmann/Besiroglu); vp: variable projection (chinchilla).")
 @click.option("--objective", type=click.Choice(["huber", "lad"]), default="huber", show_default=True,
               help="Loss on log residuals (lbfgs): Huber, or least absolute deviation.")
-@click.option("--delta", type=float, default=1e-3, show_default=True, help="Huber delta.")
+@click.option("--delta", type=float, default=None, help="Huber delta (lbfgs with huber) [default: 1e-3].")
 @click.option("--exclude-highest", type=int, default=0, show_default=True, help="Leave out the k highest-loss runs.")
 @click.option("--grid", "grid_items", multiple=True, metavar="NAME=V1,V2,...",
               help="Replace one axis of the start grid (chinchilla: a, b, e, alpha, beta; kaplan: ln_N_c, ln_D_c, "
                    "alpha_N, alpha_D). Repeatable.")
 @click.option("--bootstrap", type=int, default=0, show_default=True, help="Resamples for uncertainty (0: none).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option("--seed", type=int, default=None, help="Seed of the bootstrap; needs --bootstrap [default: 0].")
 @click.option("--params-column", default="params", show_default=True)
-@click.option("--tokens-column", default="tokens", show_default=True)
+@click.option("--tokens-column", default=None, help="Tokens column [default: tokens].")
 @click.option("--flops-column", default=None, help="Use flops instead of tokens (tokens = flops / (6 params)).")
 @click.option("--loss-column", default="loss", show_default=True)
 @click.option("--threads", type=int, default=None, help="Numba threads (results do not depend on it).")
@@ -529,6 +529,7 @@ def fit_cmd(runs, output, family, method, objective, delta, exclude_highest, gri
     from .output import STDOUT, check_target
 
     _threads(threads)
+    F.check_law_path(output)
     if output != STDOUT:
         check_target(output)
     grid = F.parse_grid(family, grid_items)
@@ -547,7 +548,7 @@ def fit_cmd(runs, output, family, method, objective, delta, exclude_highest, gri
     talk(f"objective {res.info['objective_value']:.6g} in {res.info['seconds']:.2f} s{extra}")
     if res.samples is not None:
         se = res.to_dict()["bootstrap"]["standard_errors"]
-        talk(f"bootstrap ({bootstrap} resamples, seed {seed}) standard errors: "
+        talk(f"bootstrap ({bootstrap} resamples, seed {res.extra['seed']}) standard errors: "
              + ", ".join(f"{k} {v:.3g}" for k, v in se.items()))
     if output != STDOUT:
         talk(f"wrote {output}")

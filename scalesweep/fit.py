@@ -29,7 +29,7 @@ import numpy as np
 from .errors import ScalesweepError
 from .kernels import fit as kfit
 from .laws import FAMILIES, Law, validate_params
-from .output import write_json
+from .output import STDOUT, write_json
 from .validate import choice, integer, number
 
 METHODS = ("lbfgs", "vp")
@@ -104,16 +104,25 @@ def check_runs(params, tokens, loss) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return out[0], out[1], out[2]
 
 
-def read_runs(path, *, params_column="params", tokens_column="tokens", flops_column=None, loss_column="loss"):
-    """(params, tokens, loss) from a CSV or Parquet file. Without a tokens column, tokens = flops/(6*params)."""
+def read_runs(path, *, params_column="params", tokens_column=None, flops_column=None, loss_column="loss"):
+    """(params, tokens, loss) from a CSV or Parquet file. Tokens come from ``tokens_column`` (None: "tokens"), or
+    from ``flops_column`` as tokens = flops/(6*params); with neither given, a file without a "tokens" column but
+    with a "flops" column is read that way. Giving both columns is an error (one of them would be ignored)."""
     import pandas as pd
 
     from .readers import read_table_file
 
+    if tokens_column is not None and flops_column is not None:
+        raise ScalesweepError("--tokens-column and --flops-column exclude each other: give one (tokens = flops / "
+                              "(6 params) with --flops-column)")
     path = Path(path)
     df = read_table_file(path, "runs file")
     cols = [str(c) for c in df.columns]
-    use_flops = flops_column is not None or (tokens_column not in cols and "flops" in cols)
+    if tokens_column is None:
+        tokens_column = "tokens"
+        use_flops = flops_column is not None or (tokens_column not in cols and "flops" in cols)
+    else:
+        use_flops = False
     need = [params_column, loss_column, (flops_column or "flops") if use_flops else tokens_column]
     for c in need:
         if c not in cols:
@@ -167,10 +176,14 @@ def _weights(n: int, exclude_highest: int, loss: np.ndarray) -> np.ndarray:
     return w
 
 
-def fit(params, tokens, loss, *, family: str = "chinchilla", method: str = "lbfgs", delta: float = DEFAULT_DELTA,
+def fit(params, tokens, loss, *, family: str = "chinchilla", method: str = "lbfgs", delta: float | None = None,
         objective: str = "huber", exclude_highest: int = 0, grid: dict | None = None, bootstrap: int = 0,
-        seed: int = 0, maxiter: int = MAXITER) -> FitResult:
-    """Fit ``family`` to runs (N, D, L); see the module docstring for the methods."""
+        seed: int | None = None, maxiter: int = MAXITER) -> FitResult:
+    """Fit ``family`` to runs (N, D, L); see the module docstring for the methods.
+
+    ``delta`` (None: ``DEFAULT_DELTA``) is the Huber width, for ``method="lbfgs"`` with ``objective="huber"``;
+    ``grid`` (None: the family's start grid) is for ``method="lbfgs"``; ``seed`` (None: 0) is for ``bootstrap``.
+    Giving one where it would have no effect is an error, as is anything else that would be silently ignored."""
     choice(family, FITTABLE, "family to fit")
     choice(method, METHODS, "method")
     if method not in FAMILIES[family].fit.methods:
@@ -179,7 +192,16 @@ def fit(params, tokens, loss, *, family: str = "chinchilla", method: str = "lbfg
     choice(objective, list(OBJECTIVES), "objective")
     if method == "vp" and objective != "huber":
         raise ScalesweepError("--objective applies to --method lbfgs (vp minimises squared residuals)")
-    delta = number(delta, "--delta", "pos")
+    if method == "vp" and delta is not None:
+        raise ScalesweepError("--delta needs --method lbfgs (vp minimises squared residuals, not the Huber loss)")
+    if method == "vp" and grid is not None:
+        raise ScalesweepError("--grid needs --method lbfgs (vp searches its own (alpha, beta) grid)")
+    if objective == "lad" and delta is not None:
+        raise ScalesweepError("--delta needs --objective huber (lad has no delta)")
+    if seed is not None and not bootstrap:
+        raise ScalesweepError("--seed needs --bootstrap")
+    delta = number(DEFAULT_DELTA if delta is None else delta, "--delta", "pos")
+    seed = 0 if seed is None else seed
     for v, opt in ((exclude_highest, "--exclude-highest"), (bootstrap, "--bootstrap"), (seed, "--seed")):
         integer(v, opt, 0)
     if bootstrap == 1:
@@ -266,8 +288,17 @@ def _bootstrap(family, method, law, ln_n, ln_d, ln_l, y, w, objective, delta, co
                      "start": "each resample is refitted from the full-data optimum"}
 
 
+def check_law_path(path) -> None:
+    """Refuse a law file name other than ``*.json`` (a law file is JSON whatever the name); ``-`` is stdout."""
+    if str(path) == STDOUT:
+        return
+    if Path(str(path)).suffix.lower() != ".json":
+        raise ScalesweepError(f"-o {path}: a law file is JSON; give a .json name (or - for stdout)")
+
+
 def write_law_file(path, result: FitResult) -> None:
     """Write the fit as a JSON law file (``--law-file`` reads it back), atomically; ``-`` is stdout."""
+    check_law_path(path)
     write_json(path, result.to_dict())
 
 

@@ -26,8 +26,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from . import JIT, PJIT
 from ..codes import CHINCHILLA, KAPLAN
+from . import JIT, PJIT
 
 LOSS_HUBER = 0
 LOSS_LAD = 1
@@ -41,6 +41,51 @@ FTOL_POLISH = 1e-15
 STALL = 10
 GTOL = 1e-12
 FABS = 1e-28
+
+
+# Dense linear algebra by plain loops: numba's np.dot, ``@`` and np.linalg call scipy's BLAS/LAPACK, and scipy is
+# not a dependency (only a test extra). The vectors and matrices here are tiny (k <= 5), so loops lose nothing.
+
+
+@njit(**JIT)
+def _dot(a, b):
+    """sum(a[i] * b[i]) of two 1-D arrays of the same length."""
+    s = 0.0
+    for i in range(a.size):
+        s += a[i] * b[i]
+    return s
+
+
+@njit(**JIT)
+def _solve(M, b, x):
+    """Solve M x = b (n x n) by Gaussian elimination with partial pivoting (LU, as LAPACK's gesv); M and b are
+    overwritten. Returns False, x untouched, when a pivot is zero or not finite (M singular or not finite)."""
+    n = b.size
+    for k in range(n):
+        p = k
+        big = abs(M[k, k])
+        for i in range(k + 1, n):
+            if abs(M[i, k]) > big:
+                p = i
+                big = abs(M[i, k])
+        if not (big > 0.0 and math.isfinite(big)):
+            return False
+        if p != k:
+            for j in range(n):
+                M[k, j], M[p, j] = M[p, j], M[k, j]
+            b[k], b[p] = b[p], b[k]
+        for i in range(k + 1, n):
+            m = M[i, k] / M[k, k]
+            if m != 0.0:
+                for j in range(k + 1, n):
+                    M[i, j] -= m * M[k, j]
+                b[i] -= m * b[k]
+    for i in range(n - 1, -1, -1):
+        s = b[i]
+        for j in range(i + 1, n):
+            s -= M[i, j] * x[j]
+        x[i] = s / M[i, i]
+    return True
 
 
 @njit(**JIT)
@@ -133,20 +178,20 @@ def lbfgs(family, theta0, ln_n, ln_d, ln_l, w, loss, delta, maxiter, ftol, out):
         d[:] = -g
         for j in range(stored):
             idx = (head - 1 - j) % mem
-            a = rho[idx] * np.dot(S[idx], d)
+            a = rho[idx] * _dot(S[idx], d)
             alpha[idx] = a
             d -= a * Y[idx]
         if stored > 0:
             last = (head - 1) % mem
-            d *= np.dot(S[last], Y[last]) / np.dot(Y[last], Y[last])
+            d *= _dot(S[last], Y[last]) / _dot(Y[last], Y[last])
         for j in range(stored - 1, -1, -1):
             idx = (head - 1 - j) % mem
-            b = rho[idx] * np.dot(Y[idx], d)
+            b = rho[idx] * _dot(Y[idx], d)
             d += S[idx] * (alpha[idx] - b)
-        slope = np.dot(g, d)
+        slope = _dot(g, d)
         if not (slope < 0.0):  # not a descent direction: restart from steepest descent
             d[:] = -g
-            slope = -np.dot(g, g)
+            slope = -_dot(g, g)
             stored = 0
             if slope == 0.0:
                 break
@@ -164,8 +209,8 @@ def lbfgs(family, theta0, ln_n, ln_d, ln_l, w, loss, delta, maxiter, ftol, out):
             break
         s_vec = xn - x
         y_vec = gn - g
-        sy = np.dot(s_vec, y_vec)
-        if sy > 1e-12 * np.dot(y_vec, y_vec):
+        sy = _dot(s_vec, y_vec)
+        if sy > 1e-12 * _dot(y_vec, y_vec):
             S[head] = s_vec
             Y[head] = y_vec
             rho[head] = 1.0 / sy
@@ -243,17 +288,29 @@ def _solve_sub(G, h, mask, c):
 
 
 @njit(**JIT)
+def _quad3(G, h, c):
+    """c' G c - 2 c' h (3 unknowns): ||X c - y||^2 - ||y||^2 given G = X'X and h = X'y."""
+    q = 0.0
+    for i in range(3):
+        gc = 0.0
+        for j in range(3):
+            gc += G[i, j] * c[j]
+        q += c[i] * gc
+    return q - 2.0 * (c[0] * h[0] + c[1] * h[1] + c[2] * h[2])
+
+
+@njit(**JIT)
 def nnls3(G, h):
     """min ||X c - y||^2 over c >= 0 given G = X'X (3x3) and h = X'y, exactly: the unconstrained solution if
     it is non-negative, else the best non-negative solution over every smaller active set."""
     c = np.zeros(3)
     if _solve_sub(G, h, 7, c) and c[0] >= 0.0 and c[1] >= 0.0 and c[2] >= 0.0:
-        return c, c @ (G @ c) - 2.0 * (c @ h)
+        return c, _quad3(G, h, c)
     best = 0.0  # c = 0
     bc = np.zeros(3)
     for mask in (1, 2, 4, 3, 5, 6):
         if _solve_sub(G, h, mask, c) and c[0] >= 0.0 and c[1] >= 0.0 and c[2] >= 0.0:
-            val = c @ (G @ c) - 2.0 * (c @ h)  # ||Xc - y||^2 - ||y||^2
+            val = _quad3(G, h, c)  # ||Xc - y||^2 - ||y||^2
             if val < best:
                 best = val
                 bc[:] = c
@@ -368,6 +425,9 @@ def vp_polish(p0, ln_n, ln_d, y, w, maxiter):
     JtJ = np.empty((5, 5))
     Jtr = np.empty(5)
     jrow = np.empty(5)
+    M = np.empty((5, 5))
+    rhs = np.empty(5)
+    step = np.empty(5)
     for _ in range(maxiter):
         JtJ[:] = 0.0
         Jtr[:] = 0.0
@@ -389,10 +449,13 @@ def vp_polish(p0, ln_n, ln_d, y, w, maxiter):
                 JtJ[a, b] = JtJ[b, a]
         improved = False
         for _ in range(30):
-            M = JtJ.copy()
+            M[:] = JtJ
             for a in range(5):
                 M[a, a] += lam * JtJ[a, a] + 1e-300
-            step = np.linalg.solve(M, -Jtr)
+                rhs[a] = -Jtr[a]
+            if not _solve(M, rhs, step):  # singular or not finite: damp more
+                lam *= 10.0
+                continue
             pn = p + step
             if pn[0] >= 0.0 and pn[1] >= 0.0 and pn[2] >= 0.0 and pn[3] > 0.0 and pn[4] > 0.0:
                 fn = sq_residuals(pn, ln_n, ln_d, y, w)
