@@ -44,6 +44,7 @@ def surface(law, params, tokens, *, out=None, dtype=np.float64) -> np.ndarray:
     and returned (no other allocation proportional to the grid is made).
     """
     law = as_law(law)
+    surfaces.require_loss(law)
     n = positive_array(params, "params")
     d = positive_array(tokens, "tokens")
     if out is None:
@@ -62,6 +63,7 @@ def isoflop(law, flops, params, *, k: float = FLOPS_PER_PARAM_TOKEN):
     import pandas as pd
 
     law = as_law(law)
+    surfaces.require_loss(law)
     c = positive_array(flops, "flops")
     n = positive_array(params, "params")
     cc = np.repeat(c, n.size)

@@ -1,9 +1,10 @@
 """Plots from the Parquet files the other commands write (matplotlib, the optional extra ``plot``).
 
-* ``plot_frontier``: params and tokens against flops, log-log, one line per file (several laws on one
-  chart), with a shaded band where a file holds percentile columns (``frontier --bands``).
+* ``plot_frontier``: params and tokens against flops, log-log, one line per law of each file (a file of
+  several laws has a ``law`` column), with a shaded band where a file holds percentile columns
+  (``frontier --bands``). Allocation rules (no loss) are drawn like any frontier: only params and tokens are.
 * ``plot_surface``: loss contours over a params x tokens surface (``surface`` grid form), with the frontier
-  of a frontier file overlaid.
+  of a frontier file overlaid (one line per law).
 
 The image format follows the output's suffix: .png or .svg. Files are written atomically.
 """
@@ -35,6 +36,7 @@ def _pyplot():
 
 
 FRONTIER_COMMANDS = ("frontier", "lookup", "lookup query", "target-loss")
+OVERLAY_COLORS = ["white", "tab:red", "tab:orange", "black", "tab:pink", "tab:cyan"]  # frontiers on the contours
 
 
 def _read(path, columns, what, commands=None):
@@ -72,23 +74,70 @@ def _save(fig, output):
         fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
 
 
+def _frontier_lines(path) -> list[dict]:
+    """The lines of a frontier file, one per law (a file of several laws has a ``law`` column): label, the
+    frame of its rows, and which rows can be drawn on log-log axes (feasible, params and tokens finite > 0).
+    A file whose every line is empty is refused, saying why."""
+    table, names, name = _read(path, ["flops", "params", "tokens"], "frontier file", FRONTIER_COMMANDS)
+    df = table.to_pandas()
+    if "law" in names:
+        laws = df["law"].astype(str)
+        groups = [(law, df[(laws == law).to_numpy()]) for law in dict.fromkeys(laws)]
+    else:
+        groups = [(name, df)]
+    lines = []
+    for label, g in groups:
+        ok = np.ones(len(g), bool) if "feasible" not in names else g["feasible"].to_numpy(bool, na_value=False)
+        for c in ("flops", "params", "tokens"):
+            v = g[c].to_numpy(np.float64, na_value=np.nan)
+            ok = ok & np.isfinite(v) & (v > 0)
+        lines.append({"label": label, "df": g, "ok": ok, "names": names})
+    if not any(line["ok"].any() for line in lines):
+        raise ScalesweepError(f"frontier file {str(path)!r} has nothing to plot: {_why_empty(df, names)}")
+    return lines
+
+
+def _why_empty(df, names) -> str:
+    feasible = df["feasible"].to_numpy(bool, na_value=False) if "feasible" in names else np.ones(len(df), bool)
+    if not feasible.any():
+        return "every row is infeasible"
+    loss = df["loss"].to_numpy(np.float64, na_value=np.nan) if "loss" in names else np.full(len(df), np.nan)
+    if np.isfinite(loss[feasible]).any():
+        return "its law gives a loss at each budget but no allocation (params and tokens are empty)"
+    return "no feasible row has finite params and tokens"
+
+
+def _unique_labels(lines: list[tuple[object, dict]]) -> None:
+    """Prefix a label shared by lines of different files with the file's name."""
+    labels = [line["label"] for _, line in lines]
+    for path, line in lines:
+        if labels.count(line["label"]) > 1:
+            line["label"] = f"{Path(path).name}: {line['label']}"
+
+
 def plot_frontier(paths, output, *, title: str | None = None) -> None:
-    """Params and tokens vs flops (log-log) for each frontier file; bands shaded when present."""
+    """Params and tokens vs flops (log-log): one line per law of each frontier file (a file written for
+    several laws has a ``law`` column), bands shaded when present. A law with nothing to draw (a loss at a
+    budget but no allocation, or only infeasible rows) is listed in the legend as such; a file with nothing
+    to draw at all is refused."""
     plt = _pyplot()
     if not paths:
         raise ScalesweepError("plot frontier: give at least one frontier file")
+    lines = [(path, line) for path in paths for line in _frontier_lines(path)]
+    _unique_labels(lines)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     try:
-        for path in paths:
-            table, names, name = _read(path, ["flops", "params", "tokens"], "frontier file", FRONTIER_COMMANDS)
-            df = table.to_pandas()
-            ok = df["feasible"].to_numpy() if "feasible" in names else np.ones(len(df), bool)
+        for _, line in lines:
+            df, ok, names, name = line["df"], line["ok"], line["names"], line["label"]
             for ax, what in zip(axes, ("params", "tokens"), strict=True):
-                (line,) = ax.plot(df["flops"][ok], df[what][ok], label=name)
+                if not ok.any():
+                    ax.plot([], [], label=f"{name} (nothing to draw)")
+                    continue
+                (drawn,) = ax.plot(df["flops"][ok], df[what][ok], label=name)
                 qs = sorted(float(m.group(1)) for c in names if (m := re.fullmatch(rf"{what}_p([0-9.]+)", c)))
                 if len(qs) >= 2:
                     lo, hi = f"{what}_p{qs[0]:g}", f"{what}_p{qs[-1]:g}"
-                    ax.fill_between(df["flops"], df[lo], df[hi], color=line.get_color(), alpha=0.2,
+                    ax.fill_between(df["flops"][ok], df[lo][ok], df[hi][ok], color=drawn.get_color(), alpha=0.2,
                                     label=f"{name} p{qs[0]:g}-p{qs[-1]:g}")
         for ax, what in zip(axes, ("params", "tokens"), strict=True):
             ax.set_xscale("log")
@@ -120,15 +169,18 @@ def plot_surface(path, output, *, frontier=None, levels: int = 20, title: str | 
     z = loss.reshape(n_axis.size, d_axis.size)  # params-major, as `surface` writes it
     if not (np.array_equal(n[:: d_axis.size], n_axis) and np.array_equal(d[: d_axis.size], d_axis)):
         raise ScalesweepError(f"surface file {str(path)!r}: rows are not in params-major grid order")
+    flines = _frontier_lines(frontier) if frontier is not None else []
     fig, ax = plt.subplots(figsize=(6.5, 5))
     try:
         cs = ax.contourf(d_axis, n_axis, z, levels=levels, cmap="viridis")
         fig.colorbar(cs, ax=ax, label="loss (nats/token)")
-        if frontier is not None:
-            ftable, fnames, fname = _read(frontier, ["flops", "params", "tokens"], "frontier file", FRONTIER_COMMANDS)
-            fdf = ftable.to_pandas()
-            ok = fdf["feasible"].to_numpy() if "feasible" in fnames else np.ones(len(fdf), bool)
-            ax.plot(fdf["tokens"][ok], fdf["params"][ok], color="white", lw=2, label=f"frontier ({fname})")
+        for line, color in zip(flines, OVERLAY_COLORS * len(flines), strict=False):
+            fdf, ok = line["df"], line["ok"]
+            if ok.any():
+                ax.plot(fdf["tokens"][ok], fdf["params"][ok], color=color, lw=2, label=f"frontier ({line['label']})")
+            else:
+                ax.plot([], [], color=color, lw=2, label=f"frontier ({line['label']}, nothing to draw)")
+        if flines:
             ax.legend(fontsize=8, loc="lower right")
         ax.set_xscale("log")
         ax.set_yscale("log")

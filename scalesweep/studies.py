@@ -40,6 +40,29 @@ RESOLUTION_COLUMNS = ("method", "points_per_decade", "grid_points", "max_rel_err
                       "max_rel_error_loss", "median_rel_error_loss", "seconds")
 
 
+# Why a family's frontier cannot be found by minimising its loss over model sizes, by frontier kind (laws.py).
+NOT_SEARCHABLE = {
+    "rule": "it is an allocation rule with no loss of its own, so there is no loss to minimise",
+    "budget_loss": "its loss depends on the budget alone, so there is no optimum along an IsoFLOP curve",
+}
+
+
+def require_searchable(law, command: str) -> None:
+    """Refuse, up front, a law whose frontier is not the minimum of its loss along each IsoFLOP curve: the
+    grid search of ``resolution`` and the IsoFLOP parabolas of ``isoflop-sim`` need one."""
+    why = law.spec.frontier_error(law.name, law.params)
+    if why is not None:
+        raise ScalesweepError(why)
+    if law.spec.frontier != "solve":
+        raise ScalesweepError(f"{command} cannot grid-search {law.name} (family {law.family}): "
+                              f"{NOT_SEARCHABLE.get(law.spec.frontier, 'its frontier is not a loss minimum')}")
+
+
+def _py_int(v):
+    """numpy integers as Python ints (``validate.integer`` takes Python ints only); anything else unchanged."""
+    return int(v) if isinstance(v, np.integer) else v
+
+
 def _exact(law, flops):
     """The exact unconstrained frontier at ``flops`` as a DataFrame."""
     res = questions.frontier([law], positive_array(flops, "flops"))
@@ -88,7 +111,18 @@ def resolution(law, flops, points_per_decade, *, params_range=None, repeat: int 
     import pandas as pd
 
     law = as_law(law)
-    flops = np.asarray(flops, dtype=np.float64)
+    require_searchable(law, "resolution")
+    flops = positive_array(flops, "flops")
+    points_per_decade = [integer(_py_int(k), "--points-per-decade", 1) for k in points_per_decade]
+    if not points_per_decade:
+        raise ScalesweepError("--points-per-decade: no values")
+    if params_range is not None:
+        n_lo = number(params_range[0], "--params-range LO")
+        n_hi = number(params_range[1], "--params-range HI")
+        if not n_lo < n_hi:
+            raise ScalesweepError(f"--params-range: LO ({n_lo:g}) must be less than HI ({n_hi:g})")
+        params_range = (n_lo, n_hi)
+    integer(repeat, "repeat", 1)
     exact = _exact(law, flops)
     n_lo, n_hi = params_range or default_params_range(law, flops)
     rows = []
@@ -146,14 +180,19 @@ def isoflop_sim(law, budgets, *, points_per_curve: int = 9, width: float = 1.0, 
     import pandas as pd
 
     law = as_law(law)
-    c = np.asarray(budgets, dtype=np.float64)
+    require_searchable(law, "isoflop-sim")
+    c = positive_array(budgets, "--budgets")
     if c.size < 2:
-        raise ScalesweepError("--budgets: need at least 2 budgets to fit a power law")
+        raise ScalesweepError("--budgets: need at least 2 budgets to fit a power law, got 1")
+    if np.unique(c).size < 2:
+        raise ScalesweepError(f"--budgets: need at least 2 different budgets to fit a power law, got {c.size} "
+                              f"equal ones ({c[0]:g})")
     integer(points_per_curve, "--points-per-curve (a parabola has 3 coefficients)", 3)
     width = number(width, "--width (decades of params)", "pos")
     center_offset = number(center_offset, "--center-offset", "finite")
     noise = number(noise, "--noise", "nonneg")
     integer(trials, "--trials", 1)
+    seed = integer(_py_int(seed), "--seed", 0)  # numpy's generators take non-negative seeds only
     if noise == 0 and trials > 1:
         trials = 1  # without noise every trial is the same
     target = number(target_flops, "--target-flops", "pos") if target_flops is not None else 100.0 * float(c.max())
@@ -166,9 +205,14 @@ def isoflop_sim(law, budgets, *, points_per_curve: int = 9, width: float = 1.0, 
     true_b, _ = _power_fit(lc, np.log10(exact.tokens.to_numpy()))
     v = center_offset + np.linspace(-width / 2, width / 2, points_per_curve)  # offsets from log10 N*, decades
     u = np.log10(exact.params.to_numpy())[:, None] + v[None, :]  # (budgets, points)
-    n = 10.0**u
-    d = c[:, None] / (FLOPS_PER_PARAM_TOKEN * n)
-    clean = law.loss(n, d)
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        n = 10.0**u
+        d = c[:, None] / (FLOPS_PER_PARAM_TOKEN * n)
+        clean = law.loss(n, d)
+    if not ((n > 0) & np.isfinite(n) & (d > 0) & np.isfinite(d) & np.isfinite(clean)).all():
+        raise ScalesweepError(f"--width {width:g} with --center-offset {center_offset:g} samples model sizes "
+                              f"(10^{u.min():.3g} to 10^{u.max():.3g} params) where the loss is not finite; "
+                              "use a narrower span closer to the optimum")
     # One least-squares operator for every curve: fit in v (the same abscissae for every budget).
     V = np.stack([v**2, v, np.ones_like(v)], axis=1)
     pinv = np.linalg.pinv(V)

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from .codes import FLOPS_PER_PARAM_TOKEN
+from .errors import ScalesweepError
 from .grid import row_chunks
 from .kernels.loss import loss_points
 from .kernels.surface import surface_grid
@@ -28,7 +29,16 @@ def schema(dtype) -> pa.Schema:
                       ("loss", pa.from_numpy_dtype(np.dtype(dtype)))])
 
 
+def require_loss(law) -> None:
+    """Refuse, before anything is computed or written, a law whose family has no loss of its own (an
+    allocation rule): its surface would be NaN everywhere."""
+    if not law.spec.has_loss:
+        raise ScalesweepError(f"surface does not support {law.name} (family {law.family}): it has no loss of its "
+                              "own, so there is no loss surface")
+
+
 def metadata(law, n, d=None, c=None, *, dtype, grid: dict | None, command_line: str | None) -> dict:
+    require_loss(law)  # every writer asks for the metadata before its first row
     rows = n.size * (d.size if d is not None else c.size)
     return surface_metadata(law, form="grid" if d is not None else "isoflop", grid=grid or {}, dtype=str(np.dtype(dtype)),
                             rows=rows, command_line=command_line)
@@ -37,6 +47,7 @@ def metadata(law, n, d=None, c=None, *, dtype, grid: dict | None, command_line: 
 def chunks(law, n_axis, d_axis=None, c_axis=None, dtype=np.float64, chunk_points=CHUNK_POINTS):
     """Yield (params, tokens, flops, loss) column arrays chunk by chunk, reusing buffers: consume each chunk
     before asking for the next."""
+    require_loss(law)
     fam, p = law.family_id, law.vector
     k = FLOPS_PER_PARAM_TOKEN
     outer, inner = (n_axis, d_axis) if d_axis is not None else (c_axis, n_axis)
@@ -71,6 +82,7 @@ def job(law, n, d=None, c=None, *, dtype="float64", partition_rows: int, grid=No
     """A partitioned surface: parts of whole outer-axis rows (params in grid form, budgets in IsoFLOP form)."""
     from .dataset import Job, plan
 
+    require_loss(law)
     n = np.asarray(n, dtype=np.float64)
     d = None if d is None else np.asarray(d, dtype=np.float64)
     c = None if c is None else np.asarray(c, dtype=np.float64)

@@ -16,7 +16,7 @@ from scalesweep.kernels.frontier import grid_search_kernel
 from scalesweep.lookup import Lookup, build_lookup, lookup_budgets, write_lookup
 
 from . import reference as ref
-from .helpers import assert_one_line_error, write_frontier_file
+from .helpers import assert_one_line_error, run, write_frontier_file
 
 LAW = ss.get_law("hoffmann2022")
 
@@ -207,3 +207,135 @@ def test_isoflop_sim_cli(tmp_path):
     assert "exponent N*(C)" in res.output
     assert len(pd.read_parquet(tmp_path / "i.parquet")) == 1
     assert_one_line_error(CliRunner().invoke(cli, ["isoflop-sim", "--budgets", "1e20"]), "at least 2 budgets", code=1)
+
+
+# ------------------------------------------------------------- families that cannot be grid-searched
+
+# Every preset whose family's frontier is not a loss minimum along IsoFLOP lines (the registry's frontier
+# kind), with the message expected: a law of N or D alone has no frontier at all; the others (allocation
+# rules, loss-at-a-budget laws such as kaplan2020-C and kaplan2020-Cmin) have nothing to grid-search.
+NOT_SEARCHABLE = [
+    (name, "no compute-optimal frontier" if ss.FAMILIES[p.family].frontier_error(name, p.params) else
+     "cannot grid-search")
+    for name, p in ss.PRESETS.items() if ss.FAMILIES[p.family].frontier != "solve"
+]
+
+
+def test_not_searchable_covers_the_reported_cases():
+    names = [n for n, _ in NOT_SEARCHABLE]
+    assert {"kaplan2020-C", "kaplan2020-Cmin", "deepseek2024", "llama3_2024"} <= set(names)
+    assert "hoffmann2022" not in names and "kaplan2020-steps" not in names
+
+
+@pytest.mark.parametrize("name, needle", NOT_SEARCHABLE)
+def test_resolution_refuses_laws_without_a_loss_optimum(name, needle, tmp_path):
+    out = tmp_path / "r.csv"
+    res = run(["resolution", "--law", name, "--flops-range", "1e19:1e25:10", "-o", out], ok=False)
+    assert_one_line_error(res, needle, code=1)
+    assert not out.exists()
+    with pytest.raises(ScalesweepError, match=needle):
+        studies.resolution(name, [1e20, 1e21], [4])
+
+
+@pytest.mark.parametrize("name, needle", NOT_SEARCHABLE)
+def test_isoflop_sim_refuses_laws_without_a_loss_optimum(name, needle):
+    res = run(["isoflop-sim", "--law", name, "--budgets", "6e18:3e21:9"], ok=False)
+    assert_one_line_error(res, needle, code=1)
+    assert res.stdout == ""
+    with pytest.raises(ScalesweepError, match=needle):
+        studies.isoflop_sim(name, BUDGETS)
+
+
+def test_refusal_says_why_from_the_frontier_kind():
+    res = run(["resolution", "--law", "kaplan2020-C", "--flops-range", "1e19:1e25:10"], ok=False)
+    assert_one_line_error(res, "kaplan2020-C (family kaplan_single): its loss depends on the budget alone", code=1)
+    res = run(["isoflop-sim", "--law", "porian2024_tuned", "--budgets", "6e18:3e21:9"], ok=False)
+    assert_one_line_error(res, "porian2024_tuned (family allocation_rule): it is an allocation rule", code=1)
+
+
+@pytest.mark.parametrize("name", ["kaplan2020-steps", "muennighoff2023"])
+def test_solved_frontiers_other_than_closed_forms_are_still_searchable(name):
+    """The refusal follows the frontier kind, not the closed form: Newton-solved families stay allowed, and
+    their grid search is within one grid step of the exact optimum."""
+    df = studies.resolution(name, np.geomspace(1e19, 1e23, 9), [8], repeat=1)
+    grid = df[df.method == "grid"].iloc[0]
+    assert grid.max_rel_error_params <= 10 ** (1 / 8) - 1 + 1e-9
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"points_per_decade": [0]}, "--points-per-decade"),
+    ({"points_per_decade": []}, "--points-per-decade: no values"),
+    ({"params_range": (1e10, 1e8)}, "--params-range: LO"),
+    ({"params_range": (math.nan, 1e8)}, "--params-range LO"),
+    ({"flops": [1e20, math.inf]}, "flops: value #2"),
+])
+def test_resolution_bad_input(kwargs, match):
+    args = {"flops": [1e20, 1e21], "points_per_decade": [4], **kwargs}
+    with pytest.raises(ScalesweepError, match=match):
+        studies.resolution(LAW, args.pop("flops"), args.pop("points_per_decade"), **args)
+
+
+def test_resolution_takes_numpy_integers():
+    df = studies.resolution(LAW, [1e20, 1e21], np.array([4, 8]), repeat=1)
+    assert df.points_per_decade.tolist() == [4, 4, 8, 8]
+
+
+# ------------------------------------------------------------------------ isoflop-sim input, one line each
+
+@pytest.mark.parametrize("args, needle", [
+    (["--seed", "-1", "--noise", "0.01", "--trials", "2"], "--seed must be a whole number >= 0, got -1"),
+    (["--seed", "-5"], "--seed must be a whole number >= 0"),
+    (["--points-per-curve", "2"], "--points-per-curve"),
+    (["--points-per-curve", "0"], "--points-per-curve"),
+    (["--width", "0"], "--width"),
+    (["--width", "-1"], "--width"),
+    (["--width", "nan"], "--width"),
+    (["--width", "inf"], "--width"),
+    (["--width", "1000"], "where the loss is not finite"),
+    (["--center-offset", "400"], "where the loss is not finite"),
+    (["--center-offset", "nan"], "--center-offset"),
+    (["--center-offset", "-inf"], "--center-offset"),
+    (["--trials", "0"], "--trials"),
+    (["--noise", "-0.1"], "--noise"),
+    (["--noise", "nan"], "--noise"),
+    (["--noise", "inf"], "--noise"),
+    (["--target-flops", "0"], "--target-flops"),
+    (["--target-flops", "nan"], "--target-flops"),
+    (["--target-flops", "inf"], "--target-flops"),
+])
+def test_isoflop_sim_cli_bad_options(args, needle):
+    res = run(["isoflop-sim", "--budgets", "6e18:3e21:9", *args], ok=False)
+    assert_one_line_error(res, needle, code=1)
+    assert res.stdout == ""
+
+
+@pytest.mark.parametrize("budgets, needle", [
+    ("1e20:1e20:3", "need at least 2 different budgets to fit a power law, got 3 equal ones"),
+    ("1e20:1e20:1", "need at least 2 budgets to fit a power law, got 1"),
+    ("1e20", "need at least 2 budgets"),
+    ("1e20:1e21:1", "--budgets: COUNT 1 needs LO == HI"),
+    ("1e20:inf:3", "--budgets: HI must be finite"),
+    ("nan:1e21:3", "--budgets: LO"),
+    ("1e21:1e20:3", "--budgets: LO (1e+21) is greater than HI"),
+])
+def test_isoflop_sim_cli_degenerate_budgets(budgets, needle):
+    assert_one_line_error(run(["isoflop-sim", "--budgets", budgets], ok=False), needle, code=1)
+
+
+def test_isoflop_sim_api_refuses_equal_and_bad_budgets():
+    with pytest.raises(ScalesweepError, match="2 different budgets"):
+        studies.isoflop_sim(LAW, [3e20, 3e20, 3e20])
+    with pytest.raises(ScalesweepError, match="--budgets: value #2"):
+        studies.isoflop_sim(LAW, [3e20, math.nan, 3e21])
+    with pytest.raises(ScalesweepError, match="--seed"):
+        studies.isoflop_sim(LAW, BUDGETS, noise=0.01, seed=-1)
+    with pytest.raises(ScalesweepError, match="--seed"):
+        studies.isoflop_sim(LAW, BUDGETS, noise=0.01, seed=1.5)
+
+
+def test_isoflop_sim_seed_zero_and_large_seeds_work():
+    a = studies.isoflop_sim(LAW, BUDGETS, noise=0.01, trials=3, seed=2**40)
+    b = studies.isoflop_sim(LAW, BUDGETS, noise=0.01, trials=3, seed=np.int64(2**40))
+    pd.testing.assert_frame_equal(a, b)
+    res = run(["isoflop-sim", "--budgets", "6e18:3e21:9", "--seed", "0", "--noise", "0.01", "--trials", "2"])
+    assert "exponent N*(C)" in res.stdout

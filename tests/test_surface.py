@@ -9,6 +9,7 @@ from scalesweep.api import write_surface
 from scalesweep.tables import read_metadata
 
 from . import reference as ref
+from .helpers import assert_one_line_error, run
 
 PRESETS = [n for n in ss.PRESETS if ss.PRESETS[n].family != "allocation_rule"]  # rules have no loss
 
@@ -132,3 +133,57 @@ def test_write_surface_memory_is_bounded_by_the_chunk(tmp_path):
     assert peak < full / 10, (peak, full)  # numpy buffers: ~4 columns x 64K points x 8 B = 2 MB
     assert peak_arrow < full / 10, (peak_arrow, full)
     assert pq.ParquetFile(tmp_path / "s.parquet").metadata.num_rows == n.size * d.size
+
+
+# ------------------------------------------------------------------- families without a loss of their own
+
+LOSSLESS = [n for n, p in ss.PRESETS.items() if not ss.FAMILIES[p.family].has_loss]  # the allocation rules
+
+
+def test_lossless_presets_are_the_allocation_rules():
+    assert set(LOSSLESS) == {"deepseek2024", "llama3_2024", "porian2024_tuned", "kaplan2020-table6"}
+
+
+@pytest.mark.parametrize("name", LOSSLESS)
+@pytest.mark.parametrize("form", [["--tokens-range", "1e9:1e12:5"], ["--flops-range", "1e19:1e21:3"]])
+@pytest.mark.parametrize("partitioned", [False, True])
+def test_surface_refuses_a_family_without_a_loss(tmp_path, name, form, partitioned):
+    out = tmp_path / ("ds" if partitioned else "s.parquet")
+    args = ["surface", "--law", name, "--params-range", "1e7:1e10:5", *form, "-o", out]
+    res = run(args + (["--partition-rows", "5"] if partitioned else []), ok=False)
+    assert_one_line_error(res, f"surface does not support {name} (family allocation_rule): it has no loss", code=1)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_surface_of_a_lossless_law_to_stdout_prints_nothing(tmp_path):
+    res = run(["surface", "--law", "deepseek2024", "--params-range", "1e7:1e10:5", "--tokens-range", "1e9:1e12:5"],
+              ok=False)
+    assert_one_line_error(res, "no loss surface", code=1)
+    assert res.stdout == ""
+    with pytest.raises(ss.ScalesweepError, match="no loss surface"):
+        write_surface(tmp_path / "s.parquet", "llama3_2024", [1e9, 1e10], tokens=[1e10, 1e11])
+    assert not (tmp_path / "s.parquet").exists()
+
+
+@pytest.mark.parametrize("name", LOSSLESS)
+def test_api_surface_and_isoflop_refuse_a_family_without_a_loss(name):
+    with pytest.raises(ss.ScalesweepError, match="no loss surface"):
+        ss.api.surface(name, [1e9, 1e10], [1e10, 1e11])
+    with pytest.raises(ss.ScalesweepError, match="no loss surface"):
+        ss.api.isoflop(name, [1e20], [1e9, 1e10])
+
+
+def test_compute_laws_have_a_surface_of_6ND():
+    """kaplan2020-C is L(C) = (1.6e7 / C_PFdays)^0.057 (Kaplan Table 5), a loss law (the registry lists
+    `surface` among its answers): its surface is that law at C = 6ND, written out here by hand."""
+    n = np.array([1e7, 1e8, 1e9])
+    d = np.array([1e9, 1e11])
+    res = run(["surface", "--law", "kaplan2020-C", "--params-range", "1e7:1e9:3", "--tokens-range", "1e9:1e11:2",
+               "--format", "csv"])
+    import io
+
+    import pandas as pd
+
+    got = pd.read_csv(io.StringIO(res.stdout))
+    pf_days = 6.0 * np.repeat(n, 2) * np.tile(d, 3) / (1e15 * 86400)
+    np.testing.assert_allclose(got.loss, (1.6e7 / pf_days) ** 0.057, rtol=1e-14)
