@@ -1,5 +1,22 @@
-"""``python -m scalesweep`` runs the command line."""
+"""``python -m scalesweep`` and the ``scalesweep`` console script: run the command line.
 
-from .cli import main
+The command-line module is imported inside ``main`` so that Ctrl-C during start-up ends the process with
+exit status 130 and no traceback.
+"""
 
-main()
+import os
+import sys
+
+
+def main():
+    try:
+        from .cli import main as run
+    except KeyboardInterrupt:
+        sys.stderr.write("Aborted.\n")
+        sys.stderr.flush()
+        os._exit(130)
+    run()
+
+
+if __name__ == "__main__":
+    main()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import signal
 import sys
 import time
 from dataclasses import fields
@@ -24,9 +25,10 @@ import click
 
 from . import options as opts
 from ._version import __version__
-from .errors import ScalesweepError
+from .errors import Interrupted, ScalesweepError
+from .output import FORMATS
+from .validate import BYTES_PER_ROW_HELD, MAX_ROWS_ENV, check_size, set_max_rows
 
-FORMATS = ("parquet", "csv", "jsonl", "json", "arrow", "table")  # output.FORMATS (kept import-free for start-up)
 
 
 class _Group(click.Group):
@@ -44,9 +46,12 @@ class _Group(click.Group):
         except click.ClickException as exc:  # usage errors (exit 2) included
             click.echo(f"Error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
-        except (click.Abort, KeyboardInterrupt):
-            click.echo("Aborted.", err=True)
-            sys.exit(130)
+        except (click.Abort, KeyboardInterrupt) as exc:  # Ctrl-C, SIGTERM, SIGHUP: files already cleaned up
+            cause = exc if isinstance(exc, Interrupted) else exc.__cause__ or exc.__context__
+            signum = cause.signum if isinstance(cause, Interrupted) else signal.SIGINT
+            click.echo("Aborted." if signum == signal.SIGINT else f"Terminated ({signal.Signals(signum).name}).",
+                       err=True)
+            sys.exit(128 + signum)
         except ScalesweepError as exc:
             click.echo("Error: " + " ".join(str(exc).split()), err=True)  # user data may hold newlines
             sys.exit(1)
@@ -61,8 +66,18 @@ class _Group(click.Group):
         return rv
 
 
+def _set_max_rows(ctx, param, value):
+    if value is not None:
+        set_max_rows(value)
+        ctx.call_on_close(lambda: set_max_rows(None))
+    return value
+
+
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="scalesweep")
+@click.option("--max-rows", type=click.IntRange(1), default=None, expose_value=False, callback=_set_max_rows,
+              is_eager=True, metavar="N", help=f"Refuse requests of more rows than this (default 1e10; also "
+              f"{MAX_ROWS_ENV}). Requests held in memory are also checked against the memory available.")
 def cli():
     """Compute-optimal sweeps over neural scaling laws (Kaplan 2020, Chinchilla 2022, ...).
 
@@ -245,12 +260,13 @@ def _progress(unit="rows"):
     return report
 
 
-def _check_target(output, fmt):
-    """Before computing: the format is known and the file can be written (stdout always can)."""
+def _check_target(output, fmt, *inputs):
+    """Before computing: the format is known and the file can be written (stdout always can), and it is none
+    of the command's ``inputs``."""
     from .output import STDOUT, check_target, resolve_format
 
     if output is not None and output != STDOUT:
-        check_target(output)
+        check_target(output, inputs)
     return resolve_format(output, fmt)
 
 
@@ -261,6 +277,36 @@ def _emit(table, output, fmt, noun: str) -> None:
     write_table(output, table, fmt)
     if output is not None and output != STDOUT:
         talk(f"wrote {table.num_rows:,} {noun} to {output}")
+
+
+def _emit_stream(tables, output, fmt, noun: str, total: int) -> dict:
+    """Write a stream of (table, infeasible counts) as one output (the first table's schema and metadata);
+    returns the infeasible counts summed. Progress on stderr for a file on a terminal."""
+    from .output import STDOUT, table_writer
+
+    counts: dict = {}
+    rows = 0
+    progress = _progress(noun) if output not in (None, STDOUT) else None
+    writer = None
+    try:
+        for table, infeasible in tables:
+            if writer is None:
+                writer = table_writer(output, table.schema, fmt)
+                w = writer.__enter__()
+            w.write(table)
+            rows += table.num_rows
+            for reason, c in infeasible.items():
+                counts[reason] = counts.get(reason, 0) + c
+            if progress is not None:
+                progress(rows, total)
+    except BaseException:
+        if writer is not None:
+            writer.__exit__(*sys.exc_info())
+        raise
+    writer.__exit__(None, None, None)
+    if output not in (None, STDOUT):
+        talk(f"wrote {rows:,} {noun} to {output}")
+    return dict(sorted(counts.items(), key=lambda t: -t[1]))
 
 
 def _warn_infeasible(counts: dict, total: int, noun: str) -> None:
@@ -324,6 +370,7 @@ def surface(law, law_file, overrides, threads, params_range, tokens_range, flops
     fr = parse_range(flops_range, "--flops-range") if flops_range else None
     grid = {"params_range": str(pr)}
     grid.update({"tokens_range": str(tr)} if tr else {"flops_range": str(fr)})
+    check_size("surface", pr.size * (tr or fr).size)
     n, d, c = pr.values(), tr.values() if tr else None, fr.values() if fr else None
     if _partitioned(engine, scheduler, workers, partition_rows, output):
         from . import surfaces
@@ -336,7 +383,7 @@ def surface(law, law_file, overrides, threads, params_range, tokens_range, flops
         return
     from .api import write_surface
 
-    fmt = _check_target(output, fmt)
+    fmt = _check_target(output, fmt, law_file)
     summary = write_surface(output, the_law, n, tokens=d, flops=c, dtype=dtype, fmt=fmt, grid=grid,
                             command_line=command_line(), progress=_progress() if output not in (None, "-") else None)
     if output not in (None, "-"):
@@ -385,8 +432,8 @@ def frontier(law, law_file, overrides, threads, flops_range, flops_file, flops_c
     if flops_column is not None and flops_file is None:
         raise click.UsageError("--flops-column needs --flops-file")
     if flops_range is not None:
-        fr = parse_range(flops_range, "--flops-range")
-        budgets, grid = fr.values(), {"flops_range": str(fr)}
+        budgets = parse_range(flops_range, "--flops-range")  # generated chunk by chunk
+        grid = {"flops_range": str(budgets)}
     else:
         budgets, grid = read_flops_file(flops_file, flops_column), {"flops_file": str(flops_file)}
     grid.update(unit=unit, solver=solver)
@@ -396,18 +443,27 @@ def frontier(law, law_file, overrides, threads, flops_range, flops_file, flops_c
                                    "only")
         if fmt not in (None, "parquet"):
             raise click.UsageError("a partitioned dataset is written as Parquet parts")
-        job = questions.frontier_job(laws_[0], budgets, constraints=cons, solver=solver,
+        job = questions.frontier_job(laws_[0], budgets if flops_file else budgets.values(), constraints=cons,
+                                     solver=solver,
                                      partition_rows=partition_rows or (1 << 20), grid=grid,
                                      command_line=command_line())
         summary = _run_dataset(job, output, engine, scheduler, workers)
         _warn_infeasible(summary["infeasible"], summary["rows"], "budgets")
         return
-    fmt = _check_target(output, fmt)
-    res = questions.frontier(laws_, budgets, unit=unit, solver=solver, constraints=cons, hardware=hw, workload=wl,
-                             overfit=overfit, loss_law=None if loss_law is None else as_law(loss_law))
-    table = res.table(res.metadata("frontier", grid, command_line()))
-    if bands is not None:
-        table = _with_bands(table, bands, law_file, overrides, solver, cons, hw, wl)
+    fmt = _check_target(output, fmt, law_file, flops_file)
+    rows = budgets.size * len(laws_)
+    ask = dict(unit=unit, solver=solver, constraints=cons, hardware=hw, workload=wl, overfit=overfit,
+               loss_law=None if loss_law is None else as_law(loss_law))
+    if bands is None:  # streamed: memory bounded by the chunk
+        check_size("frontier", rows)
+        tables = questions.frontier_tables(laws_, budgets, grid=grid, command_line=command_line(), **ask)
+        _warn_infeasible(_emit_stream(tables, output, fmt, "budgets", rows), rows, "budgets")
+        return
+    check_size("frontier with --bands", rows, bytes_held=BYTES_PER_ROW_HELD * rows)
+    budgets = budgets if flops_file else budgets.values()
+    res = questions.frontier(laws_, budgets, **ask)
+    table = _with_bands(res.table(res.metadata("frontier", grid, command_line())), bands, law_file, overrides, solver,
+                        cons, hw, wl)
     _emit(table, output, fmt, "budgets")
     _warn_infeasible(res.infeasible(), res.rows, "budgets")
 
@@ -458,7 +514,7 @@ def target_loss_cmd(law, law_file, overrides, threads, losses, output, fmt, **kw
     laws_ = _resolve(law, law_file, overrides, threads, many=True)
     cons, hw, wl = _take(opts.Constraints, kwargs), _take(opts.Hardware, kwargs), _take(opts.Workload, kwargs)
     targets = positive_array(_numbers(losses, "--loss"), "--loss")
-    fmt = _check_target(output, fmt)
+    fmt = _check_target(output, fmt, law_file)
     res = questions.target_loss(laws_, targets, constraints=cons, hardware=hw, workload=wl)
     _emit(res.table(res.metadata("target-loss", {"loss": losses}, command_line())), output, fmt, "targets")
     _warn_infeasible(res.infeasible(), res.rows, "targets")
@@ -487,7 +543,7 @@ def scenarios(spec, output, fmt, threads, engine, scheduler, workers, partition_
         summary = _run_dataset(job, output, engine, scheduler, workers)
         _warn_infeasible(summary["infeasible"], summary["rows"], "scenarios")
         return
-    fmt = _check_target(output, fmt)
+    fmt = _check_target(output, fmt, spec)
     loaded = sc.load_spec(spec)
     to_file = output not in (None, "-")
     summary = sc.run(loaded, output, fmt=fmt, command_line=command_line(), progress=_progress() if to_file else None)
@@ -531,7 +587,7 @@ def fit_cmd(runs, output, family, method, objective, delta, exclude_highest, gri
     _threads(threads)
     F.check_law_path(output)
     if output != STDOUT:
-        check_target(output)
+        check_target(output, (runs,))
     grid = F.parse_grid(family, grid_items)
     n, d, y = F.read_runs(runs, params_column=params_column, tokens_column=tokens_column, flops_column=flops_column,
                           loss_column=loss_column)
@@ -633,7 +689,7 @@ def lookup_build(law, law_file, overrides, threads, flops_range, points_per_deca
     lo, hi = _parse_lo_hi(flops_range, "--flops-range", "the rows follow --points-per-decade")
     if engine == "local" and (scheduler is not None or workers is not None):
         raise click.UsageError("--scheduler and --workers need --engine dask")
-    _check_target(output, None)
+    _check_target(output, None, law_file)
     if engine == "dask" or partition_rows is not None:
         from . import dataset
 
@@ -668,7 +724,7 @@ def lookup_query(table, flops_values, flops_file, flops_column, output, fmt):
     if flops_column is not None and flops_file is None:
         raise click.UsageError("--flops-column needs --flops-file")
     budgets = _numbers(flops_values, "--flops") if flops_values is not None else read_flops_file(flops_file, flops_column)
-    fmt = _check_target(output, fmt)
+    fmt = _check_target(output, fmt, table, flops_file)
     _emit(Lookup(table).query_table(budgets, command_line()), output, fmt, "rows")
 
 
@@ -690,7 +746,7 @@ def resolution(law, law_file, overrides, threads, flops_range, ppd, params_range
     fr = parse_range(flops_range, "--flops-range")
     ks = studies.parse_int_list(ppd, "--points-per-decade")
     pr = _parse_lo_hi(params_range, "--params-range", "the grid follows --points-per-decade") if params_range else None
-    fmt = _check_target(output, fmt)
+    fmt = _check_target(output, fmt, law_file)
     df = studies.resolution(the_law, fr.values(), ks, params_range=pr)
     meta = metadata("resolution", law=the_law.to_dict(), grid={"flops_range": str(fr)}, points_per_decade=ks,
                     rows=len(df), command_line=command_line())
@@ -723,7 +779,7 @@ def isoflop_sim_cmd(law, law_file, overrides, threads, budgets, points_per_curve
     the_law = _resolve(law, law_file, overrides, threads)
     c = studies.budgets_from_range(budgets)
     if output is not None:
-        fmt = _check_target(output, fmt)
+        fmt = _check_target(output, fmt, law_file)
     elif fmt is not None:
         raise click.UsageError("--format applies to the per-trial table: give -o FILE (or -o - for stdout)")
     df = studies.isoflop_sim(the_law, c, points_per_curve=points_per_curve, width=width,
@@ -754,10 +810,26 @@ def isoflop_sim_cmd(law, law_file, overrides, threads, budgets, points_per_curve
         _emit(frame_to_arrow(df, meta), output, fmt, "trials")
 
 
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False, exists=True))
+def clean(directory):
+    """Remove the temporary files that runs killed on this machine left in DIRECTORY (an output's directory or
+    a partitioned dataset); files of live runs and of other machines are kept."""
+    from .output import remove_stale_temps
+
+    removed = remove_stale_temps(directory)
+    talk(f"removed {len(removed)} stale temporary file{'s' if len(removed) != 1 else ''} from {directory}")
+
+
 def main():
     """The console script: run the CLI, flush what it wrote, and leave without the interpreter's teardown of
     numba's and LLVM's state (0.3-0.4 s of every run). Every file is closed by then: writes go through
     context managers that commit or remove them before the command returns."""
+    def interrupted(signum, frame):
+        raise Interrupted(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):  # unwind like Ctrl-C: temp files removed, old outputs kept
+        signal.signal(signum, interrupted)
     if sys.stdout is None:  # started with stdout closed: data written to it is the one-line error
         from .output import ClosedStdout
 

@@ -48,8 +48,16 @@ class Job:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
+MAX_PARTS = 1_000_000  # part names have six digits, so a directory listing sorts in row order
+
+
 def plan(n_units: int, units_per_part: int) -> tuple:
+    """((start, stop), ...) over ``n_units`` in steps of ``units_per_part``; at most ``MAX_PARTS`` parts."""
     step = max(1, int(units_per_part))
+    n_parts = -(-int(n_units) // step)
+    if n_parts > MAX_PARTS:
+        raise ScalesweepError(f"{n_parts:,} parts requested, over the limit of {MAX_PARTS:,} parts in a dataset: "
+                              "give a larger --partition-rows")
     return tuple((s, min(n_units, s + step)) for s in range(0, n_units, step))
 
 

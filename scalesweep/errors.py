@@ -8,3 +8,12 @@ a non-zero exit, never a traceback. Programming errors stay ordinary exceptions.
 
 class ScalesweepError(ValueError):
     """Invalid user input: the message is one line and says what to change."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is, so that it unwinds like Ctrl-C: temporary files are
+    removed and older outputs kept. ``signum`` gives the exit status 128 + signum."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ScalesweepError
+from .validate import check_size
 
 
 @dataclass(frozen=True)
@@ -20,16 +21,29 @@ class LogRange:
     hi: float
     count: int
 
-    def values(self) -> np.ndarray:
+    @property
+    def size(self) -> int:
+        return self.count
+
+    def values(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Values start..stop-1 (all by default); any slice equals the same slice of the whole range, so a
+        long range can be generated chunk by chunk."""
+        stop = self.count if stop is None else min(stop, self.count)
         if self.count == 1:
-            return np.array([self.lo])
-        # Spaced in log10, and whole decades parsed from text, so 1e20:1e24:5 gives 1e21, 1e22, 1e23 exactly
-        # (10.0**23 is one ulp off the double nearest 1e23).
-        k = np.linspace(math.log10(self.lo), math.log10(self.hi), self.count)
+            return np.array([self.lo])[start:stop]
+        # Spaced in log10 as np.linspace does it (i * step + lo, the last point exactly hi), and whole decades
+        # parsed from text, so 1e20:1e24:5 gives 1e21, 1e22, 1e23 exactly (10.0**23 is one ulp off 1e23).
+        lo, hi = math.log10(self.lo), math.log10(self.hi)
+        k = np.arange(start, stop, dtype=np.float64) * ((hi - lo) / (self.count - 1)) + lo
+        if stop == self.count and stop > start:
+            k[-1] = hi
         out = 10.0**k
         for i in np.flatnonzero(k == np.round(k)):
             out[i] = float(f"1e{int(k[i])}")
-        out[0], out[-1] = self.lo, self.hi
+        if start == 0 and stop > 0:
+            out[0] = self.lo
+        if stop == self.count and stop > start:
+            out[-1] = self.hi
         return out
 
     def __str__(self) -> str:
@@ -69,6 +83,7 @@ def parse_range(text: str, option: str = "range") -> LogRange:
         raise ScalesweepError(f"{option}: LO ({lo:g}) is greater than HI ({hi:g})")
     if count == 1 and lo != hi:
         raise ScalesweepError(f"{option}: COUNT 1 needs LO == HI, got {text!r}")
+    check_size(option, count, bytes_held=8.0 * count)
     return LogRange(lo, hi, count)
 
 

@@ -27,7 +27,7 @@ from .laws import Law, as_law
 from .options import Constraints, from_values
 from .output import resolve_format, write_table
 from .tables import metadata, read_metadata, to_arrow
-from .validate import integer, number, positive_array
+from .validate import BYTES_PER_ROW_HELD, check_size, integer, number, positive_array
 
 LOOKUP_COLUMNS = ("params", "tokens", "loss")
 
@@ -39,6 +39,7 @@ def lookup_budgets(lo: float, hi: float, points_per_decade: int) -> np.ndarray:
     if not lo < hi:
         raise ScalesweepError(f"--flops-range: LO ({lo:g}) must be less than HI ({hi:g})")
     count = max(2, math.ceil(points_per_decade * math.log10(hi / lo) - 1e-9) + 1)
+    check_size("--flops-range with --points-per-decade", count, bytes_held=BYTES_PER_ROW_HELD * count)
     return LogRange(lo, hi, count).values()
 
 

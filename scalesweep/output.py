@@ -20,6 +20,7 @@ import io
 import json
 import math
 import os
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -43,8 +44,8 @@ def jsonable(obj, nonfinite: str = "string"):
         return {str(k): jsonable(v, nonfinite) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [jsonable(v, nonfinite) for v in obj]
-    if hasattr(obj, "item"):  # numpy scalar
-        return jsonable(obj.item(), nonfinite)
+    if hasattr(obj, "tolist"):  # numpy array or scalar
+        return jsonable(obj.tolist(), nonfinite)
     return obj
 
 
@@ -95,19 +96,74 @@ def resolve_format(output, fmt: str | None) -> str:
     return SUFFIXES[suffix]
 
 
-def check_target(path) -> Path:
-    """Fail early, with one line, if ``path`` cannot be written (before any computing is done)."""
-    path = Path(path)
+def check_target(path, inputs=()) -> Path:
+    """The file to write for ``-o path``, checked before any computing is done; one line if it cannot be.
+
+    Only regular files are written: a directory, device, FIFO or socket is refused, and so is a name ending in
+    ``/`` (a directory). A symbolic link is followed: the file it points to is replaced and the link stays.
+    ``inputs`` are the files the command reads: writing over one of them is refused.
+    """
+    text = str(path)
+    if text.endswith(("/", os.sep)):
+        raise ScalesweepError(f"cannot write {text!r}: a name ending in / is a directory; give a file name")
+    path = Path(os.path.realpath(text)) if os.path.islink(text) else Path(text)
     parent = path.parent if str(path.parent) else Path(".")
     if path.is_dir():
-        raise ScalesweepError(f"cannot write {str(path)!r}: it is a directory")
+        raise ScalesweepError(f"cannot write {text!r}: it is a directory")
+    if path.exists() and not path.is_file():
+        raise ScalesweepError(f"cannot write {text!r}: it is not a regular file (a device, FIFO or socket); "
+                              "scalesweep writes only regular files")
     if not parent.is_dir():
-        raise ScalesweepError(f"cannot write {str(path)!r}: directory {str(parent)!r} does not exist")
+        raise ScalesweepError(f"cannot write {text!r}: directory {str(parent)!r} does not exist")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise ScalesweepError(f"cannot write {str(path)!r}: directory {str(parent)!r} is not writable")
+        raise ScalesweepError(f"cannot write {text!r}: directory {str(parent)!r} is not writable")
     if path.exists() and not os.access(path, os.W_OK):
-        raise ScalesweepError(f"cannot write {str(path)!r}: file is not writable")
+        raise ScalesweepError(f"cannot write {text!r}: file is not writable")
+    for source in inputs:
+        if source is not None and str(source) != STDOUT and _same_file(path, source):
+            raise ScalesweepError(f"cannot write {text!r}: it is an input of this command ({str(source)!r}); "
+                                  "give another output name")
     return path
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return os.path.realpath(a) == os.path.realpath(b)
+
+
+# Temporary files are named ``.<target>.<host>~<pid>.<random>.tmp``: the run that owns one can be told apart,
+# and a later run removes those whose process is gone (killed with SIGKILL, or a crashed machine's process
+# on this host).
+HOST = socket.gethostname().replace(".", "_").replace("~", "_") or "host"
+RUN_ID = f"{HOST}~{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temps(directory, target: str = "*") -> list[str]:
+    """Remove the temporary files of ``target`` (a name or a glob) in ``directory`` that were left by dead
+    processes on this host; returns their names. Files of live runs and of other hosts are kept."""
+    removed = []
+    for tmp in Path(directory).glob(f".{target}.*~*.*.tmp"):
+        owner = tmp.name[:-len(".tmp")].rsplit(".", 2)
+        if len(owner) != 3 or "~" not in owner[1]:
+            continue
+        host, _, pid = owner[1].rpartition("~")
+        if host == HOST and pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed.append(tmp.name)
+    return removed
 
 
 def new_file_mode() -> int:
@@ -123,8 +179,9 @@ def atomic_path(path):
     and renamed to ``path``; on any exception (KeyboardInterrupt included) it is removed and ``path`` is left
     as it was."""
     path = check_target(path)
+    remove_stale_temps(path.parent, path.name)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{RUN_ID}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
         raise ScalesweepError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
     os.close(fd)

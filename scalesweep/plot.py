@@ -65,11 +65,16 @@ def _read(path, columns, what, commands=None):
     return table, names, name
 
 
-def _save(fig, output):
-    output = check_target(output)
-    fmt = FORMATS.get(output.suffix.lower())
-    if fmt is None:
+def _target(output, inputs) -> Path:
+    """The image path, checked before anything is read: writable, a known suffix, none of the inputs."""
+    output = check_target(output, tuple(p for p in inputs if p is not None))
+    if output.suffix.lower() not in FORMATS:
         raise ScalesweepError(f"cannot write {str(output)!r}: the image format follows the suffix (.png or .svg)")
+    return output
+
+
+def _save(fig, output: Path):
+    fmt = FORMATS[output.suffix.lower()]
     with atomic_path(output) as tmp:
         fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
 
@@ -123,6 +128,7 @@ def plot_frontier(paths, output, *, title: str | None = None) -> None:
     plt = _pyplot()
     if not paths:
         raise ScalesweepError("plot frontier: give at least one frontier file")
+    output = _target(output, paths)
     lines = [(path, line) for path in paths for line in _frontier_lines(path)]
     _unique_labels(lines)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -155,6 +161,7 @@ def plot_frontier(paths, output, *, title: str | None = None) -> None:
 def plot_surface(path, output, *, frontier=None, levels: int = 20, title: str | None = None) -> None:
     """Loss contours over the params x tokens grid of a surface file, the frontier of ``frontier`` on top."""
     plt = _pyplot()
+    output = _target(output, (path, frontier))
     table, _, name = _read(path, ["params", "tokens", "loss"], "surface file", ("surface",))
     meta = read_metadata(path)
     if meta.get("form") != "grid":

@@ -153,6 +153,27 @@ def target_loss(laws: list[Law], targets: np.ndarray, *, constraints: Constraint
     return Result(cols, m, list(laws), _describe(cons, hw, wl))
 
 
+CHUNK_ROWS = 1 << 18  # budgets solved and written at a time when streaming (~60 MB of columns)
+
+
+def frontier_tables(laws: list[Law], budgets, *, grid: dict, command_line: str | None, chunk_rows: int = CHUNK_ROWS,
+                    **kwargs):
+    """The frontier of ``frontier(laws, budgets, **kwargs)`` as a stream of (Arrow table, infeasible counts),
+    ``chunk_rows`` budgets at a time, law by law: the same rows, columns and metadata as one call, in bounded
+    memory. ``budgets`` is an array or a ``grid.LogRange`` (generated chunk by chunk)."""
+    total = budgets.size * len(laws)
+    names = [law.name for law in laws]
+    for i, law in enumerate(laws):
+        for start in range(0, budgets.size, chunk_rows):
+            stop = min(budgets.size, start + chunk_rows)
+            chunk = budgets.values(start, stop) if hasattr(budgets, "values") else budgets[start:stop]
+            res = frontier([law], np.asarray(chunk, dtype=np.float64), **kwargs)
+            if len(laws) > 1:
+                res.columns = {"law": (np.full(res.rows, i, dtype=np.int32), names), **res.columns}
+            res.laws = list(laws)
+            yield res.table(res.metadata("frontier", grid, command_line, rows=total)), res.infeasible()
+
+
 def frontier_job(law: Law, budgets, *, constraints: Constraints | None = None, solver: str = "auto",
                  partition_rows: int, grid: dict | None = None, command_line: str | None = None):
     """A partitioned frontier (one law, budgets in FLOPs, the frontier limits): parts of consecutive budgets."""

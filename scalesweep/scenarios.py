@@ -25,7 +25,7 @@ from .laws import FAMILIES, PRESETS, get_law, law_arrays, law_suggestion
 from .options import DEFAULTS, FIELDS, STRING_FIELDS, check_rules
 from .output import table_writer
 from .tables import COLUMNS, ENGINE_COLUMNS, arrow_float, dictionary, metadata, to_arrow
-from .validate import RULES, bad_mask, suggest
+from .validate import RULES, bad_mask, check_size, suggest
 
 CHUNK_ROWS = 1 << 19  # scenarios per chunk (= Parquet row group)
 # Input columns whose names are also result columns are written with a budget_ prefix.
@@ -99,6 +99,7 @@ class SweepSpec:
         check_rules(given, 1, lambda i: source)
         self.counts = [len(v) for v in self.fields.values()]
         self.rows = math.prod(self.counts)
+        check_size(f"{source}: the sweep (the product of its list lengths)", self.rows)
         self.strides = [math.prod(self.counts[j + 1:]) for j in range(len(self.counts))]
 
     def _check_values(self, name, values):

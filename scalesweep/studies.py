@@ -33,7 +33,7 @@ from .kernels.frontier import grid_search_kernel
 from .laws import as_law
 from .lookup import interpolate, lookup_budgets
 from .tables import to_frame
-from .validate import integer, number, positive_array
+from .validate import BYTES_PER_ROW_HELD, check_size, integer, number, positive_array
 
 RESOLUTION_COLUMNS = ("method", "points_per_decade", "grid_points", "max_rel_error_params",
                       "median_rel_error_params", "max_rel_error_tokens", "median_rel_error_tokens",
@@ -195,6 +195,9 @@ def isoflop_sim(law, budgets, *, points_per_curve: int = 9, width: float = 1.0, 
     seed = integer(_py_int(seed), "--seed", 0)  # numpy's generators take non-negative seeds only
     if noise == 0 and trials > 1:
         trials = 1  # without noise every trial is the same
+    check_size("isoflop-sim points (budgets x --points-per-curve)", c.size * points_per_curve,
+               bytes_held=8 * 8 * c.size * points_per_curve)  # n, d, loss, noise and fit temporaries
+    check_size("isoflop-sim --trials", trials, bytes_held=BYTES_PER_ROW_HELD * trials)
     target = number(target_flops, "--target-flops", "pos") if target_flops is not None else 100.0 * float(c.max())
     exact = _exact(law, c)
     if not exact.feasible.all():

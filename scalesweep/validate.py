@@ -102,3 +102,71 @@ def suggest(name, choices) -> str:
     """``"; did you mean 'x'?"`` for the closest of ``choices``, or ``""``."""
     close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+# ------------------------------------------------------------------------------------------- size guards
+
+MAX_ROWS_ENV = "SCALESWEEP_MAX_ROWS"
+BYTES_PER_ROW_HELD = 400  # result columns, Arrow table and copies of one result row held in memory at once
+MAX_ROWS_DEFAULT = 10**10  # rows streamed to a file: ~1 TB of Parquet, far past any planning sweep
+MEMORY_FRACTION = 0.8  # of the memory available now, for what a command holds at once
+
+
+_max_rows_given: int | None = None
+
+
+def set_max_rows(limit: int | None) -> None:
+    """Set the row limit for this process (``--max-rows``); None goes back to the environment / default."""
+    global _max_rows_given
+    _max_rows_given = None if limit is None else int(limit)
+
+
+def max_rows() -> int:
+    """The row limit: ``--max-rows`` (``set_max_rows``), else ``SCALESWEEP_MAX_ROWS``, else the default."""
+    import os
+
+    if _max_rows_given is not None:
+        return _max_rows_given
+    text = os.environ.get(MAX_ROWS_ENV)
+    if text is None:
+        return MAX_ROWS_DEFAULT
+    try:
+        v = float(text)
+    except ValueError:
+        raise ScalesweepError(f"{MAX_ROWS_ENV} must be a whole number >= 1, got {text!r}") from None
+    if not (math.isfinite(v) and v >= 1 and v == math.floor(v)):
+        raise ScalesweepError(f"{MAX_ROWS_ENV} / --max-rows must be a whole number >= 1, got {text!r}")
+    return int(v)
+
+
+def available_memory() -> int:
+    """Bytes of memory available to this process now (Linux MemAvailable, else physical memory)."""
+    import os
+
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62  # unknown: no memory guard
+
+
+def check_size(what: str, rows: int, *, bytes_held: float = 0.0, raise_with: str | None = None) -> None:
+    """Refuse, with the numbers, a request of more than ``max_rows()`` rows, or one that would hold more than
+    ``MEMORY_FRACTION`` of the available memory at once (``bytes_held``). ``raise_with`` names the option that
+    makes a big request smaller or streamed."""
+    limit = max_rows()
+    if rows > limit:
+        raise ScalesweepError(f"{what}: {rows:,} rows requested, over the limit of {limit:,} rows; raise it with "
+                              f"scalesweep --max-rows N (or {MAX_ROWS_ENV}) if that is intended")
+    if bytes_held:
+        avail = available_memory()
+        if bytes_held > MEMORY_FRACTION * avail:
+            hint = f"; {raise_with}" if raise_with else ""
+            raise ScalesweepError(f"{what}: {rows:,} rows need about {bytes_held / 2**30:,.1f} GiB in memory at once, "
+                                  f"more than the {avail / 2**30:,.1f} GiB available{hint}")

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 
@@ -28,3 +30,19 @@ def test_row_chunks_cover_everything_once():
     chunks = list(row_chunks(10, 7, 20))
     assert [(c.start, c.stop) for c in chunks] == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10)]
     assert [(c.start, c.stop) for c in row_chunks(3, 100, 10)] == [(0, 1), (1, 2), (2, 3)]  # at least one row
+
+
+@pytest.mark.parametrize("text", ["1e20:1e24:5", "1e18:1e26:1000", "3e19:7.1e23:777", "2:2:3", "5:5:1"])
+def test_range_slices_equal_the_whole_range_and_numpy_linspace(text):
+    """Chunks of a range (how long frontiers are generated) are bit-identical to the whole range, which is
+    numpy's linspace in log10 with whole decades exact and the endpoints as given."""
+    r = parse_range(text)
+    k = np.linspace(math.log10(r.lo), math.log10(r.hi), r.count)
+    ref = 10.0**k
+    for i in np.flatnonzero(k == np.round(k)):
+        ref[i] = float(f"1e{int(k[i])}")
+    ref[0], ref[-1] = r.lo, r.hi
+    whole = r.values()
+    assert np.array_equal(whole, ref)
+    for start in range(0, r.count, 7):
+        assert np.array_equal(r.values(start, start + 13), whole[start:start + 13])
