@@ -17,7 +17,7 @@ from .errors import ScalesweepError
 from .kernels.frontier import frontier_kernel, percentile_rows
 from .kernels.loss import loss_array
 from .kernels.surface import surface_grid
-from .laws import FAMILIES, PRESETS, as_law, as_laws, get_law
+from .laws import FAMILIES, PRESETS, as_law, as_laws, get_law, law_arrays
 from .options import Constraints, Hardware, Workload, from_values
 from .output import table_writer
 from .tables import to_frame
@@ -232,28 +232,31 @@ def frontier_bands(samples, family: str, flops, percentiles, *, solver: str = "a
 
 
 def compare(flops, laws=None):
-    """What each law recommends at each budget, side by side: one row per (law, budget) with family,
-    params, tokens, tokens_per_param and loss (NaN for allocation rules, which have none).
+    """What each law recommends at each budget, side by side: one row per (law, budget), law-major, with
+    family, flops, params, tokens, tokens_per_param, loss, feasible and infeasible_reason.
 
-    ``laws``: preset names or Laws (default: every preset with a frontier). Conventions differ between
-    presets (Kaplan counts non-embedding parameters, and its kaplan2020-steps / kaplan2020-table6 budgets are
-    C_min): see ``scalesweep laws``.
+    ``laws``: preset names or Laws (default: every preset). Every law asked for has its rows, and a row the
+    law cannot answer is flagged rather than dropped: ``feasible`` False, params, tokens and loss NaN, and the
+    engine's reason (``unsupported_family`` for a law of N or D alone, which has no answer at a budget;
+    ``budget`` where an allocation rule gives fewer than one parameter or token). Loss is NaN for allocation
+    rules (they have none), params and tokens for laws that give only the loss at a budget. Conventions differ
+    between presets (Kaplan counts non-embedding parameters, and its kaplan2020-steps / kaplan2020-table6
+    budgets are C_min): see ``scalesweep laws``.
     """
     import pandas as pd
 
     c = positive_array(flops, "flops")
-    if laws is None:  # laws of N or D alone have no answer at a budget
-        chosen = [get_law(x) for x in PRESETS]
-        chosen = [x for x in chosen if x.spec.frontier_error(x.name, x.params) is None]
-    else:
-        chosen = as_laws(list(laws))
-    frames = []
-    for law in chosen:
-        df = frontier(law, c)
-        frames.append(pd.DataFrame({"law": law.name, "family": law.family, "flops": c.copy(),
-                                    "params": df["params"], "tokens": df["tokens"],
-                                    "tokens_per_param": df["tokens_per_param"], "loss": df["loss"]}))
-    out = pd.concat(frames, ignore_index=True)
-    out["law"] = out["law"].astype("category")
-    out["family"] = out["family"].astype("category")
-    return out
+    chosen = [get_law(x) for x in PRESETS] if laws is None else as_laws(list(laws))
+    fams, P = law_arrays(chosen)
+    m = c.size * len(chosen)
+    law_idx = np.repeat(np.arange(len(chosen), dtype=np.int64), c.size)
+    res = engine.solve({"flops": np.tile(c, len(chosen))}, m, fams, P, law_idx, overfit=False)
+    codes, names = res["infeasible_reason"]
+    return pd.DataFrame({
+        "law": pd.Categorical.from_codes(law_idx, [law.name for law in chosen]),
+        "family": pd.Categorical([chosen[i].family for i in law_idx]),
+        "flops": np.tile(c, len(chosen)),
+        "params": res["params"], "tokens": res["tokens"], "tokens_per_param": res["tokens_per_param"],
+        "loss": res["loss"], "feasible": res["feasible"],
+        "infeasible_reason": pd.Categorical.from_codes(codes, names),
+    })

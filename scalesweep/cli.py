@@ -193,10 +193,20 @@ def _run_dataset(job, output, engine, scheduler, workers):
             summary = dataset.run(job, output, engine="dask", client=client, progress=progress)
     else:
         summary = dataset.run(job, output, engine="local", progress=progress)
+    _warn_recomputed(summary.get("recomputed", []), output)
     reused = f", {summary['reused']} already there" if summary["reused"] else ""
     talk(f"wrote {summary['rows']:,} rows as {summary['parts']} parts in {output}/ "
          f"({summary['computed']} computed{reused}, {engine}) in {summary['seconds']:.2f} s")
     return summary
+
+
+def _warn_recomputed(names, output) -> None:
+    """Name the parts of a resumed dataset that failed verification and were computed again."""
+    if names:
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        were = "were" if len(names) != 1 else "was"
+        talk(f"warning: {len(names)} part{'s' if len(names) != 1 else ''} in {output}/ failed verification and "
+             f"{were} recomputed: {shown}")
 
 
 def _numbers(text: str, option: str) -> list[float]:
@@ -443,8 +453,7 @@ def frontier(law, law_file, overrides, threads, flops_range, flops_file, flops_c
                                    "only")
         if fmt not in (None, "parquet"):
             raise click.UsageError("a partitioned dataset is written as Parquet parts")
-        job = questions.frontier_job(laws_[0], budgets if flops_file else budgets.values(), constraints=cons,
-                                     solver=solver,
+        job = questions.frontier_job(laws_[0], budgets, constraints=cons, solver=solver,
                                      partition_rows=partition_rows or (1 << 20), grid=grid,
                                      command_line=command_line())
         summary = _run_dataset(job, output, engine, scheduler, workers)
@@ -702,6 +711,7 @@ def lookup_build(law, law_file, overrides, threads, flops_range, points_per_deca
             info = write_lookup_parts(output, the_law, lo, hi, points_per_decade, **kw)
     else:
         info = write_lookup(output, the_law, lo, hi, points_per_decade, command_line=command_line(), **cons.as_dict())
+    _warn_recomputed(info.get("recomputed", []), f"{output}.parts")
     err = info["max_interpolation_error"]
     talk(f"wrote {info['rows']:,} rows to {output} (law {the_law.name}); max interpolation error at "
          f"midpoints: params {err['params']:.2e}, tokens {err['tokens']:.2e}, loss {err['loss']:.2e}")

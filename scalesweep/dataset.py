@@ -1,51 +1,148 @@
 """Partitioned Parquet datasets, written part by part, locally or on a Dask cluster, and resumable.
 
-A job is a kind, a JSON spec from which any part can be rebuilt anywhere, a part plan (the same chunking the
+A job is a kind, a spec from which any part can be rebuilt anywhere, a part plan (the same chunking the
 single-file writer uses) and the function that computes a part. The function lives with its kind
 (``surfaces.compute_part``, ``questions.compute_frontier_part``, ``scenarios.compute_part``,
 ``lookup.compute_part``) and builds the part with the kind's own schema and metadata builders, so a part
-equals the rows of a single-file run, metadata included. Each part is written atomically as
-``part-NNNNNN.parquet`` into the output directory; only a small summary goes back to the caller (no result
-data travels through the Dask scheduler). The directory holds ``_manifest.json`` with the spec's hash: a
-run with the same spec and directory computes only the missing parts, and a different spec is refused
-rather than mixed in. pandas, DuckDB and ``pyarrow.dataset`` read the directory as one table (files
-starting with ``_`` or ``.`` are skipped).
+equals the rows of a single-file run, metadata included. A spec is JSON-able except for value axes given as
+arbitrary arrays: an axis is held as a ``grid.LogRange`` description when it is one (see ``axis``), so a
+spec stays a few hundred bytes however many budgets it covers, and an array is hashed by its bytes.
+
+Each part is written atomically as ``part-NNNNNN.parquet`` (with Parquet page checksums) into the output
+directory; only a small summary goes back to the caller (no result data travels through the Dask
+scheduler). The directory holds ``_manifest.json`` with the spec's hash and, for every committed part, its
+row count, byte size and SHA-256. The manifest is rewritten in batches as parts complete (by the driver
+only), so a run that stops early may leave parts it has no entry for.
+
+A run with the same spec and directory computes only the parts that are missing or fail verification:
+a part with an entry must match its size and checksum; a part without one must have the plan's row count,
+the job's schema and metadata, and read back whole with its page checksums (it is then recorded). Parts
+that fail are removed, recomputed and named in the summary (``recomputed``). A different spec is refused
+rather than mixed in. Any other entry that readers would take for data (a name not starting with ``.`` or
+``_`` that is not the manifest or a planned part, such as ``part-999999.parquet``, ``notes.txt`` or a
+subdirectory) is refused, naming it: the directory is read as one table, so a stray file would join the
+data. pandas, DuckDB and ``pyarrow.dataset`` read the directory as one table (files starting with ``_`` or
+``.`` are skipped).
+
+One run writes a directory at a time: a run holds ``.lock`` (JSON: host, pid, started), created exclusively
+before anything in the directory is touched and removed when the run ends, however it ends. A second run
+finding the lock of a live process (or of another host, whose processes cannot be checked) is refused; a
+lock left by a dead process on this host is taken over. Temporary files are removed only when the process
+that wrote them is gone (``output.remove_stale_temps``), so a run never deletes another's in-flight parts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import numpy as np
 
 from ._version import __version__
 from .errors import ScalesweepError
-from .output import write_json, write_table
+from .grid import LogRange
+from .output import HOST, _alive, remove_stale_temps, write_json, write_table
 from .tables import METADATA_KEY
 
+try:
+    import fcntl
+except ImportError:  # no flock: taking over a stale lock is then not guarded against a simultaneous taker
+    fcntl = None
+
 MANIFEST = "_manifest.json"
+LOCK = ".lock"
+
+
+# ----------------------------------------------------------------------------------------- value axes
+
+
+def axis(values):
+    """How a job spec holds a value axis (budgets, params, tokens). A ``grid.LogRange``, or an array that one
+    reproduces bit for bit, is held as ``{"range": [lo, hi, count]}``: a few bytes however long, and any
+    slice is regenerated exactly (``LogRange.values(start, stop)``). Any other array is held as a read-only
+    float64 copy, which the spec hash covers by its bytes."""
+    if isinstance(values, LogRange):
+        return {"range": [float(values.lo), float(values.hi), int(values.count)]}
+    a = np.array(values, dtype=np.float64, copy=True)
+    found = _as_range(a)
+    if found is not None:
+        return axis(found)
+    a.flags.writeable = False
+    return a
+
+
+def _as_range(a: np.ndarray) -> LogRange | None:
+    """The LogRange whose values are exactly ``a`` (bit for bit), if there is one."""
+    if a.ndim != 1 or a.size == 0:
+        return None
+    lo, hi = float(a[0]), float(a[-1])
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 < lo <= hi):
+        return None
+    r = LogRange(lo, hi, int(a.size))
+    bits = a.view(np.uint64)
+    for i in sorted({a.size // 2, max(0, a.size - 2), min(1, a.size - 1)}):  # cheap probes before the full pass
+        if r.values(i, i + 1).view(np.uint64)[0] != bits[i]:
+            return None
+    return r if np.array_equal(r.values().view(np.uint64), bits) else None
+
+
+def axis_values(ax, start: int = 0, stop: int | None = None) -> np.ndarray:
+    """Values start..stop-1 of an axis held by ``axis`` (all by default)."""
+    if isinstance(ax, dict):
+        return LogRange(*ax["range"]).values(start, stop)
+    return np.asarray(ax, dtype=np.float64)[start:stop]
+
+
+def axis_size(ax) -> int:
+    return int(ax["range"][2]) if isinstance(ax, dict) else len(ax)
+
+
+def _digest(obj):
+    """JSON stand-in for what a spec may hold beyond JSON: an array by the SHA-256 of its bytes."""
+    if isinstance(obj, np.ndarray):
+        a = np.ascontiguousarray(obj)
+        return {"ndarray_sha256": hashlib.sha256(a).hexdigest(), "dtype": a.dtype.str, "shape": list(a.shape)}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"a job spec cannot hold {type(obj).__name__}")
+
+
+# ----------------------------------------------------------------------------------------------- jobs
 
 
 @dataclass(frozen=True)
 class Job:
     kind: str
-    spec: dict  # JSON-able: everything a worker needs to rebuild a part
+    spec: dict  # everything a worker needs to rebuild a part (JSON-able values; value axes from ``axis``)
     parts: tuple  # ((start, stop), ...) in the job's row space (outer-axis rows, budgets, scenarios)
     rows: int  # output rows in all
     compute: Callable  # compute(spec, start, stop) -> (pyarrow.Table, summary dict)
 
-    @property
+    @functools.cached_property
     def spec_hash(self) -> str:
-        """What the results depend on: kind, spec (not the command line that asked), part plan, version."""
+        """What the results depend on: kind, spec (not the command line that asked), part plan, version.
+        Computed once per job; arrays in the spec and the part plan enter by the hash of their bytes."""
         spec = {k: v for k, v in self.spec.items() if k != "command_line"}
-        text = json.dumps({"kind": self.kind, "spec": spec, "parts": self.parts, "version": __version__},
-                          sort_keys=True)
+        plan_bytes = np.asarray(self.parts, dtype=np.int64).tobytes()
+        text = json.dumps({"kind": self.kind, "spec": spec, "version": __version__,
+                           "parts": [len(self.parts), hashlib.sha256(plan_bytes).hexdigest()]},
+                          sort_keys=True, default=_digest)
         return hashlib.sha256(text.encode()).hexdigest()
+
+    def part_rows(self, i: int) -> int:
+        """Output rows of part ``i`` (a unit of the row space is one row, or one outer row of a surface)."""
+        units = self.parts[-1][1]
+        start, stop = self.parts[i]
+        return (stop - start) * (self.rows // units)
 
 
 MAX_PARTS = 1_000_000  # part names have six digits, so a directory listing sorts in row order
@@ -65,8 +162,21 @@ def part_name(i: int) -> str:
     return f"part-{i:06d}.parquet"
 
 
+def file_digest(path) -> dict:
+    """``{"bytes": size, "sha256": hex}`` of a file's content."""
+    h, size = hashlib.sha256(), 0
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as fh:
+        while n := fh.readinto(buf):
+            h.update(view[:n])
+            size += n
+    return {"bytes": size, "sha256": h.hexdigest()}
+
+
 def write_part(compute: Callable, spec: dict, start: int, stop: int, path: str, threads: int | None = None) -> dict:
-    """Compute one part and write it atomically (a Dask task; also the local engine's step)."""
+    """Compute one part and write it atomically (a Dask task; also the local engine's step). The summary
+    carries the part's manifest entry (``file``: rows, bytes, sha256)."""
     if threads is not None:
         import numba
 
@@ -77,102 +187,392 @@ def write_part(compute: Callable, spec: dict, start: int, stop: int, path: str, 
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     t0 = time.perf_counter()
     table, summary = compute(spec, start, stop)
-    write_table(path, table, "parquet")
-    return {**summary, "part": os.path.basename(path), "seconds": time.perf_counter() - t0}
+    write_table(path, table, "parquet", write_page_checksum=True)
+    entry = {"rows": table.num_rows, **file_digest(path)}
+    return {**summary, "part": os.path.basename(path), "file": entry, "seconds": time.perf_counter() - t0}
+
+
+# ------------------------------------------------------------------------------------------------ lock
+
+
+LOCK_WAIT = 5.0  # seconds an unreadable lock (its writer between creating and filling it) counts as live
+
+
+def _lock_error(out: Path, holder: dict) -> ScalesweepError:
+    return ScalesweepError(f"dataset {out} is being written by pid {holder['pid']} on {holder['host']} "
+                           f"(lock {out / LOCK}); wait for it or remove the lock if that run is gone")
+
+
+def _read_lock(path: Path) -> tuple[bytes | None, dict | None]:
+    """(raw content, parsed holder) of a lock file; (None, None) when it is gone."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None, None
+    try:
+        holder = json.loads(raw)
+    except ValueError:
+        return raw, None
+    if not (isinstance(holder, dict) and isinstance(holder.get("host"), str) and type(holder.get("pid")) is int):
+        return raw, None
+    return raw, holder
+
+
+def _remove_stale_lock(path: Path, seen: bytes) -> None:
+    """Remove ``path`` if it is still the stale lock read as ``seen``. Under flock, and checked by inode and
+    content, so of two runs taking over the same stale lock one removes it and the other then finds the
+    winner's fresh lock."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            return
+        content = b""
+        while chunk := os.read(fd, 1 << 16):
+            content += chunk
+        if same and content == seen:
+            os.unlink(path)
+    except PermissionError as exc:
+        raise ScalesweepError(f"cannot take over the stale lock {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+def take_lock(out: Path) -> bytes:
+    """Create ``out/.lock`` exclusively (O_CREAT|O_EXCL) with this run's host, pid and start time; returns
+    its content (``release_lock`` removes it only if it is still ours). A live holder's lock is the one-line
+    refusal; a dead holder's on this host is taken over."""
+    path = out / LOCK
+    mine = json.dumps({"host": HOST, "pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode()
+    deadline = time.monotonic() + LOCK_WAIT
+    for _ in range(1000):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise ScalesweepError(f"cannot lock dataset {out}: {exc.strerror or exc}") from None
+        else:
+            try:
+                os.write(fd, mine)
+            except BaseException as exc:  # a full disk, or an interrupt: leave no empty lock behind
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                if isinstance(exc, OSError):
+                    raise ScalesweepError(f"cannot lock dataset {out}: {exc.strerror or exc}") from None
+                raise
+            os.close(fd)
+            return mine
+        seen, holder = _read_lock(path)
+        if seen is None:  # removed meanwhile: try again
+            continue
+        if holder is not None:
+            if holder["host"] != HOST or holder["pid"] == os.getpid() or _alive(holder["pid"]):
+                raise _lock_error(out, holder)
+        else:  # unreadable: a writer between creating and filling it, or one that died there
+            with contextlib.suppress(OSError):
+                if time.time() - path.stat().st_mtime < LOCK_WAIT and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+        _remove_stale_lock(path, seen)
+    raise ScalesweepError(f"cannot lock dataset {out}: {path} keeps changing; is another run starting?")
+
+
+def release_lock(out: Path, mine: bytes) -> None:
+    """Remove ``out/.lock`` if it still holds ``mine``."""
+    path = out / LOCK
+    with contextlib.suppress(OSError):
+        if path.read_bytes() == mine:
+            path.unlink()
+
+
+# -------------------------------------------------------------------------------------------- manifest
+
+
+FLUSH_SECONDS = 2.0  # the manifest is rewritten at most this often while parts complete (and at the end)
+FLUSH_SHARE = 0.05  # and spends at most about this share of the run's time being rewritten
+
+
+class Manifest:
+    """``_manifest.json`` as the run holding the lock keeps it: part entries are recorded as parts complete and
+    written in batches, at most every ``FLUSH_SECONDS`` and no sooner than the last write's time divided by
+    ``FLUSH_SHARE``, so rewriting it stays a small share of the run however many parts there are."""
+
+    def __init__(self, out: Path, data: dict):
+        self.path = out / MANIFEST
+        self.data = data
+        if not isinstance(data.get("files"), dict):
+            data["files"] = {}
+        self.dirty = False
+        self.last = time.monotonic()
+        self.cost = 0.0
+
+    @property
+    def files(self) -> dict:
+        return self.data["files"]
+
+    def record(self, name: str, entry: dict) -> None:
+        self.files[name] = entry
+        self.dirty = True
+        if time.monotonic() - self.last >= max(FLUSH_SECONDS, self.cost / FLUSH_SHARE):
+            self.write()
+
+    def write(self) -> None:
+        t0 = time.monotonic()
+        self.data["files"] = dict(sorted(self.files.items()))
+        try:
+            write_json(self.path, self.data)
+        except OSError as exc:  # the temporary file is gone (atomic_path); the last manifest is kept
+            raise ScalesweepError(f"cannot write {str(self.path)!r}: {exc.strerror or exc}") from None
+        self.last = time.monotonic()
+        self.cost = self.last - t0
+        self.dirty = False
 
 
 # ------------------------------------------------------------------------------------------ directory
 
 
-def prepare(job: Job, outdir) -> tuple[Job, Path, list[int]]:
-    """Create or reopen the output directory; return the job (with the first run's command line, so every
-    part carries the same metadata), the directory and the indices of the parts still missing."""
+def open_dir(outdir) -> Path:
+    """The output directory, created if need be (its parent must exist)."""
     out = Path(outdir)
     if out.exists() and not out.is_dir():
         raise ScalesweepError(f"cannot write dataset {str(out)!r}: it is a file (a partitioned run writes a directory)")
     if not out.parent.is_dir() and str(out.parent):
         raise ScalesweepError(f"cannot write dataset {str(out)!r}: directory {str(out.parent)!r} does not exist")
-    manifest = out / MANIFEST
-    if out.is_dir():
-        if manifest.is_file():
-            try:
-                old = json.loads(manifest.read_text())
-            except ValueError:
-                raise ScalesweepError(f"dataset {str(out)!r}: {MANIFEST} is damaged; remove the directory") from None
-            if old.get("spec_hash") != job.spec_hash:
-                raise ScalesweepError(f"dataset {str(out)!r} was written from a different spec (hash "
-                                      f"{str(old.get('spec_hash'))[:12]}, this run {job.spec_hash[:12]}); use another "
-                                      "directory or remove it")
-            job = Job(job.kind, {**job.spec, "command_line": old.get("command_line")}, job.parts, job.rows, job.compute)
-        elif any(not p.name.startswith(".") for p in out.iterdir()):
-            raise ScalesweepError(f"dataset {str(out)!r} exists and is not a scalesweep dataset (no {MANIFEST}); "
-                                  "use an empty or new directory")
-    else:
+    if not out.is_dir():
         try:
             out.mkdir()
+        except FileExistsError:  # made meanwhile by another run: the lock decides
+            pass
         except OSError as exc:
             raise ScalesweepError(f"cannot write dataset {str(out)!r}: {exc.strerror or exc}") from None
     if not os.access(out, os.W_OK | os.X_OK):
         raise ScalesweepError(f"cannot write dataset {str(out)!r}: directory is not writable")
-    for stale in out.glob(".part-*.tmp"):  # temp files of an interrupted run
-        with contextlib.suppress(OSError):
-            stale.unlink()
-    if not manifest.is_file():
-        write_json(manifest, {"scalesweep_version": __version__, "kind": job.kind, "spec_hash": job.spec_hash,
-                              "parts": len(job.parts), "rows": job.rows, "complete": False,
-                              "command_line": job.spec.get("command_line")})
-    missing = [i for i in range(len(job.parts)) if not (out / part_name(i)).is_file()]
-    return job, out, missing
+    return out
 
 
-def finish(out: Path) -> None:
+def _refuse_unknown(out: Path, job: Job, entries: dict) -> None:
+    """Refuse entries that readers would take for data and that are not the job's parts."""
+    expected = len(job.parts)
+    unknown = []
+    for name, entry in entries.items():
+        if name.startswith((".", "_")):
+            continue
+        i = int(name[5:11]) if len(name) == 19 and name.startswith("part-") and name.endswith(".parquet") \
+            and name[5:11].isdigit() else -1
+        if not (0 <= i < expected and entry.is_file()):
+            unknown.append(name)
+    if unknown:
+        unknown.sort()
+        more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+        raise ScalesweepError(f"dataset {str(out)!r} holds {unknown[0]!r}{more}, which is not one of its "
+                              f"{expected} parts; readers would take it for data: move it out of the directory")
+
+
+def _remove_dead_temps(out: Path) -> None:
+    """Temporary files of runs that are gone: those of dead processes on this host, and part temps whose
+    names carry no owner (no run names its temps so)."""
+    remove_stale_temps(out)
+    for tmp in out.glob(".part-*.tmp"):
+        if "~" not in tmp.name:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def _part_is_sound(path: Path, rows: int, schema) -> bool:
+    """A part with no manifest entry: the plan's row count, the job's schema and metadata, and every page
+    reads back with its checksum."""
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path, page_checksum_verification=True)
+    except Exception:
+        return False
+    try:
+        if pf.metadata.num_rows != rows or not pf.schema_arrow.equals(schema, check_metadata=True):
+            return False
+        for _ in pf.iter_batches(batch_size=1 << 16):
+            pass
+        return True
+    except Exception:
+        return False
+    finally:
+        pf.close()
+
+
+def _verify(job: Job, out: Path, manifest: Manifest, entries: dict) -> tuple[list[int], list[str], bool]:
+    """Check the parts present against the manifest; returns (parts to compute, names of parts that failed and
+    were removed, whether the manifest changed)."""
+    files = manifest.files
+    names = [part_name(i) for i in range(len(job.parts))]
+    present = [i for i in range(len(job.parts)) if names[i] in entries]
+    planned = set(names)
+    changed = False
+    for name in [n for n in files if n not in entries or n not in planned]:  # entries of parts not there
+        del files[name]
+        changed = True
+    recorded = [i for i in present if names[i] in files]
+    unrecorded = [i for i in present if names[i] not in files]
+
+    def recorded_ok(i: int) -> bool:
+        e = files[names[i]]
+        try:
+            if e["rows"] != job.part_rows(i) or e["bytes"] != entries[names[i]].stat().st_size:
+                return False
+            return file_digest(out / names[i])["sha256"] == e["sha256"]
+        except (OSError, KeyError, TypeError):
+            return False
+
+    bad = []
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:  # hashing releases the GIL
+        for i, ok in zip(recorded, pool.map(recorded_ok, recorded), strict=True):
+            if not ok:
+                bad.append(i)
+        if unrecorded:
+            start = job.parts[0][0]
+            schema = job.compute(job.spec, start, start + 1)[0].schema  # every part has the same schema
+
+            def check(i: int):
+                path = out / names[i]
+                return {"rows": job.part_rows(i), **file_digest(path)} if _part_is_sound(path, job.part_rows(i),
+                                                                                         schema) else None
+
+            for i, entry in zip(unrecorded, pool.map(check, unrecorded), strict=True):
+                if entry is None:
+                    bad.append(i)
+                else:
+                    files[names[i]] = entry
+                    changed = True
+    for i in bad:
+        files.pop(names[i], None)
+        with contextlib.suppress(FileNotFoundError):
+            (out / names[i]).unlink()
+        changed = True
+    bad.sort()
+    have = set(present) - set(bad)
+    missing = [i for i in range(len(job.parts)) if i not in have]
+    return missing, [names[i] for i in bad], changed
+
+
+def prepare(job: Job, out: Path) -> tuple[Job, Manifest, list[int], list[str]]:
+    """Open the dataset in ``out`` for ``job`` (the caller holds the lock): check the spec and the entries,
+    remove dead runs' temporary files, verify the parts present. Returns the job (with the first run's
+    command line, so every part carries the same metadata), the manifest, the indices of the parts to compute
+    and the names of parts that failed verification."""
+    with os.scandir(out) as it:
+        entries = {e.name: e for e in it}
+    data = None
+    if MANIFEST in entries and entries[MANIFEST].is_file():
+        try:
+            data = json.loads((out / MANIFEST).read_text())
+            if not isinstance(data, dict):
+                raise ValueError
+        except ValueError:
+            raise ScalesweepError(f"dataset {str(out)!r}: {MANIFEST} is damaged; remove the directory") from None
+        if data.get("spec_hash") != job.spec_hash:
+            raise ScalesweepError(f"dataset {str(out)!r} was written from a different spec (hash "
+                                  f"{str(data.get('spec_hash'))[:12]}, this run {job.spec_hash[:12]}); use another "
+                                  "directory or remove it")
+        spec_hash = job.spec_hash
+        job = replace(job, spec={**job.spec, "command_line": data.get("command_line")})
+        job.__dict__["spec_hash"] = spec_hash  # the command line is not part of the hash
+    elif any(not name.startswith(".") for name in entries):
+        raise ScalesweepError(f"dataset {str(out)!r} exists and is not a scalesweep dataset (no {MANIFEST}); "
+                              "use an empty or new directory")
+    _refuse_unknown(out, job, entries)
+    _remove_dead_temps(out)
+    if data is None:
+        manifest = Manifest(out, {"scalesweep_version": __version__, "kind": job.kind, "spec_hash": job.spec_hash,
+                                  "parts": len(job.parts), "rows": job.rows, "complete": False,
+                                  "command_line": job.spec.get("command_line"), "files": {}})
+        manifest.write()
+        return job, manifest, list(range(len(job.parts))), []
+    manifest = Manifest(out, data)
+    missing, recomputed, changed = _verify(job, out, manifest, entries)
+    if missing and data.get("complete") is not False:
+        data["complete"] = False
+        data.pop("finished", None)
+        changed = True
+    if changed:
+        manifest.write()
+    return job, manifest, missing, recomputed
+
+
+def finish(manifest: Manifest) -> None:
     """Mark the dataset complete in its manifest."""
-    data = json.loads((out / MANIFEST).read_text())
-    data.update(complete=True, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
-    write_json(out / MANIFEST, data)
+    manifest.data.update(complete=True, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    manifest.write()
 
 
-def run(job: Job, outdir, *, engine: str = "local", client=None, progress=None, threads: int | None = None) -> dict:
-    """Write every missing part of ``job`` into ``outdir``. Returns rows, parts computed, parts reused, seconds,
-    and the parts' summaries."""
-    job, out, missing = prepare(job, outdir)
-    t0 = time.perf_counter()
+def _compute(job: Job, out: Path, manifest: Manifest, missing: list[int], engine: str, client, progress,
+             threads) -> list[dict]:
+    """Compute and write the ``missing`` parts, recording each in the manifest as it lands."""
     done = len(job.parts) - len(missing)
     summaries = []
     if progress is not None:
         progress(done, len(job.parts))
+
+    def landed(summary: dict, i: int) -> None:
+        nonlocal done
+        summaries.append({**summary, "index": i})
+        manifest.record(part_name(i), summary["file"])
+        done += 1
+        if progress is not None:
+            progress(done, len(job.parts))
+
     if engine == "local":
         for i in missing:
             start, stop = job.parts[i]
-            summaries.append({**write_part(job.compute, job.spec, start, stop, str(out / part_name(i)), threads),
-                              "index": i})
-            done += 1
-            if progress is not None:
-                progress(done, len(job.parts))
-    elif engine == "dask":
-        from distributed import as_completed
+            landed(write_part(job.compute, job.spec, start, stop, str(out / part_name(i)), threads), i)
+        return summaries
+    from distributed import as_completed
 
-        futures = {client.submit(write_part, job.compute, job.spec, *job.parts[i], str(out / part_name(i)), -1,
-                                 key=f"scalesweep-{job.spec_hash[:16]}-{i}", retries=3, pure=False): i
-                   for i in missing}
-        try:
-            for fut in as_completed(list(futures)):
-                summaries.append({**fut.result(), "index": futures[fut]})
-                done += 1
-                if progress is not None:
-                    progress(done, len(job.parts))
-        except BaseException:
-            client.cancel(list(futures))
-            raise
-    else:
+    futures = {client.submit(write_part, job.compute, job.spec, *job.parts[i], str(out / part_name(i)), -1,
+                             key=f"scalesweep-{job.spec_hash[:16]}-{i}", retries=3, pure=False): i
+               for i in missing}
+    try:
+        for fut in as_completed(list(futures)):
+            landed(fut.result(), futures[fut])
+    except BaseException:
+        client.cancel(list(futures))
+        raise
+    return summaries
+
+
+def run(job: Job, outdir, *, engine: str = "local", client=None, progress=None, threads: int | None = None) -> dict:
+    """Write every missing or damaged part of ``job`` into ``outdir``, holding the directory's lock. Returns rows,
+    parts, parts computed, parts reused, the names of parts recomputed because they failed verification
+    (``recomputed``), seconds, and the parts' summaries."""
+    if engine not in ("local", "dask"):
         raise ScalesweepError(f"unknown engine {engine!r} (local or dask)")
-    finish(out)
+    t0 = time.perf_counter()
+    out = open_dir(outdir)
+    lock = take_lock(out)
+    manifest = None
+    try:
+        job, manifest, missing, recomputed = prepare(job, out)
+        summaries = _compute(job, out, manifest, missing, engine, client, progress, threads)
+        finish(manifest)
+    except BaseException:
+        if manifest is not None and manifest.dirty:  # keep the entries of the parts that did land
+            with contextlib.suppress(Exception):
+                manifest.write()
+        raise
+    finally:
+        release_lock(out, lock)
     infeasible: dict[str, int] = {}
     for s in summaries:
         for reason, count in s.get("infeasible", {}).items():
             infeasible[reason] = infeasible.get(reason, 0) + count
     return {"rows": job.rows, "parts": len(job.parts), "computed": len(missing),
-            "reused": len(job.parts) - len(missing), "seconds": time.perf_counter() - t0,
+            "reused": len(job.parts) - len(missing), "recomputed": recomputed, "seconds": time.perf_counter() - t0,
             "infeasible": infeasible, "part_summaries": {s["index"]: s for s in summaries}}
 
 

@@ -36,6 +36,9 @@ from .options import BUDGET_FIELDS, columns
 NAN = np.float64(np.nan)
 REASON_UNSUPPORTED = "unsupported_family"
 REASON_NO_ALLOCATION = "no_allocation"  # a limit on N or D given to a law that states no allocation
+# The allocation leaves the physical domain N >= 1 parameter, D >= 1 token: the budget itself is too small (for
+# a solved frontier, too small for the limits given; for an allocation rule, its power law gives N or D < 1).
+REASON_DOMAIN = "budget"
 # The inputs that limit the allocation: a law without one (loss at a budget) cannot honour them.
 ALLOCATION_LIMITS = (*CONSTRAINT_NAMES, "max_overfit", "unique_tokens")
 
@@ -196,19 +199,28 @@ def run_kernels(lim: _Limits, m, flops, target, is_target, dinf, raw, lb, solver
     return n, d, loss, feas, active
 
 
-def _rule_violations(nn, dd, b) -> tuple[np.ndarray, list[np.ndarray]]:
-    """(ok, [violated mask per limit]) for allocations against the six limits (rows of ``b``)."""
+def _rule_violations(nn, dd, b) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """(ok, [violated mask per limit], outside the domain N >= 1, D >= 1) for allocations against the six
+    limits (rows of ``b``)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         tpp = dd / nn
         broken = [nn < b[:, 0], nn > b[:, 1], dd < b[:, 2], dd > b[:, 3], tpp < b[:, 4], tpp > b[:, 5]]
-    ok = ~np.logical_or.reduce(broken) & np.isfinite(nn) & np.isfinite(dd)
-    return ok, broken
+    below_one = (nn < 1.0) | (dd < 1.0)
+    ok = ~np.logical_or.reduce(broken) & ~below_one & np.isfinite(nn) & np.isfinite(dd)
+    return ok, broken, below_one
+
+
+def _rule_label(broken_row, below_one) -> str:
+    """The reason of an infeasible rule row, named as a solved frontier's are (``_frontier_label``)."""
+    parts = [name for name, br in zip(CONSTRAINT_NAMES, broken_row, strict=True) if br]
+    return "+".join(parts + ([REASON_DOMAIN] if below_one else [])) or "undefined_loss"
 
 
 def family_rows(lim: _Limits, m, flops, is_target, raw, n, d, loss, feas, active, reasons: dict, limited=False):
     """Rows whose family's frontier is not a kernel solve, and rows whose family cannot answer at all.
 
-    Allocation rules give N and D by formula (a rule cannot be steered: a row breaking a limit is infeasible);
+    Allocation rules give N and D by formula (a rule cannot be steered: a row breaking a limit, or whose N or
+    D is below one, is infeasible);
     loss-at-budget laws give the loss and no allocation, so a row of theirs with a limit on N or D
     (``limited``, per row or shared) is infeasible with reason ``no_allocation``; a law without a frontier, or a
     target-loss row of a family without a level-curve solver, is infeasible with reason ``unsupported_family``.
@@ -231,11 +243,11 @@ def family_rows(lim: _Limits, m, flops, is_target, raw, n, d, loss, feas, active
         if kind == "rule":
             nn, dd = _allocate_mixed(specs, li_full[rows], p, f_rows)
             b = raw if raw.shape[0] == 1 else raw[rows]
-            ok, broken = _rule_violations(nn, dd, np.broadcast_to(b, (rows.size, 7)))
+            ok, broken, below_one = _rule_violations(nn, dd, np.broadcast_to(b, (rows.size, 7)))
             n[rows], d[rows] = np.where(ok, nn, np.nan), np.where(ok, dd, np.nan)
             loss[rows], feas[rows], active[rows] = np.nan, ok, NONE
-            labels = ["+".join(name for name, br in zip(CONSTRAINT_NAMES, row, strict=True) if br) or "undefined_loss"
-                      for row in zip(*(x[~ok] for x in broken), strict=True)]
+            keys, inverse = np.unique(np.stack([*broken, below_one], axis=1)[~ok], axis=0, return_inverse=True)
+            labels = np.array([_rule_label(k[:-1], k[-1]) for k in keys], dtype=object)[inverse.reshape(-1)]
             reasons["rows"].append((rows[~ok], labels))
         else:
             val = _budget_loss_mixed(specs, li_full[rows], p, f_rows)
@@ -291,7 +303,7 @@ def _frontier_label(lo, hi, memory, unique) -> str:
         return "undefined_loss"
     # NONE is the physical domain N >= 1, D >= 1: the budget itself is too small for the limit
     parts = [_limit_name(c, memory, unique) for c in sorted({lo, hi}) if c != NONE]
-    return "+".join(parts + (["budget"] if NONE in (lo, hi) else []))
+    return "+".join(parts + ([REASON_DOMAIN] if NONE in (lo, hi) else []))
 
 
 def _target_label(why, bnd_row, memory, unique) -> str:
@@ -311,9 +323,9 @@ def _grouped(rows, keys, label_of):
 
 
 def infeasible_reasons(lim: _Limits, m, flops, target, is_target, raw, lb, feas, reasons: dict):
-    """The reason of every infeasible row: the limits that conflict (joined by '+'), ``max_days``,
-    ``irreducible_loss``, ``unsupported_family``, ``no_allocation`` or ``undefined_loss``. Returns (codes, names): codes index
-    names, -1 for feasible rows."""
+    """The reason of every infeasible row: the limits that conflict (joined by '+'; ``budget`` for the domain
+    N >= 1, D >= 1), ``max_days``, ``irreducible_loss``, ``unsupported_family``, ``no_allocation`` or
+    ``undefined_loss``. Returns (codes, names): codes index names, -1 for feasible rows."""
     codes = np.full(m, -1, dtype=np.int32)
     names: list[str] = []
     index: dict[str, int] = {}

@@ -18,7 +18,6 @@ full-data optimum, runs in parallel, and the same seed gives the same samples on
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -304,14 +303,18 @@ def write_law_file(path, result: FitResult) -> None:
 
 def read_bootstrap(path) -> tuple[str, np.ndarray]:
     """(family, samples (B, K)) from a law file written by ``scalesweep fit --bootstrap``."""
+    from .readers import json_loads
+
     try:
-        data = json.loads(Path(path).read_text())
+        data = json_loads(Path(path).read_text(), f"law file {str(path)!r}")
         boot = data["bootstrap"]
         family = data["family"]
         names = FAMILIES[family].param_names
         if list(boot["parameter_names"]) != list(names):
             raise KeyError("parameter_names")
         samples = np.asarray(boot["samples"], dtype=np.float64)
+    except ScalesweepError:
+        raise
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ScalesweepError(f"law file {str(path)!r} has no usable bootstrap samples ({type(exc).__name__}: "
                               f"{exc}); run `scalesweep fit --bootstrap N` first") from None

@@ -16,9 +16,7 @@ N is parameters, D is training tokens, L is loss in nats/token. Training compute
 
 from __future__ import annotations
 
-import json
 import math
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -589,11 +587,16 @@ def load_law_file(path) -> Law:
         text = path.read_bytes()
     except OSError as exc:
         raise ScalesweepError(f"cannot read law file {str(path)!r}: {exc.strerror or exc}") from None
+    from .readers import json_loads, toml_loads
+
+    where = f"law file {str(path)!r}"
     try:
         if path.suffix.lower() == ".toml":
-            data = tomllib.loads(text.decode("utf-8"))
+            data = toml_loads(text.decode("utf-8"), where)
         else:
-            data = json.loads(text)
+            data = json_loads(text, where)
+    except ScalesweepError:
+        raise
     except (ValueError, UnicodeDecodeError) as exc:
         kind = "TOML" if path.suffix.lower() == ".toml" else "JSON"
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -603,6 +606,14 @@ def load_law_file(path) -> Law:
     params = data.get("parameters", {})
     if not isinstance(params, dict):
         raise ScalesweepError(f"law file {str(path)!r}: 'parameters' must be a table of name = value")
+    for name, value in params.items():
+        if isinstance(value, (list, dict)):
+            kind = "a list" if isinstance(value, list) else "a table"
+            raise ScalesweepError(f"law file {str(path)!r}: parameter {name!r} must be a number, got {kind}")
+    for key in ("preset", "family", "citation", "conventions"):
+        if data.get(key) is not None and not isinstance(data[key], str):
+            got = {list: "a list", dict: "a table"}.get(type(data[key]), repr(data[key]))
+            raise ScalesweepError(f"law file {str(path)!r}: {key!r} must be a string, got {got}")
     preset = data.get("preset")
     family = data.get("family")
     if preset is not None:

@@ -191,18 +191,21 @@ class Lookup:
 
 
 def job(law: Law, flops, cons: Constraints, *, partition_rows: int, command_line=None):
-    from .dataset import Job, plan
+    """A partitioned lookup build: parts of consecutive budgets (``flops``, a ``grid.LogRange`` or an array,
+    held in the spec by ``dataset.axis``)."""
+    from .dataset import Job, axis, axis_size, plan
 
-    spec = {"law": law.to_dict(), "flops": np.asarray(flops).tolist(), "constraints": cons.as_dict(),
-            "command_line": command_line}
-    return Job("lookup", spec, plan(len(spec["flops"]), partition_rows), len(spec["flops"]), compute_part)
+    spec = {"law": law.to_dict(), "flops": axis(flops), "constraints": cons.as_dict(), "command_line": command_line}
+    n = axis_size(spec["flops"])
+    return Job("lookup", spec, plan(n, partition_rows), n, compute_part)
 
 
 def compute_part(spec: dict, start: int, stop: int):
     """Rows start..stop-1 of a lookup job and the midpoint errors of the segments that start in them."""
-    c = np.asarray(spec["flops"])
-    res, errors = segment_errors(Law.from_dict(spec["law"]), c[start:min(stop + 1, c.size)],
-                                 Constraints(**spec["constraints"]))
+    from .dataset import axis_size, axis_values
+
+    c = axis_values(spec["flops"], start, min(stop + 1, axis_size(spec["flops"])))
+    res, errors = segment_errors(Law.from_dict(spec["law"]), c, Constraints(**spec["constraints"]))
     return res.table().slice(0, stop - start), {"rows": stop - start, "errors": errors}
 
 
@@ -235,4 +238,5 @@ def write_lookup_parts(path, law, lo, hi, points_per_decade, *, engine="local", 
     info = lookup_info(lo, hi, points_per_decade, flops.size, merge_errors(errors), cons)
     write_table(path, table.take(order).replace_schema_metadata(lookup_metadata(law, info, command_line)), "parquet")
     shutil.rmtree(parts_dir)
-    return {**info, "parts": summary["parts"], "computed": summary["computed"], "reused": summary["reused"]}
+    return {**info, "parts": summary["parts"], "computed": summary["computed"], "reused": summary["reused"],
+            "recomputed": summary["recomputed"]}

@@ -176,19 +176,24 @@ def frontier_tables(laws: list[Law], budgets, *, grid: dict, command_line: str |
 
 def frontier_job(law: Law, budgets, *, constraints: Constraints | None = None, solver: str = "auto",
                  partition_rows: int, grid: dict | None = None, command_line: str | None = None):
-    """A partitioned frontier (one law, budgets in FLOPs, the frontier limits): parts of consecutive budgets."""
-    from .dataset import Job, plan
+    """A partitioned frontier (one law, budgets in FLOPs, the frontier limits): parts of consecutive budgets.
+    ``budgets`` is a ``grid.LogRange`` or an array; the spec holds a range as its description
+    (``dataset.axis``)."""
+    from .dataset import Job, axis, axis_size, plan
 
-    budgets = np.asarray(budgets, dtype=np.float64)
+    flops = axis(budgets)
+    n = axis_size(flops)
     constraints = constraints if constraints is not None else Constraints()
-    spec = {"law": law.to_dict(), "flops": budgets.tolist(), "constraints": constraints.as_dict(), "solver": solver,
+    spec = {"law": law.to_dict(), "flops": flops, "constraints": constraints.as_dict(), "solver": solver,
             "grid": grid if grid is not None else {"unit": "flops", "solver": solver}, "command_line": command_line}
-    return Job("frontier", spec, plan(budgets.size, partition_rows), budgets.size, compute_frontier_part)
+    return Job("frontier", spec, plan(n, partition_rows), n, compute_frontier_part)
 
 
 def compute_frontier_part(spec: dict, start: int, stop: int):
     """Budgets start..stop-1 of a frontier job, with the metadata a single-file run of the job writes."""
-    c = np.asarray(spec["flops"][start:stop], dtype=np.float64)
+    from .dataset import axis_size, axis_values
+
+    c = axis_values(spec["flops"], start, stop)
     res = frontier([Law.from_dict(spec["law"])], c, solver=spec["solver"], constraints=Constraints(**spec["constraints"]))
-    meta = res.metadata("frontier", spec["grid"], spec["command_line"], rows=len(spec["flops"]))
+    meta = res.metadata("frontier", spec["grid"], spec["command_line"], rows=axis_size(spec["flops"]))
     return res.table(meta), {"rows": res.rows, "infeasible": res.infeasible()}

@@ -11,7 +11,6 @@ run with its row number and field, and the output file only appears when the who
 from __future__ import annotations
 
 import math
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from .codes import FAMILY_NAMES
 from .laws import FAMILIES, PRESETS, get_law, law_arrays, law_suggestion
 from .options import DEFAULTS, FIELDS, STRING_FIELDS, check_rules
 from .output import table_writer
+from .readers import csv_row_offset, scan_csv, toml_loads, yaml_load
 from .tables import COLUMNS, ENGINE_COLUMNS, arrow_float, dictionary, metadata, to_arrow
 from .validate import RULES, bad_mask, check_size, suggest
 
@@ -68,6 +68,15 @@ class _Laws:
         return self._arrays
 
 
+def _shown(v) -> str:
+    """A value for a message: a list or mapping by its kind (it may be long), anything else by its repr."""
+    if not isinstance(v, (list, dict)):
+        return repr(v)
+    text = repr(v)
+    text = text if len(text) <= 40 else text[:37] + "..."
+    return f"a {'list' if isinstance(v, list) else 'mapping'} ({text})"
+
+
 def _check_law_override(law_name: str, param: str, where: str) -> None:
     fam = FAMILIES[PRESETS[law_name].family]
     if param not in fam.param_names:
@@ -108,7 +117,9 @@ class SweepSpec:
             out = []
             for i, v in enumerate(values):
                 if not isinstance(v, str):
-                    raise ScalesweepError(f"{where}, item {i + 1}: expected a name, got {v!r}")
+                    raise ScalesweepError(f"{where}, item {i + 1}: expected a name, got {_shown(v)}")
+                if not v.strip():
+                    raise ScalesweepError(f"{where}, item {i + 1}: the name is empty")
                 if name in ("law", "loss_law") and v not in PRESETS:
                     raise ScalesweepError(f"{where}, item {i + 1}: unknown law {v!r}{law_suggestion(v)} "
                                           f"(presets: {', '.join(PRESETS)})")
@@ -125,6 +136,8 @@ class SweepSpec:
                                           f"{RULES[FIELDS[name]['rule']]}")
                 out.extend(expanded.tolist())
                 continue
+            if isinstance(v, (list, dict)):
+                raise ScalesweepError(f"{where}, item {i + 1}: expected a number, got {_shown(v)}")
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 try:  # YAML reads 1e21 (no dot) as a string
                     v = float(v) if isinstance(v, str) else None
@@ -190,13 +203,23 @@ class SweepSpec:
 
 
 class TableSpec:
-    """A CSV or Parquet table, one scenario per row; empty cells take the field's default (or no limit)."""
+    """A CSV or Parquet table, one scenario per row; empty cells take the field's default (or no limit).
+
+    A CSV table's shape is checked in one pass before anything is solved (``readers.scan_csv``): every row has
+    as many fields as the header. That pass also notes where rows start, so a part of a partitioned run reads
+    its own rows from their byte offset; a Parquet part reads only the row groups that hold its rows."""
 
     def __init__(self, path: Path, kind: str):
         import pyarrow.parquet as pq
 
         self.path, self.kind, self.source = path, kind, str(path)
+        self.layout = None
+        where = f"scenario table {self.source!r}"
         try:
+            if kind == "csv":
+                self.layout = scan_csv(path, skipinitialspace=True)
+                if self.layout.open_quote is not None or self.layout.lone_cr is not None:
+                    self.layout.check(path, where)
             if kind == "parquet":
                 pf = pq.ParquetFile(path)
                 names = pf.schema_arrow.names
@@ -206,13 +229,23 @@ class TableSpec:
 
                 names = list(pd.read_csv(path, nrows=0).columns)
                 self.rows = None
+        except ScalesweepError:
+            raise
         except Exception as exc:  # malformed file: pyarrow/pandas raise many types
-            raise ScalesweepError(f"cannot read scenario table {self.source!r}: {_first_line(exc)}") from None
+            raise ScalesweepError(f"cannot read {where}: {_first_line(exc)}") from None
         if not names:
             raise ScalesweepError(f"scenario table {self.source!r} has no columns")
+        header = self.layout.header if self.layout is not None else [str(n) for n in names]
+        dup = next((n for i, n in enumerate(header) if n in header[:i]), None)
+        if dup is not None:
+            raise ScalesweepError(f"{where}: column {dup!r} appears twice" + (" in the header" if self.layout else ""))
         for name in names:
-            _check_field_name(str(name), f"scenario table {self.source!r}")
+            _check_field_name(str(name), where)
         self.names = [str(n) for n in names]
+        if self.layout is not None:
+            self.layout.check_names(self.names, where)
+            self.layout.check(path, where)
+            self.rows = self.layout.rows
         if self.rows == 0:
             raise ScalesweepError(f"scenario table {self.source!r} has no rows")
 
@@ -239,7 +272,8 @@ class TableSpec:
                     yield batch.to_pandas()
             else:
                 dtypes = {n: str for n in self.names if n in STRING_FIELDS}
-                yield from pd.read_csv(self.path, chunksize=chunk_rows, dtype=dtypes, skipinitialspace=True)
+                yield from pd.read_csv(self.path, chunksize=chunk_rows, dtype=dtypes, skipinitialspace=True,
+                                       index_col=False)
         except ScalesweepError:
             raise
         except Exception as exc:
@@ -273,31 +307,43 @@ class TableSpec:
                 continue
             yield start, m, self._cols(df, start)
             start += m
-        if start == 0:
-            raise ScalesweepError(f"scenario table {self.source!r} has no rows")
+        self._check_count(start, self.rows)
+
+    def _check_count(self, got: int, want: int) -> None:
+        if got != want:
+            raise ScalesweepError(f"cannot read scenario table {self.source!r}: read {got} rows where the file has "
+                                  f"{want} (was it changed during the run?)")
 
     def count_rows(self) -> int:
-        if self.rows is None:
-            self.rows = sum(len(df) for df in self._frames(1 << 20))
-            if self.rows == 0:
-                raise ScalesweepError(f"scenario table {self.source!r} has no rows")
         return self.rows
 
     def columns_for(self, start: int, stop: int) -> dict:
-        """Rows start..stop-1 of the table (what one part of a partitioned run reads)."""
+        """Rows start..stop-1 of the table (what one part of a partitioned run reads): the Parquet row groups
+        that hold them, or the CSV rows from the byte offset where row ``start`` begins."""
         import pandas as pd
 
         try:
             if self.kind == "parquet":
                 import pyarrow.parquet as pq
 
-                df = pq.read_table(self.path).slice(start, stop - start).to_pandas()
+                pf = pq.ParquetFile(self.path)
+                bounds = np.cumsum([0] + [pf.metadata.row_group(i).num_rows for i in range(pf.num_row_groups)])
+                first = int(np.searchsorted(bounds, start, side="right")) - 1
+                last = int(np.searchsorted(bounds, stop, side="left"))
+                table = pf.read_row_groups(list(range(first, last)))
+                df = table.slice(start - int(bounds[first]), stop - start).to_pandas()
             else:
                 dtypes = {n: str for n in self.names if n in STRING_FIELDS}
-                df = pd.read_csv(self.path, skiprows=range(1, start + 1), nrows=stop - start, dtype=dtypes,
-                                 skipinitialspace=True)
+                offset = csv_row_offset(self.path, self.layout, start)
+                with open(self.path, "rb") as fh:
+                    fh.seek(offset)
+                    df = pd.read_csv(fh, header=None, names=self.names, nrows=stop - start, dtype=dtypes,
+                                     skipinitialspace=True, index_col=False)
+        except ScalesweepError:
+            raise
         except Exception as exc:
             raise ScalesweepError(f"cannot read scenario table {self.source!r}: {_first_line(exc)}") from None
+        self._check_count(len(df), stop - start)
         return self._cols(df, start)
 
 
@@ -319,11 +365,11 @@ def load_spec(path) -> SweepSpec | TableSpec:
     try:
         text = path.read_text()
         if kind == "toml":
-            mapping = tomllib.loads(text)
+            mapping = toml_loads(text, str(path))
         else:
-            import yaml
-
-            mapping = yaml.safe_load(text)
+            mapping = yaml_load(text, str(path))
+    except ScalesweepError:
+        raise
     except Exception as exc:  # YAML/TOML syntax errors, undecodable bytes
         hint = ""
         if kind == "toml" and "overwrite" in str(exc).lower():

@@ -79,33 +79,42 @@ def batches(law, n_axis, d_axis=None, c_axis=None, dtype=np.float64, chunk_point
 
 
 def job(law, n, d=None, c=None, *, dtype="float64", partition_rows: int, grid=None, command_line=None):
-    """A partitioned surface: parts of whole outer-axis rows (params in grid form, budgets in IsoFLOP form)."""
-    from .dataset import Job, plan
+    """A partitioned surface: parts of whole outer-axis rows (params in grid form, budgets in IsoFLOP form).
+    Each axis is a ``grid.LogRange`` or an array, held in the spec by ``dataset.axis``."""
+    from .dataset import Job, axis, axis_size, plan
 
     require_loss(law)
-    n = np.asarray(n, dtype=np.float64)
-    d = None if d is None else np.asarray(d, dtype=np.float64)
-    c = None if c is None else np.asarray(c, dtype=np.float64)
-    outer = d if d is not None else c
-    inner, n_outer = (outer.size, n.size) if d is not None else (n.size, outer.size)
-    spec = {"law": law.to_dict(), "params": n.tolist(), "dtype": str(np.dtype(dtype)), "grid": grid or {},
-            "command_line": command_line, ("tokens" if d is not None else "flops"): outer.tolist()}
-    return Job("surface", spec, plan(n_outer, max(1, partition_rows // inner)), n.size * outer.size, compute_part)
+    outer = axis(d if d is not None else c)
+    spec = {"law": law.to_dict(), "params": axis(n), "dtype": str(np.dtype(dtype)), "grid": grid or {},
+            "command_line": command_line, ("tokens" if d is not None else "flops"): outer}
+    n_size, o_size = axis_size(spec["params"]), axis_size(outer)
+    inner, n_outer = (o_size, n_size) if d is not None else (n_size, o_size)
+    return Job("surface", spec, plan(n_outer, max(1, partition_rows // inner)), n_size * o_size, compute_part)
+
+
+def _sized(k: int) -> np.ndarray:
+    """A stand-in axis of ``k`` values for ``metadata``, which counts the rows (no memory held)."""
+    return np.broadcast_to(np.float64(0.0), (k,))
 
 
 def compute_part(spec: dict, start: int, stop: int):
     """Outer rows start..stop-1 of a surface job as one Arrow table with the surface's schema and metadata."""
+    from .dataset import axis_size, axis_values
     from .laws import Law
 
     law = Law.from_dict(spec["law"])
-    n = np.asarray(spec["params"])
-    d = np.asarray(spec["tokens"]) if "tokens" in spec else None
-    c = np.asarray(spec["flops"]) if "flops" in spec else None
-    meta = metadata(law, n, d, c, dtype=spec["dtype"], grid=spec["grid"], command_line=spec["command_line"])
     # one chunk holds the whole part, so the batch's buffers are not reused while the table lives
-    if d is not None:
-        batch = next(batches(law, n[start:stop], d_axis=d, dtype=spec["dtype"], chunk_points=(stop - start) * d.size))
-    else:
-        batch = next(batches(law, n, c_axis=c[start:stop], dtype=spec["dtype"], chunk_points=(stop - start) * n.size))
+    if "tokens" in spec:  # grid form: params rows start..stop-1 over every token count
+        d = axis_values(spec["tokens"])
+        meta = metadata(law, _sized(axis_size(spec["params"])), d, dtype=spec["dtype"], grid=spec["grid"],
+                        command_line=spec["command_line"])
+        batch = next(batches(law, axis_values(spec["params"], start, stop), d_axis=d, dtype=spec["dtype"],
+                             chunk_points=(stop - start) * d.size))
+    else:  # IsoFLOP form: budgets start..stop-1 over every model size
+        n = axis_values(spec["params"])
+        meta = metadata(law, n, c=_sized(axis_size(spec["flops"])), dtype=spec["dtype"], grid=spec["grid"],
+                        command_line=spec["command_line"])
+        batch = next(batches(law, n, c_axis=axis_values(spec["flops"], start, stop), dtype=spec["dtype"],
+                             chunk_points=(stop - start) * n.size))
     table = pa.Table.from_batches([batch]).replace_schema_metadata(meta)
     return table, {"rows": table.num_rows}

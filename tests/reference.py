@@ -320,3 +320,59 @@ def kaplan_steps_loss(p, n, d):
     if not (f(lo) < 0 < f(hi)):  # the step term is below rounding at this end of the domain
         return hi
     return brentq(f, lo, hi, xtol=1e-300, rtol=1e-15, maxiter=500)
+
+
+def kaplan_steps_log_loss(p, ln_n, ln_d, iterations=2000):
+    """ln L of the kaplan_steps family, numpy-vectorised, by bisection in y = ln L on the fixed point
+    L = a + k L^-q (sheet §1.3-1.4) written in logs: y = logaddexp(ln a, ln k - q y), whose right side falls
+    as y rises, so y - logaddexp(...) is increasing and has one root in [ln a, logaddexp(ln a, ln k - q ln a)].
+    Every quantity stays a logarithm, so no power over- or underflows at any N, D >= 1."""
+    ln_n, ln_d = np.broadcast_arrays(np.asarray(ln_n, dtype=np.float64), np.asarray(ln_d, dtype=np.float64))
+    shape = ln_n.shape
+    ln_n, ln_d = ln_n.reshape(-1), ln_d.reshape(-1)
+    la = p["alpha_N"] * (math.log(p["N_c"]) - ln_n)
+    lk = p["alpha_S"] * (math.log(p["S_c"]) + math.log(p["B_star"]) - ln_d)
+    q = p["alpha_S"] / p["alpha_B"]
+    lo, hi = la.copy(), np.logaddexp(la, lk - q * la)
+    mid, rhs, above = np.empty_like(lo), np.empty_like(lo), np.empty(lo.shape, dtype=bool)
+    for _ in range(iterations):
+        np.add(lo, hi, out=mid)
+        mid *= 0.5
+        if np.all((mid == lo) | (mid == hi)):  # every bracket is down to adjacent doubles
+            break
+        np.multiply(mid, -q, out=rhs)
+        rhs += lk
+        np.logaddexp(la, rhs, out=rhs)
+        np.greater(mid, rhs, out=above)
+        np.copyto(hi, mid, where=above)
+        np.copyto(lo, mid, where=~above)
+    y = 0.5 * (lo + hi)
+    return y.reshape(shape) if shape else float(y[0])
+
+
+def kaplan_steps_frontier_brute(p, flops, k=6.0, points=200_000):
+    """The kaplan_steps frontier at one budget by brute force: ln L on ``points`` log-spaced N over the whole
+    domain N >= 1, D = C/(kN) >= 1, then scipy's bounded Brent method between the grid neighbours of the best
+    point (and the two domain ends as candidates). Returns (params, loss, curvature of ln L in ln N at the
+    optimum: NaN when the optimum is a domain end), or NaNs when the domain is empty (C < k)."""
+    c = math.log(flops / k)
+    if not c >= 0.0:
+        return math.nan, math.nan, math.nan
+    xs = np.linspace(0.0, c, points)
+    ys = kaplan_steps_log_loss(p, xs, c - xs)
+    i = int(np.argmin(ys))
+
+    def f(x):
+        return float(kaplan_steps_log_loss(p, x, c - x))
+
+    candidates = [0.0, c, float(xs[i])]
+    a, b = float(xs[max(i - 1, 0)]), float(xs[min(i + 1, points - 1)])
+    if b > a:
+        res = minimize_scalar(f, bounds=(a, b), method="bounded", options={"xatol": 1e-12 * (1.0 + b), "maxiter": 5000})
+        candidates.append(float(res.x))
+    best = min(candidates, key=f)
+    if best in (0.0, c):  # the minimum is a domain end: no curvature there
+        return math.exp(best), math.exp(f(best)), math.nan
+    h = min(1e-2, best, c - best)
+    curv = (f(best - h) - 2.0 * f(best) + f(best + h)) / h**2
+    return math.exp(best), math.exp(f(best)), curv

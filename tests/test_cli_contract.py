@@ -207,7 +207,6 @@ def test_options_that_need_others_are_refused(tmp_path, question, extra, needle)
     (["target-loss", "--loss", "2.2", "--law", "hoffmann2022,muennighoff2023"], "does not support muennighoff2023"),
     (["frontier", "--flops-range", "1e20", "--law", "kaplan2020-D"], "kaplan2020-D is a law of D alone"),
     (["frontier", "--flops-range", "1e20", "--law", "hoffmann2022,kaplan2020-N"], "kaplan2020-N is a law of N alone"),
-    (["compare", "--flops", "1e20", "--laws", "kaplan2020-N"], "kaplan2020-N is a law of N alone"),
     (["frontier", "--flops-range", "1e20", "--loss-law", "hoffmann2022"], "--loss-law applies to allocation rules"),
 ])
 def test_families_that_cannot_answer_are_refused_up_front(tmp_path, args, needle):

@@ -78,8 +78,10 @@ def test_rules_in_a_scenario_sweep(tmp_path):
 
 def test_compare(tmp_path):
     df = ss.api.compare([1e24])
-    expect = [n for n in ss.PRESETS if n not in ("kaplan2020-N", "kaplan2020-D")]  # no answer at a budget
-    assert list(df.law.astype(str)) == expect
+    assert list(df.law.astype(str)) == list(ss.PRESETS)  # every preset, answerable or not
+    no_answer = df.law.astype(str).isin(["kaplan2020-N", "kaplan2020-D"])  # laws of N or D alone
+    assert df.feasible.tolist() == (~no_answer).tolist()
+    assert (df.infeasible_reason[no_answer] == "unsupported_family").all() and df.params[no_answer].isna().all()
     for name in ("hoffmann2022", "llama3_2024", "kaplan2020"):
         row = df[df.law.astype(str) == name].iloc[0]
         assert row.params == ss.frontier(name, [1e24]).params[0]
@@ -89,7 +91,8 @@ def test_compare(tmp_path):
     assert res.exit_code == 0 and res.stdout == "" and "wrote 4 rows" in res.stderr
     assert len(pd.read_parquet(tmp_path / "c.parquet")) == 4
     res = CliRunner().invoke(cli, ["compare", "--flops", "1e24", "--laws", "hoffmann2022,llama3_2024"])
-    assert res.stdout.splitlines()[0] == "law,family,flops,params,tokens,tokens_per_param,loss"
+    assert res.stdout.splitlines()[0] == \
+        "law,family,flops,params,tokens,tokens_per_param,loss,feasible,infeasible_reason"
     assert '"llama3_2024"' in res.stdout
     assert_one_line_error(CliRunner().invoke(cli, ["compare", "--flops", "1e24", "--laws", "nope"]),
                           "unknown law 'nope'", code=1)

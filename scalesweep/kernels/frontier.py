@@ -73,7 +73,7 @@ def newton_min(family, p, c, lo, hi, x0):
     is bisected. So the bracket at least halves every two iterations even where Newton crawls (far out on
     an exponential, a Newton step is only ~1/exponent long). Stops when a step is below XTOL*(1+|x|),
     checked before the bracket test: from an exact seed the step rounds to nothing and must not be mistaken
-    for a step outside the bracket.
+    for a step outside the bracket. Returns NaN where the gradient is NaN (the caller flags the row).
     """
     a, b = lo, hi
     x = min(max(x0, lo), hi)
@@ -86,8 +86,10 @@ def newton_min(family, p, c, lo, hi, x0):
             b = x
         elif g < 0.0:
             a = x
-        else:  # exact stationary point, or NaN (undefined law: the caller flags the row)
+        elif g == 0.0:  # exact stationary point
             return x
+        else:  # NaN: the law is undefined here, and NaN makes the caller flag the row
+            return np.nan
         step = g / h
         xn = x - step
         if abs(step) <= XTOL * (1.0 + abs(x)):  # converged (the step may even round to nothing)

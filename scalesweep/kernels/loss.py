@@ -30,26 +30,36 @@ from . import JIT, PJIT
 # p = (N_c, S_c, alpha_N, alpha_S, B_*, alpha_B). L(N, S_min) = (N_c/N)^alpha_N + (S_c/S_min)^alpha_S (Eq. 1.6)
 # with the critical batch B_crit(L) = B_*/L^(1/alpha_B) (Eq. 1.4) and D = E_min = B_crit S_min, so that
 # C_min = 6 N B_crit S_min = 6 N D (sheet §1.3-1.5). For given N and D the loss solves the fixed point
-#     L = a + k L^-q,   a = (N_c/N)^alpha_N,  k = (S_c B_*/D)^alpha_S,  q = alpha_S/alpha_B,
-# whose right side falls as L rises: one root, bracketed by [a, a + k a^-q].
+#     L = a + k L^-q,   a = (N_c/N)^alpha_N,  k = (S_c B_*/D)^alpha_S = b^q,  b = (S_c B_*/D)^alpha_B,
+#     q = alpha_S/alpha_B,
+# whose right side falls as L rises: one root. The step term is computed as t = k L^-q = (b/L)^q, one power
+# whose value never exceeds L along the solve below, so nothing on the way over- or underflows where the
+# answer does not, however far N and D are from the constants.
 
 
 @njit(**JIT)
 def _ks_loss(p, n, d):
+    """The root of f(L) = L - a - (b/L)^q. It lies in [L0, 2 L0] with L0 = max(a, b^(q/(1+q))): L >= a, and
+    L >= k L^-q gives L^(1+q) >= k; L <= 2 max(a, k L^-q) bounds it above the same way. f is increasing and
+    concave, so Newton from L0 (where f <= 0) climbs monotonically to the root, in a few steps from a start
+    within a factor 2; the bracket catches rounding. Every iterate is >= L0, where t = (b/L)^q <= L."""
     a = (p[0] / n) ** p[2]
-    k = (p[1] * p[4] / d) ** p[3]
+    b = (p[1] * p[4] / d) ** p[5]
     q = p[3] / p[5]
-    lo, hi = a, a + k * a ** -q
-    x = hi
+    lo = max(a, b ** (q / (1.0 + q)))
+    hi = 2.0 * lo
+    x = lo
     for _ in range(100):
-        f = x - a - k * x**-q
+        t = (b / x) ** q
+        f = x - a - t
         if f > 0.0:
             hi = x
-        else:
+        elif f < 0.0:
             lo = x
-        step = f / (1.0 + q * k * x ** (-q - 1.0))
-        xn = x - step
-        if not (xn > lo and xn < hi):
+        else:
+            return x
+        xn = x - f / (1.0 + q * t / x)
+        if not (xn >= lo and xn <= hi):
             xn = 0.5 * (lo + hi)
         if abs(xn - x) <= 1e-15 * x:
             return xn
@@ -60,13 +70,12 @@ def _ks_loss(p, n, d):
 @njit(**JIT)
 def _ks_grad(p, x, c):
     """The numerator of dL/dx on the iso-FLOP line (implicit differentiation of the fixed point):
-    dL/dx = (alpha_S k L^-q - alpha_N a) / (1 + q k L^(-q-1))."""
+    dL/dx = (alpha_S t - alpha_N a) / (1 + q t/L) with t = k L^-q = (b/L)^q."""
     n, d = math.exp(x), math.exp(c - x)
     ell = _ks_loss(p, n, d)
     a = (p[0] / n) ** p[2]
-    k = (p[1] * p[4] / d) ** p[3]
-    q = p[3] / p[5]
-    return (p[3] * k * ell**-q - p[2] * a) / (1.0 + q * k * ell ** (-q - 1.0))
+    t = ((p[1] * p[4] / d) ** p[5] / ell) ** (p[3] / p[5])
+    return (p[3] * t - p[2] * a) / (1.0 + (p[3] / p[5]) * t / ell)
 
 
 def ks_batch_steps(p, loss, tokens):
