@@ -376,8 +376,8 @@ def surface(law, law_file, overrides, threads, params_range, tokens_range, flops
     if (tokens_range is None) == (flops_range is None):
         raise click.UsageError("give --tokens-range (grid) or --flops-range (IsoFLOP slices), exactly one")
     pr = parse_range(params_range, "--params-range")
-    tr = parse_range(tokens_range, "--tokens-range") if tokens_range else None
-    fr = parse_range(flops_range, "--flops-range") if flops_range else None
+    tr = parse_range(tokens_range, "--tokens-range") if tokens_range is not None else None
+    fr = parse_range(flops_range, "--flops-range") if flops_range is not None else None
     grid = {"params_range": str(pr)}
     grid.update({"tokens_range": str(tr)} if tr else {"flops_range": str(fr)})
     check_size("surface", pr.size * (tr or fr).size)
@@ -755,7 +755,7 @@ def resolution(law, law_file, overrides, threads, flops_range, ppd, params_range
     the_law = _resolve(law, law_file, overrides, threads)
     fr = parse_range(flops_range, "--flops-range")
     ks = studies.parse_int_list(ppd, "--points-per-decade")
-    pr = _parse_lo_hi(params_range, "--params-range", "the grid follows --points-per-decade") if params_range else None
+    pr = _parse_lo_hi(params_range, "--params-range", "the grid follows --points-per-decade") if params_range is not None else None
     fmt = _check_target(output, fmt, law_file)
     df = studies.resolution(the_law, fr.values(), ks, params_range=pr)
     meta = metadata("resolution", law=the_law.to_dict(), grid={"flops_range": str(fr)}, points_per_decade=ks,

@@ -332,6 +332,7 @@ class TableWriter:
 
     def __init__(self, output, schema, fmt: str, *, parquet_options: dict | None = None):
         self.fmt, self.schema = fmt, schema
+        self._fields = [(f.name, f.type) for f in schema]  # every batch must have exactly these columns
         self.to_stdout = output is None or str(output) == STDOUT
         self._atomic = None
         if self.to_stdout:
@@ -372,6 +373,9 @@ class TableWriter:
             for b in batch.to_batches():
                 self.write(b)
             return
+        if [(f.name, f.type) for f in batch.schema] != self._fields:  # a writer given other columns may crash
+            raise RuntimeError(f"batch columns {batch.schema.names} differ from the output's "
+                               f"{[name for name, _ in self._fields]}")
         if self.fmt == "parquet":
             self._w.write_batch(batch, row_group_size=row_group_size or max(1, batch.num_rows))
         else:

@@ -163,13 +163,18 @@ def frontier_tables(laws: list[Law], budgets, *, grid: dict, command_line: str |
     memory. ``budgets`` is an array or a ``grid.LogRange`` (generated chunk by chunk)."""
     total = budgets.size * len(laws)
     names = [law.name for law in laws]
+    first = budgets.values(0, 1) if hasattr(budgets, "values") else budgets[:1]
+    # The columns of one call over every law (a law's own extra columns, e.g. batch and steps, are NaN on the
+    # other laws' rows): every chunk is written with these, in this order.
+    columns = list(frontier(list(laws), np.asarray(first, dtype=np.float64), **kwargs).columns)
     for i, law in enumerate(laws):
         for start in range(0, budgets.size, chunk_rows):
             stop = min(budgets.size, start + chunk_rows)
             chunk = budgets.values(start, stop) if hasattr(budgets, "values") else budgets[start:stop]
             res = frontier([law], np.asarray(chunk, dtype=np.float64), **kwargs)
             if len(laws) > 1:
-                res.columns = {"law": (np.full(res.rows, i, dtype=np.int32), names), **res.columns}
+                own = {"law": (np.full(res.rows, i, dtype=np.int32), names), **res.columns}
+                res.columns = {name: own[name] if name in own else np.full(res.rows, np.nan) for name in columns}
             res.laws = list(laws)
             yield res.table(res.metadata("frontier", grid, command_line, rows=total)), res.infeasible()
 

@@ -210,6 +210,12 @@ def test_max_rows_lasts_one_invocation(tmp_path):
     run([*FRONTIER[:-1], "1e20:1e22:6"])
 
 
+@pytest.mark.parametrize("option", ["--tokens-range", "--flops-range"])
+def test_an_empty_range_is_refused(tmp_path, option):
+    res = run(["surface", "--params-range", "1e7:1e9:3", option, "", "-o", tmp_path / "s.parquet"], ok=False)
+    assert_one_line_error(res, f"{option}: value '' is not a number", 1)
+
+
 def test_a_dataset_has_at_most_a_million_parts(tmp_path):
     res = run(["frontier", "--flops-range", "1e20:1e22:2000000", "--partition-rows", "1", "-o", tmp_path / "ds"],
               ok=False)
@@ -232,7 +238,8 @@ def test_memory_guard_names_the_memory(monkeypatch):
     assert_one_line_error(res, "GiB in memory at once, more than the 0.0 GiB available", 1)
 
 
-@pytest.mark.parametrize("laws", ["hoffmann2022", "hoffmann2022,deepseek2024,kaplan2020"])
+@pytest.mark.parametrize("laws", ["hoffmann2022", "hoffmann2022,deepseek2024,kaplan2020",
+                                  "kaplan2020-steps,deepseek2024", "deepseek2024,kaplan2020-steps"])
 def test_streamed_frontier_equals_one_call(laws):
     """Chunk by chunk (small chunks here) gives the rows, columns and metadata of one in-memory call."""
     budgets = parse_range("1e18:1e27:1001")
@@ -255,6 +262,20 @@ def test_streamed_frontier_equals_one_call(laws):
         for k, v in counts.items():
             summed[k] = summed.get(k, 0) + v
     assert summed == whole.infeasible()
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet", "arrow", "json", "jsonl", "txt"])
+def test_laws_with_their_own_columns_stream_into_one_file(tmp_path, suffix):
+    """kaplan2020-steps adds batch and steps: other laws' rows carry NaN (null) there, in every format."""
+    out = tmp_path / f"f.{suffix}"
+    run(["frontier", "--law", "deepseek2024,kaplan2020-steps", "--flops-range", "1e20:1e22:3", "-o", out])
+    import pyarrow.feather as feather
+
+    df = {"parquet": lambda p: pq.read_table(p).to_pandas(), "arrow": feather.read_feather, "csv": pd.read_csv, "json": pd.read_json, "jsonl": lambda p: pd.read_json(p, lines=True),
+          "txt": lambda p: pd.read_fwf(p)}[suffix](out)
+    assert len(df) == 6 and {"batch", "steps"} <= set(df.columns)
+    steps = df["steps"].astype(float).to_numpy()
+    assert np.isnan(steps[:3]).all() and (steps[3:] > 0).all()
 
 
 def test_streamed_frontier_file_matches_the_api(tmp_path):
