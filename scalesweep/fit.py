@@ -79,7 +79,13 @@ def parse_grid(family: str, items) -> dict | None:
 
 
 def theta_to_params(family: str, theta) -> dict:
-    return FAMILIES[family].fit.to_params(theta)
+    """The family's parameters at the fit kernel's theta. A conversion that overflows float64 (e^x with x past
+    ~709.78) raises ScalesweepError naming theta, not OverflowError; kaplan's gives inf instead (laws.py)."""
+    try:
+        return FAMILIES[family].fit.to_params(theta)
+    except OverflowError:
+        at = ", ".join(f"{n}={float(v):.6g}" for n, v in zip(FAMILIES[family].fit.grid, theta, strict=True))
+        raise ScalesweepError(f"a parameter is beyond float64's range at {at}") from None
 
 
 def params_to_theta(family: str, p: dict) -> np.ndarray:
@@ -157,12 +163,15 @@ class FitResult:
         out = {"family": self.law.family, "parameters": dict(self.law.params), "fit": self.info}
         if self.samples is not None:
             names = FAMILIES[self.law.family].param_names
+            # huge or non-finite samples give an inf/nan spread, written as the strings "inf"/"nan" (strict JSON)
+            with np.errstate(over="ignore", invalid="ignore"):
+                se = np.std(self.samples, axis=0, ddof=1)
+                pct = {q: np.percentile(self.samples, float(q), axis=0) for q in ("2.5", "5", "50", "95", "97.5")}
             out["bootstrap"] = {
                 **self.extra,
                 "parameter_names": list(names),
-                "standard_errors": dict(zip(names, np.std(self.samples, axis=0, ddof=1).tolist(), strict=True)),
-                "percentiles": {q: dict(zip(names, np.percentile(self.samples, float(q), axis=0).tolist(), strict=True))
-                                for q in ("2.5", "5", "50", "95", "97.5")},
+                "standard_errors": dict(zip(names, se.tolist(), strict=True)),
+                "percentiles": {q: dict(zip(names, v.tolist(), strict=True)) for q, v in pct.items()},
                 "samples": self.samples.tolist(),
             }
         return out
@@ -247,8 +256,8 @@ def fit(params, tokens, loss, *, family: str = "chinchilla", method: str = "lbfg
         info.update(objective="squared residuals of L (variable projection, E, A, B >= 0)",
                     objective_value=float(fbest), grid_points=int(grid_f.size))
     info["seconds"] = time.perf_counter() - t0
-    raw = theta_to_params(family, theta) if theta is not None else vp_params
     try:
+        raw = theta_to_params(family, theta) if theta is not None else vp_params
         law = Law(family=family, params=validate_params(family, raw), citation="fitted by scalesweep fit",
                   conventions="as the runs it was fitted to")
     except ScalesweepError as exc:
@@ -275,16 +284,34 @@ def _bootstrap(family, method, law, ln_n, ln_d, ln_l, y, w, objective, delta, co
         fv = np.empty(count)
         kfit.bootstrap_fits(fam_id, params_to_theta(family, law.params), ln_n, ln_d, ln_l, weights,
                             OBJECTIVES[objective], float(delta), maxiter, th, fv)
-        samples = np.array([[theta_to_params(family, t)[nm] for nm in FAMILIES[family].param_names] for t in th])
+        samples = np.array([_sample(family, t) for t in th])
+        objective_bad = ~np.isfinite(fv)
     else:
         samples = np.empty((count, 5))
         kfit.vp_bootstrap(law.params["alpha"], law.params["beta"], 0.02, ln_n, ln_d, y, weights, VP_TOL, VP_MAXITER,
                           samples)
-    bad = ~np.isfinite(samples).all(axis=1)
-    if bad.any():
-        raise ScalesweepError(f"{int(bad.sum())} bootstrap refits failed (objective not finite)")
+        objective_bad = np.zeros(count, dtype=bool)
+    param_bad = ~np.isfinite(samples)
+    bad = objective_bad | param_bad.any(axis=1)
+    if bad.any():  # any failed resample fails the bootstrap: dropping them would narrow the spread unseen
+        names = FAMILIES[family].param_names
+        why = [f"{', '.join(n for j, n in enumerate(names) if param_bad[:, j].any())} not finite: the refit ran off "
+               "past float64's range"] if param_bad.any() else []
+        why += ["objective not finite"] if objective_bad.any() else []
+        raise ScalesweepError(f"{int(bad.sum())} of {count} bootstrap refits failed ({'; '.join(why)}); the runs do "
+                              f"not pin down the {family} law on every resample (add runs, or fit without --bootstrap)")
     return samples, {"resamples": int(count), "seed": int(seed), "seconds": time.perf_counter() - t0,
                      "start": "each resample is refitted from the full-data optimum"}
+
+
+def _sample(family, theta) -> list[float]:
+    """One bootstrap refit's parameters in the family's order; all inf where the conversion overflows."""
+    names = FAMILIES[family].param_names
+    try:
+        p = theta_to_params(family, theta)
+    except ScalesweepError:
+        return [math.inf] * len(names)
+    return [p[nm] for nm in names]
 
 
 def check_law_path(path) -> None:

@@ -124,9 +124,19 @@ def _chinchilla_params_theta(p) -> np.ndarray:
     return np.array([math.log(p["A"]), math.log(p["B"]), math.log(p["E"]), p["alpha"], p["beta"]])
 
 
+def _exp_or_inf(x: float) -> float:
+    """e^x, or inf where it is beyond float64's range (x > ~709.78) instead of an OverflowError."""
+    try:
+        return math.exp(x)
+    except OverflowError:
+        return math.inf
+
+
 def _kaplan_theta_params(theta) -> dict:
+    """theta = (ln N_c, ln D_c, alpha_N, alpha_D) -> parameters. A refit that ran off to a log beyond
+    float64's range gives N_c or D_c = inf, which validate_params refuses and the bootstrap counts as failed."""
     x1, x2, an, ad = (float(v) for v in theta)
-    return {"N_c": math.exp(x1), "D_c": math.exp(x2), "alpha_N": an, "alpha_D": ad}
+    return {"N_c": _exp_or_inf(x1), "D_c": _exp_or_inf(x2), "alpha_N": an, "alpha_D": ad}
 
 
 def _kaplan_params_theta(p) -> np.ndarray:

@@ -461,3 +461,79 @@ def test_cli_law_file_to_stdout(tmp_path):
     res = run(["fit", _runs_csv(tmp_path), "-o", "-", "--grid", "alpha=1"])
     assert json.loads(res.stdout)["family"] == "chinchilla"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.csv"]
+
+
+# A kaplan bootstrap whose first resample runs off along alpha_N -> 0, N_c -> inf (ln N_c ~ 785, past float64's
+# ~709.78) for every seed-0 bootstrap size; the full-data fit is fine.
+OVERFLOW_RUNS = """params,tokens,loss
+1.04996e+10,4.86692e+09,2.7516
+1.57573e+07,4.39123e+09,4.03757
+8.83133e+09,2.95474e+09,2.88031
+4.86692e+09,4.22168e+10,2.45808
+1e+10,9.42207e+09,2.61997
+1.77138e+10,2.96721e+09,2.84423
+1.26648e+08,1e+09,3.72532
+1.16066e+10,4.19758e+10,2.38529
+7.75524e+08,1e+09,3.41802
+2.4514e+10,5.51777e+09,2.68492
+3.01675e+09,6.00227e+11,2.23594
+1.09612e+08,8.83133e+09,3.23981
+"""
+
+
+def test_theta_to_params_past_float64_range_never_overflows():
+    p = F.theta_to_params("kaplan", np.array([800.0, 30.0, 0.1, 0.2]))
+    assert p["N_c"] == math.inf and p["D_c"] == math.exp(30.0) and (p["alpha_N"], p["alpha_D"]) == (0.1, 0.2)
+    assert F.theta_to_params("kaplan", np.array([30.0, 800.0, 0.1, 0.2]))["D_c"] == math.inf
+    with pytest.raises(ss.ScalesweepError, match="parameter 'N_c' must be finite, got inf"):
+        ss.laws.validate_params("kaplan", p)
+    assert F._sample("kaplan", np.array([800.0, 30.0, 0.1, 0.2]))[0] == math.inf
+    # chinchilla's conversion raises OverflowError; theta_to_params turns it into a one-line ScalesweepError
+    with pytest.raises(ss.ScalesweepError, match="beyond float64's range at a=800, b=5"):
+        F.theta_to_params("chinchilla", np.array([800.0, 5.0, 0.5, 0.3, 0.3]))
+    assert F._sample("chinchilla", np.array([800.0, 5.0, 0.5, 0.3, 0.3])) == [math.inf] * 5
+
+
+def test_cli_kaplan_bootstrap_overflow_is_a_failed_resample(tmp_path):
+    """A resample refit that overflows counts as failed, and any failed resample fails the bootstrap: a one-line
+    error (exit 1), no law file. The same fit without --bootstrap writes its law file."""
+    (tmp_path / "r.csv").write_text(OVERFLOW_RUNS)
+    out = tmp_path / "k.json"
+    res = run(["fit", tmp_path / "r.csv", "--family", "kaplan", "--bootstrap", "3", "-o", out], ok=False)
+    assert_one_line_error(res, "1 of 3 bootstrap refits failed (N_c not finite: the refit ran off past float64's "
+                          "range); the runs do not pin down the kaplan law on every resample", code=1)
+    assert not out.exists()
+    run(["fit", tmp_path / "r.csv", "--family", "kaplan", "-o", out])
+    assert set(json.loads(out.read_text())["parameters"]) == {"N_c", "D_c", "alpha_N", "alpha_D"}
+
+
+@pytest.mark.parametrize("family, grid, needle", [
+    ("kaplan", ["ln_N_c=800", "ln_D_c=24.57", "alpha_N=0.0011", "alpha_D=0.32"],
+     "the best fit is not a valid kaplan law (parameter 'N_c' must be finite, got inf); check the runs"),
+    ("chinchilla", ["a=800", "b=5", "e=0.5", "alpha=80", "beta=0.3"],
+     "the best fit is not a valid chinchilla law (a parameter is beyond float64's range at a=800, "),
+])
+def test_cli_full_fit_past_float64_range_is_a_one_line_error(tmp_path, family, grid, needle):
+    """A single start that stays past float64's range (N_c = e^800, A = e^800) is the best fit: refused."""
+    (tmp_path / "r.csv").write_text(OVERFLOW_RUNS)
+    args = [a for g in grid for a in ("--grid", g)]
+    res = run(["fit", tmp_path / "r.csv", "--family", family, *args, "-o", tmp_path / "k.json"], ok=False)
+    assert_one_line_error(res, needle, code=1)
+    assert not (tmp_path / "k.json").exists()
+
+
+def test_law_file_with_non_finite_samples_is_strict_json(tmp_path):
+    """Samples are finite whenever fit() returns; a FitResult built by hand with inf samples still writes strict
+    JSON ("inf" strings), which read_bootstrap refuses."""
+    N, D, L = runs(n=30, noise=0.01, seed=2)
+    res = F.fit(N, D, L, grid=SMALL_GRID, bootstrap=4)
+    res.samples[1, 1] = math.inf
+    F.write_law_file(tmp_path / "law.json", res)
+
+    def refuse(c):
+        raise ValueError(c)
+
+    data = json.loads((tmp_path / "law.json").read_text(), parse_constant=refuse)
+    assert data["bootstrap"]["samples"][1][1] == "inf" and data["bootstrap"]["standard_errors"]["A"] == "nan"
+    with pytest.raises(ss.ScalesweepError, match="bootstrap samples must be finite"):
+        F.read_bootstrap(tmp_path / "law.json")
