@@ -29,6 +29,10 @@ before anything in the directory is touched and removed when the run ends, howev
 finding the lock of a live process (or of another host, whose processes cannot be checked) is refused; a
 lock left by a dead process on this host is taken over. Temporary files are removed only when the process
 that wrote them is gone (``output.remove_stale_temps``), so a run never deletes another's in-flight parts.
+
+A run into a directory it created or found empty that stops on a user error (a bad row of the spec, say)
+leaves nothing behind: its parts, manifest and lock are removed, and the directory if the run created it
+(see ``run``). Other failures keep what landed, for a resume.
 """
 
 from __future__ import annotations
@@ -186,7 +190,11 @@ def write_part(compute: Callable, spec: dict, start: int, stop: int, path: str, 
             threads = get_worker().state.nthreads
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
     t0 = time.perf_counter()
-    table, summary = compute(spec, start, stop)
+    try:
+        table, summary = compute(spec, start, stop)
+    except ScalesweepError as exc:  # the spec's content is at fault: ``run`` may then remove a fresh directory
+        exc.input_error = True
+        raise
     write_table(path, table, "parquet", write_page_checksum=True)
     entry = {"rows": table.num_rows, **file_digest(path)}
     return {**summary, "part": os.path.basename(path), "file": entry, "seconds": time.perf_counter() - t0}
@@ -341,7 +349,13 @@ class Manifest:
 
 def open_dir(outdir) -> Path:
     """The output directory, created if need be (its parent must exist)."""
+    return _open_dir(outdir)[0]
+
+
+def _open_dir(outdir) -> tuple[Path, bool]:
+    """(the output directory, whether this call created it)."""
     out = Path(outdir)
+    created = False
     if out.exists() and not out.is_dir():
         raise ScalesweepError(f"cannot write dataset {str(out)!r}: it is a file (a partitioned run writes a directory)")
     if not out.parent.is_dir() and str(out.parent):
@@ -349,13 +363,31 @@ def open_dir(outdir) -> Path:
     if not out.is_dir():
         try:
             out.mkdir()
+            created = True
         except FileExistsError:  # made meanwhile by another run: the lock decides
             pass
         except OSError as exc:
             raise ScalesweepError(f"cannot write dataset {str(out)!r}: {exc.strerror or exc}") from None
     if not os.access(out, os.W_OK | os.X_OK):
         raise ScalesweepError(f"cannot write dataset {str(out)!r}: directory is not writable")
-    return out
+    return out, created
+
+
+def _is_fresh(out: Path) -> bool:
+    """Whether ``out`` holds nothing but dot files (``.lock``, temporaries): no manifest, no part."""
+    with os.scandir(out) as it:
+        return not any(not e.name.startswith(".") for e in it)
+
+
+def _remove_written(job: Job, out: Path) -> None:
+    """Remove what a run into a fresh directory wrote there: its parts and manifest (the caller holds the
+    lock). In a fresh directory every planned part and the manifest are this run's."""
+    planned = {part_name(i) for i in range(len(job.parts))} | {MANIFEST}
+    with os.scandir(out) as it:
+        names = [e.name for e in it if e.name in planned]
+    for name in names:
+        with contextlib.suppress(FileNotFoundError):
+            (out / name).unlink()
 
 
 def _refuse_unknown(out: Path, job: Job, entries: dict) -> None:
@@ -546,27 +578,71 @@ def _compute(job: Job, out: Path, manifest: Manifest, missing: list[int], engine
     return summaries
 
 
+def _running_on_worker(dask_worker, prefix: str) -> int:
+    """How many tasks whose keys start with ``prefix`` a worker is still executing (cancelled ones included)."""
+    busy = ("executing", "long-running", "cancelled", "resumed")
+    return sum(1 for key, ts in dask_worker.state.tasks.items()
+               if isinstance(key, str) and key.startswith(prefix) and ts.state in busy)
+
+
+RUNNING_WAIT = 120.0  # seconds a failed Dask run waits for its parts in flight before cleaning up
+
+
+def _wait_for_running(client, prefix: str) -> None:
+    """Wait (up to ``RUNNING_WAIT``) until no worker executes a task of this job: a cancelled task that
+    had started runs to its end and writes its part."""
+    deadline = time.monotonic() + RUNNING_WAIT
+    with contextlib.suppress(Exception):
+        while time.monotonic() < deadline:
+            if not sum(client.run(_running_on_worker, prefix=prefix).values()):
+                return
+            time.sleep(0.1)
+
+
 def run(job: Job, outdir, *, engine: str = "local", client=None, progress=None, threads: int | None = None) -> dict:
     """Write every missing or damaged part of ``job`` into ``outdir``, holding the directory's lock. Returns rows,
     parts, parts computed, parts reused, the names of parts recomputed because they failed verification
-    (``recomputed``), seconds, and the parts' summaries."""
+    (``recomputed``), seconds, and the parts' summaries.
+
+    A run into a directory it created or found empty that stops on a user error in computing a part (a
+    ``ScalesweepError`` from the job's compute function, such as a bad row of the spec) removes its parts,
+    manifest and lock, and the directory if it created it: a rerun would stop on the same error, so there is
+    nothing to resume. Any other failure (an interrupt, a write error such as a full disk, a lost Dask
+    worker), and any failure of a run into an existing dataset, keeps what landed for a resume."""
     if engine not in ("local", "dask"):
         raise ScalesweepError(f"unknown engine {engine!r} (local or dask)")
     t0 = time.perf_counter()
-    out = open_dir(outdir)
-    lock = take_lock(out)
-    manifest = None
+    out, created = _open_dir(outdir)
     try:
+        lock = take_lock(out)
+    except BaseException:
+        if created:  # another run's lock (it made the directory meanwhile), or none could be made
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
+    manifest = None
+    fresh = False
+    try:
+        fresh = _is_fresh(out)
         job, manifest, missing, recomputed = prepare(job, out)
         summaries = _compute(job, out, manifest, missing, engine, client, progress, threads)
         finish(manifest)
-    except BaseException:
-        if manifest is not None and manifest.dirty:  # keep the entries of the parts that did land
+    except BaseException as exc:
+        discard = fresh and isinstance(exc, ScalesweepError) and getattr(exc, "input_error", False)
+        if discard:
+            if engine == "dask":  # cancelled parts still running on a worker would land after the clean-up
+                _wait_for_running(client, f"scalesweep-{job.spec_hash[:16]}-")
+            with contextlib.suppress(OSError):
+                _remove_written(job, out)
+        elif manifest is not None and manifest.dirty:  # keep the entries of the parts that did land
             with contextlib.suppress(Exception):
                 manifest.write()
-        raise
-    finally:
         release_lock(out, lock)
+        if discard and created:
+            with contextlib.suppress(OSError):  # not empty: something else was put there meanwhile
+                out.rmdir()
+        raise
+    release_lock(out, lock)
     infeasible: dict[str, int] = {}
     for s in summaries:
         for reason, count in s.get("infeasible", {}).items():

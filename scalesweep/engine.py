@@ -420,8 +420,10 @@ def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.nda
     dinf = np.ascontiguousarray(np.atleast_1d(np.asarray(inputs.get("inference_tokens", 0.0), dtype=np.float64)))
     n, d, loss, feas, active = run_kernels(lim, m, flops, target, is_target, dinf, raw, lb, solver)
     reasons = {"rows": []}
-    limited = np.logical_or.reduce([~np.isnan(inputs[name]) for name in ALLOCATION_LIMITS if name in given] or
-                                   [np.False_])
+    limited = np.False_  # per row where a limit is a column, shared where every limit given is a scalar
+    for name in ALLOCATION_LIMITS:
+        if name in given:
+            limited = limited | ~np.isnan(inputs[name])
     family_rows(lim, m, flops, is_target, raw, n, d, loss, feas, active, reasons, limited)
     name_limits(active, lim, m)
     train = flops

@@ -22,7 +22,7 @@ from .grid import parse_range
 from .codes import FAMILY_NAMES
 from .laws import FAMILIES, PRESETS, get_law, law_arrays, law_suggestion
 from .options import DEFAULTS, FIELDS, STRING_FIELDS, check_rules
-from .output import table_writer
+from .output import jsonable, table_writer
 from .readers import csv_row_offset, scan_csv, toml_loads, yaml_load
 from .tables import COLUMNS, ENGINE_COLUMNS, arrow_float, dictionary, metadata, to_arrow
 from .validate import RULES, bad_mask, check_size, suggest
@@ -30,6 +30,8 @@ from .validate import RULES, bad_mask, check_size, suggest
 CHUNK_ROWS = 1 << 19  # scenarios per chunk (= Parquet row group)
 # Input columns whose names are also result columns are written with a budget_ prefix.
 INPUT_RENAMES = {"pf_days": "budget_pf_days", "gpu_hours": "budget_gpu_hours", "usd": "budget_usd"}
+# A field's explicit list longer than this is described in the metadata by its length and ends, not item by item.
+METADATA_LIST_ITEMS = 100
 SPEC_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".csv": "csv", ".parquet": "parquet",
                  ".pq": "parquet"}
 
@@ -96,13 +98,15 @@ class SweepSpec:
             raise ScalesweepError(f"{source}: a sweep spec is a mapping of field: value or [values]")
         self.source = source
         self.fields: dict[str, list] = {}
+        self.given: dict[str, list] = {}  # the items as written, a range as {"range": "LO:HI:COUNT"}
+        self._arrays: dict[str, np.ndarray] = {}
         for name, value in mapping.items():
             name = str(name)
             _check_field_name(name, source)
             values = value if isinstance(value, list) else [value]
             if not values:
                 raise ScalesweepError(f"{source}: field {name!r} has an empty list")
-            self.fields[name] = self._check_values(name, values)
+            self.fields[name], self.given[name] = self._check_values(name, values)
         self._check_laws()
         given = {name: True for name in self.fields}
         check_rules(given, 1, lambda i: source)
@@ -126,8 +130,8 @@ class SweepSpec:
                 if name == "gpu":
                     v = units.gpu_preset(v).name
                 out.append(v)
-            return out
-        out = []
+            return out, out
+        out, given = [], []
         for i, v in enumerate(values):
             if isinstance(v, str) and ":" in v:
                 expanded = parse_range(v, f"{where}, item {i + 1}").values()
@@ -135,6 +139,7 @@ class SweepSpec:
                     raise ScalesweepError(f"{where}, item {i + 1}: the range {v!r} gives values that are not "
                                           f"{RULES[FIELDS[name]['rule']]}")
                 out.extend(expanded.tolist())
+                given.append({"range": v.strip()})
                 continue
             if isinstance(v, (list, dict)):
                 raise ScalesweepError(f"{where}, item {i + 1}: expected a number, got {_shown(v)}")
@@ -152,7 +157,8 @@ class SweepSpec:
                 raise ScalesweepError(f"{where}, item {i + 1}: must be {RULES[FIELDS[name]['rule']]}, "
                                       f"got {values[i]!r}")
             out.append(float(v))
-        return out
+            given.append(float(v))
+        return out, given
 
     def _check_laws(self):
         names = self.fields.get("law", [DEFAULTS["law"]])
@@ -173,7 +179,14 @@ class SweepSpec:
         return self.fields.get("law", [DEFAULTS["law"]])
 
     def describe(self) -> dict:
-        return {"kind": "sweep", "source": self.source, "fields": self.fields, "rows": self.rows}
+        """The spec for the metadata: each field's items as written (a range by its ``LO:HI:COUNT`` text, not
+        its values; a list of over ``METADATA_LIST_ITEMS`` items by its length, first and last item)."""
+        fields = {}
+        for name, items in self.given.items():
+            if len(items) > METADATA_LIST_ITEMS:
+                items = {"items": len(items), "first": items[0], "last": items[-1]}
+            fields[name] = items
+        return {"kind": "sweep", "source": self.source, "fields": fields, "rows": self.rows}
 
     def label(self, i: int) -> str:
         return f"{self.source}, scenario {i + 1}"
@@ -194,7 +207,9 @@ class SweepSpec:
             if name in STRING_FIELDS:
                 cols[name] = (np.zeros(idx.size, np.int32) if codes is None else codes.astype(np.int32), values)
             else:
-                arr = np.asarray(values, dtype=np.float64)
+                arr = self._arrays.get(name)
+                if arr is None:  # converted once per spec, not per chunk
+                    arr = self._arrays[name] = np.asarray(values, dtype=np.float64)
                 cols[name] = np.float64(arr[0]) if codes is None else arr[codes]
         return cols
 
@@ -573,9 +588,16 @@ def solve_part(spec, start: int, stop: int) -> tuple[pa.RecordBatch, dict]:
     return _batch(schema, inputs_order, start, stop - start, cols, inputs, law_idx, laws, res), reasons
 
 
-def metadata_for(spec, command_line=None) -> dict:
-    return metadata("scenarios", spec=spec.describe(), defaults=DEFAULTS,
-                    laws={n: PRESETS[n].citation for n in spec.law_names()}, command_line=command_line)
+def _metadata_fields(spec) -> dict:
+    """What the metadata says about a spec, besides the command line (JSON-ready)."""
+    return jsonable({"spec": spec.describe(), "defaults": DEFAULTS,
+                     "laws": {n: PRESETS[n].citation for n in spec.law_names()}})
+
+
+def metadata_for(spec, command_line=None, fields: dict | None = None) -> dict:
+    """The table metadata of a run of ``spec``; ``fields`` (from ``_metadata_fields``) when made already."""
+    return metadata("scenarios", **(fields if fields is not None else _metadata_fields(spec)),
+                    command_line=command_line)
 
 
 def job(spec_path, *, partition_rows: int, command_line=None):
@@ -586,9 +608,11 @@ def job(spec_path, *, partition_rows: int, command_line=None):
     from .dataset import Job, plan
 
     path = str(Path(spec_path).resolve())
-    rows = load_spec(path).count_rows()
+    loaded = load_spec(path)
+    rows = loaded.count_rows()
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    spec = {"path": path, "sha256": digest, "command_line": command_line}
+    # The metadata's description of the spec is made once here; every part adds only the command line.
+    spec = {"path": path, "sha256": digest, "metadata": _metadata_fields(loaded), "command_line": command_line}
     return Job("scenarios", spec, plan(rows, partition_rows), rows, compute_part)
 
 
@@ -596,5 +620,6 @@ def compute_part(spec: dict, start: int, stop: int):
     """Scenarios start..stop-1 of a job as an Arrow table with the scenario schema and metadata."""
     loaded = load_spec(spec["path"])
     batch, reasons = solve_part(loaded, start, stop)
-    table = pa.Table.from_batches([batch]).replace_schema_metadata(metadata_for(loaded, spec["command_line"]))
+    md = metadata_for(loaded, spec["command_line"], spec.get("metadata"))
+    table = pa.Table.from_batches([batch]).replace_schema_metadata(md)
     return table, {"rows": table.num_rows, "infeasible": reasons}
