@@ -294,26 +294,20 @@ def _emit_stream(tables, output, fmt, noun: str, total: int) -> dict:
     returns the infeasible counts summed. Progress on stderr for a file on a terminal."""
     from .output import STDOUT, table_writer
 
+    import itertools
+
     counts: dict = {}
     rows = 0
     progress = _progress(noun) if output not in (None, STDOUT) else None
-    writer = None
-    try:
-        for table, infeasible in tables:
-            if writer is None:
-                writer = table_writer(output, table.schema, fmt)
-                w = writer.__enter__()
+    first = next(tables)
+    with table_writer(output, first[0].schema, fmt) as w:
+        for table, infeasible in itertools.chain([first], tables):
             w.write(table)
             rows += table.num_rows
             for reason, c in infeasible.items():
                 counts[reason] = counts.get(reason, 0) + c
             if progress is not None:
                 progress(rows, total)
-    except BaseException:
-        if writer is not None:
-            writer.__exit__(*sys.exc_info())
-        raise
-    writer.__exit__(None, None, None)
     if output not in (None, STDOUT):
         talk(f"wrote {rows:,} {noun} to {output}")
     return dict(sorted(counts.items(), key=lambda t: -t[1]))

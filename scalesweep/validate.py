@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 
 from .errors import ScalesweepError
 
@@ -123,8 +124,6 @@ def set_max_rows(limit: int | None) -> None:
 
 def max_rows() -> int:
     """The row limit: ``--max-rows`` (``set_max_rows``), else ``SCALESWEEP_MAX_ROWS``, else the default."""
-    import os
-
     if _max_rows_given is not None:
         return _max_rows_given
     text = os.environ.get(MAX_ROWS_ENV)
@@ -141,8 +140,6 @@ def max_rows() -> int:
 
 def available_memory() -> int:
     """Bytes of memory available to this process now (Linux MemAvailable, else physical memory)."""
-    import os
-
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:

@@ -22,7 +22,7 @@ from scalesweep.kernels import fit as kfit
 from . import reference as ref
 from .helpers import assert_one_line_error, run
 
-# Exponents that sit on no search grid (issue 4), with Epoch-like E, A, B.
+# Exponents that sit on no search grid, with Epoch-like E, A, B.
 TRUE = {"E": 1.8172, "A": 482.01, "B": 2085.43, "alpha": 0.3391, "beta": 0.2849}
 TRUE_K = {"N_c": 6.4e13, "D_c": 1.8e13, "alpha_N": 0.0763, "alpha_D": 0.1037}
 SMALL_GRID = {"a": [0.0, 10.0, 20.0], "b": [0.0, 10.0, 20.0], "e": [-1.0, 1.0], "alpha": [0.0, 1.0],
