@@ -11,8 +11,7 @@ Cases, for each size N (rows):
   scenarios    a sweep spec: 2 laws x 10 max_tokens_per_param x flops range of N/20     single | partitioned
   target-loss  the same sweep with target_loss: "1.9:4:N/20" (the CLI's --loss takes a comma list, which
                cannot hold millions of values, so the scenario form is what answers N targets at once)
-  lookup       lookup build --flops-range 1e16:1e26 --points-per-decade (N-1)/10 (held in memory by
-               design)                                                        single | --partition-rows
+  lookup       lookup build --flops-range 1e16:1e26 --points-per-decade (N-1)/10   single | --partition-rows
 A `floor` row (a 3-row frontier) gives the start-up footprint the others are compared with.
 
 Run: python benchmarks/bench_memory.py [--sizes 1e6,1e7,5e7] [--commands frontier,surface,...]

@@ -79,13 +79,9 @@ def parse_grid(family: str, items) -> dict | None:
 
 
 def theta_to_params(family: str, theta) -> dict:
-    """The family's parameters at the fit kernel's theta. A conversion that overflows float64 (e^x with x past
-    ~709.78) raises ScalesweepError naming theta, not OverflowError; kaplan's gives inf instead (laws.py)."""
-    try:
-        return FAMILIES[family].fit.to_params(theta)
-    except OverflowError:
-        at = ", ".join(f"{n}={float(v):.6g}" for n, v in zip(FAMILIES[family].fit.grid, theta, strict=True))
-        raise ScalesweepError(f"a parameter is beyond float64's range at {at}") from None
+    """The family's parameters at the fit kernel's theta, unchecked: a log past float64's range gives inf (or 0),
+    never an OverflowError; ``validate_params`` says whether the result is a law."""
+    return FAMILIES[family].fit.to_params(theta)
 
 
 def params_to_theta(family: str, p: dict) -> np.ndarray:
@@ -277,26 +273,26 @@ def _bootstrap(family, method, law, ln_n, ln_d, ln_l, y, w, objective, delta, co
     flat = (np.arange(count)[:, None] * ln_n.size + included[draws]).ravel()
     weights = np.bincount(flat, minlength=count * ln_n.size).reshape(count, ln_n.size).astype(np.float64)
     t0 = time.perf_counter()
-    k = len(FAMILIES[family].param_names)
+    names = FAMILIES[family].param_names
+    k = len(names)
     fam_id = FAMILIES[family].id
     if method == "lbfgs":
         th = np.empty((count, k))
         fv = np.empty(count)
         kfit.bootstrap_fits(fam_id, params_to_theta(family, law.params), ln_n, ln_d, ln_l, weights,
                             OBJECTIVES[objective], float(delta), maxiter, th, fv)
-        samples = np.array([_sample(family, t) for t in th])
+        samples = np.array([[p[name] for name in names] for p in (theta_to_params(family, t) for t in th)])
         objective_bad = ~np.isfinite(fv)
     else:
         samples = np.empty((count, 5))
         kfit.vp_bootstrap(law.params["alpha"], law.params["beta"], 0.02, ln_n, ln_d, y, weights, VP_TOL, VP_MAXITER,
                           samples)
         objective_bad = np.zeros(count, dtype=bool)
-    param_bad = ~np.isfinite(samples)
-    bad = objective_bad | param_bad.any(axis=1)
+    invalid = [_invalid(family, dict(zip(names, row, strict=True))) for row in samples]
+    bad = objective_bad | np.array([why is not None for why in invalid], dtype=bool)
     if bad.any():  # any failed resample fails the bootstrap: dropping them would narrow the spread unseen
-        names = FAMILIES[family].param_names
-        why = [f"{', '.join(n for j, n in enumerate(names) if param_bad[:, j].any())} not finite: the refit ran off "
-               "past float64's range"] if param_bad.any() else []
+        why = [f"first invalid refit: {next(w for w in invalid if w is not None)}"] \
+            if any(w is not None for w in invalid) else []
         why += ["objective not finite"] if objective_bad.any() else []
         raise ScalesweepError(f"{int(bad.sum())} of {count} bootstrap refits failed ({'; '.join(why)}); the runs do "
                               f"not pin down the {family} law on every resample (add runs, or fit without --bootstrap)")
@@ -304,14 +300,13 @@ def _bootstrap(family, method, law, ln_n, ln_d, ln_l, y, w, objective, delta, co
                      "start": "each resample is refitted from the full-data optimum"}
 
 
-def _sample(family, theta) -> list[float]:
-    """One bootstrap refit's parameters in the family's order; all inf where the conversion overflows."""
-    names = FAMILIES[family].param_names
+def _invalid(family: str, params: dict) -> str | None:
+    """Why a bootstrap refit's parameters are not a law of the family (``validate_params``), or None."""
     try:
-        p = theta_to_params(family, theta)
-    except ScalesweepError:
-        return [math.inf] * len(names)
-    return [p[nm] for nm in names]
+        validate_params(family, params)
+    except ScalesweepError as exc:
+        return str(exc)
+    return None
 
 
 def check_law_path(path) -> None:

@@ -115,21 +115,23 @@ class Family:
 # ---------------------------------------------------------------------- family-specific numpy pieces
 
 
-def _chinchilla_theta_params(theta) -> dict:
-    a, b, e, al, be = (float(v) for v in theta)
-    return {"E": math.exp(e), "A": math.exp(a), "B": math.exp(b), "alpha": al, "beta": be}
-
-
-def _chinchilla_params_theta(p) -> np.ndarray:
-    return np.array([math.log(p["A"]), math.log(p["B"]), math.log(p["E"]), p["alpha"], p["beta"]])
-
-
 def _exp_or_inf(x: float) -> float:
     """e^x, or inf where it is beyond float64's range (x > ~709.78) instead of an OverflowError."""
     try:
         return math.exp(x)
     except OverflowError:
         return math.inf
+
+
+def _chinchilla_theta_params(theta) -> dict:
+    """theta = (ln A, ln B, ln E, alpha, beta) -> parameters; a log beyond float64's range gives inf (and one
+    far below it 0), which validate_params refuses."""
+    a, b, e, al, be = (float(v) for v in theta)
+    return {"E": _exp_or_inf(e), "A": _exp_or_inf(a), "B": _exp_or_inf(b), "alpha": al, "beta": be}
+
+
+def _chinchilla_params_theta(p) -> np.ndarray:
+    return np.array([math.log(p["A"]), math.log(p["B"]), math.log(p["E"]), p["alpha"], p["beta"]])
 
 
 def _kaplan_theta_params(theta) -> dict:

@@ -13,6 +13,7 @@ extrapolation.
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -25,22 +26,30 @@ from .errors import ScalesweepError
 from .grid import LogRange
 from .laws import Law, as_law
 from .options import Constraints, from_values
-from .output import resolve_format, write_table
+from .output import resolve_format, table_writer, write_table
 from .tables import metadata, read_metadata, to_arrow
 from .validate import BYTES_PER_ROW_HELD, check_size, integer, number, positive_array
 
 LOOKUP_COLUMNS = ("params", "tokens", "loss")
 
 
-def lookup_budgets(lo: float, hi: float, points_per_decade: int) -> np.ndarray:
-    """Log-spaced budgets from lo to hi (both included) with at least ``points_per_decade`` per decade."""
+def lookup_range(lo: float, hi: float, points_per_decade: int) -> LogRange:
+    """Log-spaced budgets from lo to hi (both included) with at least ``points_per_decade`` per decade, as a
+    ``grid.LogRange`` (generated chunk by chunk when streamed)."""
     integer(points_per_decade, "--points-per-decade", 1)
     lo, hi = number(lo, "--flops-range: LO", "pos"), number(hi, "--flops-range: HI", "pos")
     if not lo < hi:
         raise ScalesweepError(f"--flops-range: LO ({lo:g}) must be less than HI ({hi:g})")
     count = max(2, math.ceil(points_per_decade * math.log10(hi / lo) - 1e-9) + 1)
-    check_size("--flops-range with --points-per-decade", count, bytes_held=BYTES_PER_ROW_HELD * count)
-    return LogRange(lo, hi, count).values()
+    check_size("--flops-range with --points-per-decade", count)
+    return LogRange(lo, hi, count)
+
+
+def lookup_budgets(lo: float, hi: float, points_per_decade: int) -> np.ndarray:
+    """The budgets of ``lookup_range`` as one array (checked against the memory a table of them holds)."""
+    budgets = lookup_range(lo, hi, points_per_decade)
+    check_size("--flops-range with --points-per-decade", budgets.size, bytes_held=BYTES_PER_ROW_HELD * budgets.size)
+    return budgets.values()
 
 
 def interpolate(table_flops, table_cols: dict, table_feasible, flops) -> tuple[dict, np.ndarray]:
@@ -122,11 +131,31 @@ def _check_parquet(path) -> None:
         raise ScalesweepError(f"a lookup table is written as Parquet (it carries its error metadata): {str(path)!r}")
 
 
-def write_lookup(path, law, lo, hi, points_per_decade, *, command_line=None, **constraints) -> dict:
+CHUNK_ROWS = 1 << 18  # budgets solved at a time when a lookup file is written (bounded memory)
+
+
+def write_lookup(path, law, lo, hi, points_per_decade, *, command_line=None, chunk_rows: int = CHUNK_ROWS,
+                 **constraints) -> dict:
+    """Solve and write a lookup table in bounded memory: a first pass over ``chunk_rows`` budgets at a time
+    measures the interpolation errors (which the file's metadata carries), a second solves the rows again and
+    streams them. Each chunk's segments reach one row into the next chunk, so the errors and rows equal those
+    of one solve over the whole range."""
     law = as_law(law)
     _check_parquet(path)
-    res, info = _build(law, lo, hi, points_per_decade, from_values(Constraints, constraints, what="constraint"))
-    write_table(path, res.table(lookup_metadata(law, info, command_line)), "parquet")
+    cons = from_values(Constraints, constraints, what="constraint")
+    budgets = lookup_range(lo, hi, points_per_decade)
+    n = budgets.size
+    starts = range(0, n, chunk_rows)
+    errors = merge_errors([segment_errors(law, budgets.values(s, min(n, s + chunk_rows) + 1), cons)[1]
+                           for s in starts])
+    info = lookup_info(lo, hi, points_per_decade, n, errors, cons)
+    meta = lookup_metadata(law, info, command_line)
+    tables = (questions.frontier([law], budgets.values(s, min(n, s + chunk_rows)), constraints=cons).table(meta)
+              for s in starts)
+    first = next(tables)
+    with table_writer(path, first.schema, "parquet") as w:
+        for table in itertools.chain([first], tables):
+            w.write(table, row_group_size=table.num_rows)
     return info
 
 
@@ -216,14 +245,12 @@ def write_lookup_parts(path, law, lo, hi, points_per_decade, *, engine="local", 
     that crosses into the next part. The parts are then joined into the single lookup file."""
     import shutil
 
-    import pyarrow.dataset as pads
-
     from . import dataset
     from .output import check_target
 
     law = as_law(law)
     cons = from_values(Constraints, constraints, what="constraint")
-    flops = lookup_budgets(lo, hi, points_per_decade)
+    flops = lookup_range(lo, hi, points_per_decade)
     _check_parquet(path)
     check_target(path)
     lookup_job = job(law, flops, cons, partition_rows=partition_rows or 1024, command_line=command_line)
@@ -232,11 +259,16 @@ def write_lookup_parts(path, law, lo, hi, points_per_decade, *, engine="local", 
     errors = []
     for i, (s, e) in enumerate(lookup_job.parts):  # parts reused from an earlier run: re-measure their segments
         got = summary["part_summaries"].get(i)
-        errors.append(got["errors"] if got is not None else segment_errors(law, flops[s:min(e + 1, flops.size)], cons)[1])
-    table = pads.dataset(str(parts_dir), format="parquet").to_table().unify_dictionaries()
-    order = np.argsort(table.column("flops").to_numpy(), kind="stable")
+        errors.append(got["errors"] if got is not None
+                      else segment_errors(law, flops.values(s, min(e + 1, flops.size)), cons)[1])
     info = lookup_info(lo, hi, points_per_decade, flops.size, merge_errors(errors), cons)
-    write_table(path, table.take(order).replace_schema_metadata(lookup_metadata(law, info, command_line)), "parquet")
+    meta = lookup_metadata(law, info, command_line)
+    # Parts hold consecutive budgets in part order: joined one part at a time, in bounded memory.
+    schema = pq.read_schema(parts_dir / dataset.part_name(0)).with_metadata(meta)
+    with table_writer(path, schema, "parquet") as w:
+        for i in range(len(lookup_job.parts)):
+            table = pq.read_table(parts_dir / dataset.part_name(i)).unify_dictionaries()
+            w.write(table.replace_schema_metadata(meta), row_group_size=table.num_rows)
     shutil.rmtree(parts_dir)
     return {**info, "parts": summary["parts"], "computed": summary["computed"], "reused": summary["reused"],
             "recomputed": summary["recomputed"]}

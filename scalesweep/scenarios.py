@@ -242,7 +242,7 @@ class TableSpec:
             else:
                 import pandas as pd
 
-                names = list(pd.read_csv(path, nrows=0).columns)
+                names = list(pd.read_csv(path, nrows=0, skipinitialspace=True).columns)
                 self.rows = None
         except ScalesweepError:
             raise

@@ -487,11 +487,13 @@ def test_theta_to_params_past_float64_range_never_overflows():
     assert F.theta_to_params("kaplan", np.array([30.0, 800.0, 0.1, 0.2]))["D_c"] == math.inf
     with pytest.raises(ss.ScalesweepError, match="parameter 'N_c' must be finite, got inf"):
         ss.laws.validate_params("kaplan", p)
-    assert F._sample("kaplan", np.array([800.0, 30.0, 0.1, 0.2]))[0] == math.inf
-    # chinchilla's conversion raises OverflowError; theta_to_params turns it into a one-line ScalesweepError
-    with pytest.raises(ss.ScalesweepError, match="beyond float64's range at a=800, b=5"):
-        F.theta_to_params("chinchilla", np.array([800.0, 5.0, 0.5, 0.3, 0.3]))
-    assert F._sample("chinchilla", np.array([800.0, 5.0, 0.5, 0.3, 0.3])) == [math.inf] * 5
+    # chinchilla's conversion too gives inf past float64's range (and 0 far below it); both are refused as laws
+    p = F.theta_to_params("chinchilla", np.array([800.0, 5.0, 0.5, 0.3, 0.3]))
+    assert p["A"] == math.inf and p["B"] == math.exp(5.0) and p["E"] == math.exp(0.5)
+    assert F._invalid("chinchilla", p) == "parameter 'A' must be finite, got inf"
+    p = F.theta_to_params("kaplan", np.array([-800.0, 30.0, 0.1, 0.2]))
+    assert p["N_c"] == 0.0 and F._invalid("kaplan", p) == "parameter 'N_c' must be > 0, got 0.0"
+    assert F._invalid("kaplan", F.theta_to_params("kaplan", np.array([30.0, 30.0, 0.1, 0.2]))) is None
 
 
 def test_cli_kaplan_bootstrap_overflow_is_a_failed_resample(tmp_path):
@@ -500,8 +502,8 @@ def test_cli_kaplan_bootstrap_overflow_is_a_failed_resample(tmp_path):
     (tmp_path / "r.csv").write_text(OVERFLOW_RUNS)
     out = tmp_path / "k.json"
     res = run(["fit", tmp_path / "r.csv", "--family", "kaplan", "--bootstrap", "3", "-o", out], ok=False)
-    assert_one_line_error(res, "1 of 3 bootstrap refits failed (N_c not finite: the refit ran off past float64's "
-                          "range); the runs do not pin down the kaplan law on every resample", code=1)
+    assert_one_line_error(res, "1 of 3 bootstrap refits failed (first invalid refit: parameter 'N_c' must be finite, "
+                          "got inf); the runs do not pin down the kaplan law on every resample", code=1)
     assert not out.exists()
     run(["fit", tmp_path / "r.csv", "--family", "kaplan", "-o", out])
     assert set(json.loads(out.read_text())["parameters"]) == {"N_c", "D_c", "alpha_N", "alpha_D"}
@@ -511,7 +513,7 @@ def test_cli_kaplan_bootstrap_overflow_is_a_failed_resample(tmp_path):
     ("kaplan", ["ln_N_c=800", "ln_D_c=24.57", "alpha_N=0.0011", "alpha_D=0.32"],
      "the best fit is not a valid kaplan law (parameter 'N_c' must be finite, got inf); check the runs"),
     ("chinchilla", ["a=800", "b=5", "e=0.5", "alpha=80", "beta=0.3"],
-     "the best fit is not a valid chinchilla law (a parameter is beyond float64's range at a=800, "),
+     "the best fit is not a valid chinchilla law (parameter 'A' must be finite, got inf); check the runs"),
 ])
 def test_cli_full_fit_past_float64_range_is_a_one_line_error(tmp_path, family, grid, needle):
     """A single start that stays past float64's range (N_c = e^800, A = e^800) is the best fit: refused."""
@@ -537,3 +539,20 @@ def test_law_file_with_non_finite_samples_is_strict_json(tmp_path):
     assert data["bootstrap"]["samples"][1][1] == "inf" and data["bootstrap"]["standard_errors"]["A"] == "nan"
     with pytest.raises(ss.ScalesweepError, match="bootstrap samples must be finite"):
         F.read_bootstrap(tmp_path / "law.json")
+
+
+def test_bootstrap_refit_that_is_finite_but_not_a_law_fails_the_bootstrap(monkeypatch):
+    """A refit whose N_c underflows to 0 (ln N_c = -800) is finite but no kaplan law: a failed resample, never a
+    sample in the law file."""
+    N, D, _ = runs(n=30, noise=0.01, seed=2)
+    L = ss.get_law("kaplan2020").loss(N, D)
+    real = F.kfit.bootstrap_fits
+
+    def one_underflows(fam, theta0, ln_n, ln_d, ln_l, weights, objective, delta, maxiter, th, fv):
+        real(fam, theta0, ln_n, ln_d, ln_l, weights, objective, delta, maxiter, th, fv)
+        th[1, 0] = -800.0
+
+    monkeypatch.setattr(F.kfit, "bootstrap_fits", one_underflows)
+    with pytest.raises(ss.ScalesweepError, match=r"1 of 4 bootstrap refits failed \(first invalid refit: parameter "
+                                                 r"'N_c' must be > 0, got 0.0\)"):
+        F.fit(N, D, L, family="kaplan", bootstrap=4)

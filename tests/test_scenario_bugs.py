@@ -197,3 +197,23 @@ def test_the_job_hash_is_deterministic(tmp_path):
     assert len(json.dumps(a.spec["metadata"])) < 2000
     spec.write_text('flops: "1e18:1e22:1001"\nmax_params: [1e9, 1e10]\n')
     assert sc.job(spec, partition_rows=100).spec_hash != a.spec_hash
+
+
+# ------------------------------------------------------------------------ CSV headers written with spaces
+
+
+def test_csv_header_with_spaces_after_commas_reads_like_values_do(tmp_path):
+    """Values after ', ' are read with the space skipped; the header's names are read the same way, in a single
+    file and in parts (each part reads its rows by offset with the header's names)."""
+    spaced = write(tmp_path, "spaced.csv", "flops, max_params, law\n1e22, 1e9, hoffmann2022\n3e22, 2e9, kaplan2020\n")
+    plain = write(tmp_path, "plain.csv", "flops,max_params,law\n1e22,1e9,hoffmann2022\n3e22,2e9,kaplan2020\n")
+    ss.run_scenarios(plain, tmp_path / "want.parquet")
+    want = pq.read_table(tmp_path / "want.parquet")
+    ss.run_scenarios(spaced, tmp_path / "got.parquet")
+    got = pq.read_table(tmp_path / "got.parquet")
+    assert got.column_names == want.column_names
+    assert got.drop(["law"]).to_pandas().equals(want.drop(["law"]).to_pandas())
+    assert got.column("law").to_pylist() == ["hoffmann2022", "kaplan2020"]
+    run(["scenarios", spaced, "--partition-rows", "1", "-o", tmp_path / "ds"])
+    parts = pads.dataset(str(tmp_path / "ds"), format="parquet").to_table().sort_by("flops")
+    np.testing.assert_array_equal(bits(parts.column("params")), bits(want.column("params")))

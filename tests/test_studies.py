@@ -339,3 +339,19 @@ def test_isoflop_sim_seed_zero_and_large_seeds_work():
     pd.testing.assert_frame_equal(a, b)
     res = run(["isoflop-sim", "--budgets", "6e18:3e21:9", "--seed", "0", "--noise", "0.01", "--trials", "2"])
     assert "exponent N*(C)" in res.stdout
+
+
+def test_lookup_file_written_in_chunks_equals_one_solve(tmp_path):
+    """The streamed writer (budgets solved chunk by chunk) writes the rows and errors of one solve over the whole
+    range, including the segments that cross a chunk boundary where the cap switches on."""
+    import pyarrow.parquet as pq
+
+    whole, info = build_lookup(LAW, 1e18, 1e24, 8, max_params=3e9)
+    for chunk_rows in (1, 7, 48, 1000):
+        got = write_lookup(tmp_path / f"t{chunk_rows}.parquet", LAW, 1e18, 1e24, 8, chunk_rows=chunk_rows,
+                           max_params=3e9)
+        assert got == info
+        table = pq.read_table(tmp_path / f"t{chunk_rows}.parquet")
+        assert table.num_rows == len(whole) == 49
+        assert table.to_pandas().equals(whole[table.column_names])
+    assert pq.ParquetFile(tmp_path / "t7.parquet").metadata.num_row_groups == 7
