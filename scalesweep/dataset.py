@@ -566,7 +566,9 @@ def _compute(job: Job, out: Path, manifest: Manifest, missing: list[int], engine
         return summaries
     from distributed import as_completed
 
-    futures = {client.submit(write_part, job.compute, job.spec, *job.parts[i], str(out / part_name(i)), -1,
+    # The spec (which may hold a budget file's values) goes to the cluster once, not with every task.
+    [spec] = client.scatter([job.spec])
+    futures = {client.submit(write_part, job.compute, spec, *job.parts[i], str(out / part_name(i)), -1,
                              key=f"scalesweep-{job.spec_hash[:16]}-{i}", retries=3, pure=False): i
                for i in missing}
     try:

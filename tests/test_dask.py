@@ -224,3 +224,26 @@ def test_partitioned_metadata_equals_single_file_metadata(tmp_path):
         a.pop("command_line"), b.pop("command_line")  # the commands differ by -o and --partition-rows
         assert a == b, cmd[0]
         same(read(parts), read(single))
+
+
+def test_dask_budget_array_goes_to_the_cluster_once(tmp_path, client):
+    """Budgets that are no range (a file's values) stay an array in the spec; Dask gets the spec once (scattered),
+    and each task names it by key instead of carrying it. The parts equal the local frontier."""
+    flops = np.sort(np.random.default_rng(5).uniform(1e18, 1e24, 5000))
+    job = questions.frontier_job(LAW, flops, constraints=ss.Constraints(max_params=1e10), partition_rows=1000)
+    assert isinstance(job.spec["flops"], np.ndarray)
+    sent = []
+    real = client.submit
+
+    def submit(fn, *args, **kw):
+        sent.append(args)
+        return real(fn, *args, **kw)
+
+    client.submit = submit
+    try:
+        dataset.run(job, tmp_path / "f_ds", engine="dask", client=client)
+    finally:
+        del client.submit
+    assert len(sent) == 5 and all(isinstance(a[1], distributed.Future) for a in sent)
+    assert len({a[1].key for a in sent}) == 1
+    same(read(tmp_path / "f_ds"), ss.frontier(LAW, flops, max_params=1e10))
