@@ -10,21 +10,26 @@ spec stays a few hundred bytes however many budgets it covers, and an array is h
 
 Each part is written atomically as ``part-NNNNNN.parquet`` (with Parquet page checksums) into the output
 directory; only a small summary goes back to the caller (no result data travels through the Dask
-scheduler). The directory holds ``_manifest.json`` with the spec's hash and, for every committed part, its
-row count, byte size and SHA-256. The manifest is rewritten in batches as parts complete (by the driver
-only), so a run that stops early may leave parts it has no entry for.
+scheduler). Every part has the same schema, field metadata and ``scalesweep`` metadata, so every reader
+unifies them: the directory reads as one table with ``pyarrow.dataset``, pandas, polars (``pl.read_parquet``
+or ``pl.scan_parquet`` on the directory or ``DIR/*.parquet``) and DuckDB (``DIR/*.parquet`` or ``DIR/**``).
+Polars and DuckDB take every file under a directory for data, dot files and hidden subdirectories included,
+so the run's own files live beside the directory, not in it (``sidecar``): ``.NAME.manifest.json`` holds the
+spec's hash and, for every committed part, its row count, byte size and SHA-256, and ``.NAME.lock`` marks a
+run in progress. The manifest is rewritten in batches as parts complete (by the driver only), so a run that
+stops early may leave parts it has no entry for.
 
 A run with the same spec and directory computes only the parts that are missing or fail verification:
 a part with an entry must match its size and checksum; a part without one must have the plan's row count,
 the job's schema and metadata, and read back whole with its page checksums (it is then recorded). Parts
 that fail are removed, recomputed and named in the summary (``recomputed``). A different spec is refused
-rather than mixed in. Any other entry that readers would take for data (a name not starting with ``.`` or
-``_`` that is not the manifest or a planned part, such as ``part-999999.parquet``, ``notes.txt`` or a
-subdirectory) is refused, naming it: the directory is read as one table, so a stray file would join the
-data. pandas, DuckDB and ``pyarrow.dataset`` read the directory as one table (files starting with ``_`` or
-``.`` are skipped).
+rather than mixed in (a manifest beside a directory that holds no parts is stale and replaced). Any other
+entry that readers would take for data (a name not starting with ``.`` or ``_`` that is not a planned part,
+such as ``part-999999.parquet``, ``notes.txt`` or a subdirectory) is refused, naming it: the directory is
+read as one table, so a stray file would join the data. Entries starting with ``_`` or ``.`` are left
+alone: pandas and ``pyarrow.dataset`` skip them, but polars and DuckDB do not.
 
-One run writes a directory at a time: a run holds ``.lock`` (JSON: host, pid, started), created exclusively
+One run writes a directory at a time: a run holds the lock (JSON: host, pid, started), created exclusively
 before anything in the directory is touched and removed when the run ends, however it ends. A second run
 finding the lock of a live process (or of another host, whose processes cannot be checked) is refused; a
 lock left by a dead process on this host is taken over. Temporary files are removed only when the process
@@ -32,7 +37,9 @@ that wrote them is gone (``output.remove_stale_temps``), so a run never deletes 
 
 A run into a directory it created or found empty that stops on a user error (a bad row of the spec, say)
 leaves nothing behind: its parts, manifest and lock are removed, and the directory if the run created it
-(see ``run``). Other failures keep what landed, for a resume.
+(see ``run``). Other failures keep what landed, for a resume. Temporary files of parts whose writer died
+are removed when a run starts and when it ends (those of other hosts only by a run there, or ``scalesweep
+clean``), so a finished directory holds its parts alone.
 """
 
 from __future__ import annotations
@@ -62,8 +69,28 @@ try:
 except ImportError:  # no flock: taking over a stale lock is then not guarded against a simultaneous taker
     fcntl = None
 
-MANIFEST = "_manifest.json"
+MANIFEST = ".manifest.json"  # sidecar suffixes: the manifest is .NAME.manifest.json beside directory NAME
 LOCK = ".lock"
+
+
+def sidecar(out, suffix: str) -> Path:
+    """The file ``.NAME<suffix>`` beside dataset directory ``out`` (``MANIFEST``, ``LOCK``): outside the
+    directory, where no reader of the directory sees it."""
+    path = Path(os.path.abspath(out))
+    return path.parent / f".{path.name}{suffix}"
+
+
+def manifest_path(out) -> Path:
+    return sidecar(out, MANIFEST)
+
+
+def remove(out) -> None:
+    """Remove dataset directory ``out`` with its manifest (a dataset joined into one file and done with)."""
+    import shutil
+
+    shutil.rmtree(out)
+    with contextlib.suppress(FileNotFoundError):
+        manifest_path(out).unlink()
 
 
 # ----------------------------------------------------------------------------------------- value axes
@@ -208,7 +235,7 @@ LOCK_WAIT = 5.0  # seconds an unreadable lock (its writer between creating and f
 
 def _lock_error(out: Path, holder: dict) -> ScalesweepError:
     return ScalesweepError(f"dataset {out} is being written by pid {holder['pid']} on {holder['host']} "
-                           f"(lock {out / LOCK}); wait for it or remove the lock if that run is gone")
+                           f"(lock {sidecar(out, LOCK)}); wait for it or remove the lock if that run is gone")
 
 
 def _read_lock(path: Path) -> tuple[bytes | None, dict | None]:
@@ -253,10 +280,10 @@ def _remove_stale_lock(path: Path, seen: bytes) -> None:
 
 
 def take_lock(out: Path) -> bytes:
-    """Create ``out/.lock`` exclusively (O_CREAT|O_EXCL) with this run's host, pid and start time; returns
-    its content (``release_lock`` removes it only if it is still ours). A live holder's lock is the one-line
-    refusal; a dead holder's on this host is taken over."""
-    path = out / LOCK
+    """Create the lock beside ``out`` exclusively (O_CREAT|O_EXCL) with this run's host, pid and start time;
+    returns its content (``release_lock`` removes it only if it is still ours). A live holder's lock is the
+    one-line refusal; a dead holder's on this host is taken over."""
+    path = sidecar(out, LOCK)
     mine = json.dumps({"host": HOST, "pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode()
     deadline = time.monotonic() + LOCK_WAIT
     for _ in range(1000):
@@ -294,8 +321,8 @@ def take_lock(out: Path) -> bytes:
 
 
 def release_lock(out: Path, mine: bytes) -> None:
-    """Remove ``out/.lock`` if it still holds ``mine``."""
-    path = out / LOCK
+    """Remove the lock beside ``out`` if it still holds ``mine``."""
+    path = sidecar(out, LOCK)
     with contextlib.suppress(OSError):
         if path.read_bytes() == mine:
             path.unlink()
@@ -309,12 +336,12 @@ FLUSH_SHARE = 0.05  # and spends at most about this share of the run's time bein
 
 
 class Manifest:
-    """``_manifest.json`` as the run holding the lock keeps it: part entries are recorded as parts complete and
+    """The manifest as the run holding the lock keeps it: part entries are recorded as parts complete and
     written in batches, at most every ``FLUSH_SECONDS`` and no sooner than the last write's time divided by
     ``FLUSH_SHARE``, so rewriting it stays a small share of the run however many parts there are."""
 
     def __init__(self, out: Path, data: dict):
-        self.path = out / MANIFEST
+        self.path = manifest_path(out)
         self.data = data
         if not isinstance(data.get("files"), dict):
             data["files"] = {}
@@ -356,6 +383,9 @@ def _open_dir(outdir) -> tuple[Path, bool]:
     """(the output directory, whether this call created it)."""
     out = Path(outdir)
     created = False
+    if not Path(os.path.abspath(out)).name:
+        raise ScalesweepError(f"cannot write dataset {str(out)!r}: give a directory with a name (its manifest "
+                              "goes beside it)")
     if out.exists() and not out.is_dir():
         raise ScalesweepError(f"cannot write dataset {str(out)!r}: it is a file (a partitioned run writes a directory)")
     if not out.parent.is_dir() and str(out.parent):
@@ -373,21 +403,20 @@ def _open_dir(outdir) -> tuple[Path, bool]:
     return out, created
 
 
-def _is_fresh(out: Path) -> bool:
-    """Whether ``out`` holds nothing but dot files (``.lock``, temporaries): no manifest, no part."""
-    with os.scandir(out) as it:
-        return not any(not e.name.startswith(".") for e in it)
+def _is_fresh(entries) -> bool:
+    """Whether a directory's entries (names) are dot files alone (temporaries): no part, nothing of a user's."""
+    return not any(not name.startswith(".") for name in entries)
 
 
 def _remove_written(job: Job, out: Path) -> None:
-    """Remove what a run into a fresh directory wrote there: its parts and manifest (the caller holds the
-    lock). In a fresh directory every planned part and the manifest are this run's."""
-    planned = {part_name(i) for i in range(len(job.parts))} | {MANIFEST}
+    """Remove what a run into a fresh directory wrote: its parts and manifest (the caller holds the lock). In
+    a fresh directory every planned part and the manifest are this run's."""
+    planned = {part_name(i) for i in range(len(job.parts))}
     with os.scandir(out) as it:
         names = [e.name for e in it if e.name in planned]
-    for name in names:
+    for path in [out / name for name in names] + [manifest_path(out)]:
         with contextlib.suppress(FileNotFoundError):
-            (out / name).unlink()
+            path.unlink()
 
 
 def _refuse_unknown(out: Path, job: Job, entries: dict) -> None:
@@ -501,13 +530,15 @@ def prepare(job: Job, out: Path) -> tuple[Job, Manifest, list[int], list[str]]:
     with os.scandir(out) as it:
         entries = {e.name: e for e in it}
     data = None
-    if MANIFEST in entries and entries[MANIFEST].is_file():
+    path = manifest_path(out)
+    if not _is_fresh(entries) and path.is_file():  # beside a fresh directory a manifest is stale: replaced
         try:
-            data = json.loads((out / MANIFEST).read_text())
+            data = json.loads(path.read_text())
             if not isinstance(data, dict):
                 raise ValueError
         except ValueError:
-            raise ScalesweepError(f"dataset {str(out)!r}: {MANIFEST} is damaged; remove the directory") from None
+            raise ScalesweepError(f"dataset {str(out)!r}: its manifest {str(path)!r} is damaged; remove the "
+                                  "directory and the manifest") from None
         if data.get("spec_hash") != job.spec_hash:
             raise ScalesweepError(f"dataset {str(out)!r} was written from a different spec (hash "
                                   f"{str(data.get('spec_hash'))[:12]}, this run {job.spec_hash[:12]}); use another "
@@ -515,9 +546,9 @@ def prepare(job: Job, out: Path) -> tuple[Job, Manifest, list[int], list[str]]:
         spec_hash = job.spec_hash
         job = replace(job, spec={**job.spec, "command_line": data.get("command_line")})
         job.__dict__["spec_hash"] = spec_hash  # the command line is not part of the hash
-    elif any(not name.startswith(".") for name in entries):
-        raise ScalesweepError(f"dataset {str(out)!r} exists and is not a scalesweep dataset (no {MANIFEST}); "
-                              "use an empty or new directory")
+    elif not _is_fresh(entries):
+        raise ScalesweepError(f"dataset {str(out)!r} exists and is not a scalesweep dataset (no manifest "
+                              f"{str(path)!r}); use an empty or new directory")
     _refuse_unknown(out, job, entries)
     _remove_dead_temps(out)
     if data is None:
@@ -625,9 +656,11 @@ def run(job: Job, outdir, *, engine: str = "local", client=None, progress=None, 
     manifest = None
     fresh = False
     try:
-        fresh = _is_fresh(out)
+        with os.scandir(out) as it:
+            fresh = _is_fresh(e.name for e in it)
         job, manifest, missing, recomputed = prepare(job, out)
         summaries = _compute(job, out, manifest, missing, engine, client, progress, threads)
+        _remove_dead_temps(out)  # of Dask tasks whose worker died mid-part (the task was retried)
         finish(manifest)
     except BaseException as exc:
         discard = fresh and isinstance(exc, ScalesweepError) and getattr(exc, "input_error", False)

@@ -5,8 +5,10 @@ objects), ``arrow`` (Arrow IPC file, which is Feather v2) and ``table`` (fixed-w
 A file's format follows its suffix unless ``--format`` says otherwise; an unknown suffix is an error. The
 target ``-`` (or no ``-o``) is stdout: a fixed-width table on a terminal, CSV when piped.
 
-JSON output is strict JSON: NaN and infinities in tables are written as ``null``. Parquet and Arrow files
-carry the ``scalesweep`` metadata; CSV and JSON cannot.
+A null (a missing value: see ``tables``) is an Arrow null in Parquet and Arrow files, an empty cell in CSV
+and in the text table, and ``null`` in JSON. JSON output is strict JSON: infinities are written as ``null``
+too. Parquet and Arrow files carry the ``scalesweep`` metadata and each column's field metadata; CSV and JSON
+cannot.
 
 Every file is written to a temporary name beside the target, flushed to disk (fsync), given the mode any
 new file gets under the process umask (0644 under umask 022) and renamed into place; on any error or
@@ -357,7 +359,7 @@ class TableWriter:
 
             self._w = pq.ParquetWriter(sink, self.schema, **{**PARQUET_OPTIONS, **parquet_options})
         elif fmt == "arrow":  # an IPC file cannot change a dictionary between batches: strings instead
-            self.schema = pa.schema([pa.field(f.name, f.type.value_type) if pa.types.is_dictionary(f.type) else f
+            self.schema = pa.schema([f.with_type(f.type.value_type) if pa.types.is_dictionary(f.type) else f
                                      for f in self.schema], metadata=self.schema.metadata)
             self._w = pa.ipc.new_file(sink, self.schema)
         else:

@@ -5,11 +5,17 @@ table means the same thing however it was written.
 A result is a dict of columns (``name -> numpy array``, or a scalar shared by every row); categorical
 columns are given as codes. ``to_arrow`` and ``to_frame`` turn it into an Arrow table or a pandas DataFrame
 with the types of ``COLUMNS``.
+
+``COLUMNS`` is the one description of every output column: its type, unit, meaning and what a null means.
+Every table carries them as Arrow field metadata (``unit``, ``description``, ``null``). In memory a missing
+value is NaN (numpy results, DataFrames); in a table it is an Arrow null, never NaN: no NaN of a result is a
+number (each means "not applicable" or "infeasible"), and nulls are what SQL ``avg`` and polars ``mean`` skip.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +24,7 @@ import pyarrow as pa
 from ._version import __version__
 from .codes import ACTIVE_NAMES, BUDGET_LIMITS
 from .errors import ScalesweepError
+from .options import BUDGET_FIELDS, FIELDS
 from .output import jsonable
 
 METADATA_KEY = b"scalesweep"
@@ -25,44 +32,112 @@ METADATA_KEY = b"scalesweep"
 
 @dataclass(frozen=True)
 class Column:
-    type: str  # "float", "bool" or "category"
+    type: str  # "float", "int", "bool" or "category"
     unit: str
     description: str
-    null: str = ""  # what a null (or NaN) value means
+    null: str = ""  # what a null means ("": the column is never null)
     categories: tuple[str, ...] | None = None  # fixed categories (None: given with the values)
 
+    def field(self, name: str, arrow_type: pa.DataType | None = None) -> pa.Field:
+        """The Arrow field of this column: its type (``arrow_type`` overrides, e.g. float32), with the unit,
+        description and null meaning as field metadata (``unit`` and ``null`` only where there is one)."""
+        md = {"unit": self.unit, "description": self.description, "null": self.null}
+        return pa.field(name, arrow_type or ARROW_TYPES[self.type], metadata={k: v for k, v in md.items() if v})
 
-_INFEASIBLE = "NaN on infeasible rows"
+
+ARROW_TYPES = {"float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(),
+               "category": pa.dictionary(pa.int32(), pa.string())}
+_INFEASIBLE = "infeasible row"
+_NO_TARGET = "an infeasible target-loss row"
+_REL_ERROR = "{stat} relative error of {what} against the exact solver over the budgets"
+_NO_FIT = "fewer than 2 parabolas fitted"
 COLUMNS: dict[str, Column] = {
+    "scenario_id": Column("int", "", "the scenario's row in the spec (0-based)"),
+    "law": Column("category", "", "the law of the row (with +NAME when a parameter is overridden)"),
+    "family": Column("category", "", "the law's family"),
     "target_loss": Column("float", "nats/token", "the loss asked for (target-loss rows)"),
-    "flops": Column("float", "FLOP", "training compute spent (6ND)", _INFEASIBLE + " of target-loss questions"),
-    "params": Column("float", "parameters", "compute-optimal model size N", _INFEASIBLE),
-    "tokens": Column("float", "tokens", "compute-optimal training tokens D", _INFEASIBLE),
-    "loss": Column("float", "nats/token", "the law's loss at (N, D)", _INFEASIBLE + "; NaN for allocation rules "
-                   "without a loss law"),
+    "flops": Column("float", "FLOP", "training compute (6ND)", _NO_TARGET),
+    "params": Column("float", "parameters", "model size N (compute-optimal in frontier tables)",
+                     _INFEASIBLE + ", or a law that gives only the loss at a budget"),
+    "tokens": Column("float", "tokens", "training tokens D (compute-optimal in frontier tables)",
+                     _INFEASIBLE + ", or a law that gives only the loss at a budget"),
+    "loss": Column("float", "nats/token", "the law's loss at (N, D)", _INFEASIBLE + ", an allocation rule without "
+                   "a loss law, or a point where the loss is not defined"),
     "tokens_per_param": Column("float", "tokens/parameter", "D/N", _INFEASIBLE),
     "feasible": Column("bool", "", "whether every limit can be met"),
     "active_constraint": Column("category", "", "the limit the optimum sits on (none: unconstrained)",
                                 categories=ACTIVE_NAMES),
     "infeasible_reason": Column("category", "", "why a row is infeasible: the conflicting limits joined by '+', "
-                                "max_days, irreducible_loss, unsupported_family, no_allocation, budget or undefined_loss",
-                                "null on feasible rows"),
-    "budget_flops": Column("float", "FLOP", "the budget before a max_days cap"),
+                                "max_days, irreducible_loss, unsupported_family, no_allocation, budget or "
+                                "undefined_loss", "feasible row"),
+    "budget_flops": Column("float", "FLOP", "the budget before a max_days cap", "target-loss row (no budget)"),
     "budget_limited_by": Column("category", "", "budget, or max_days when the time limit cut it",
                                 categories=BUDGET_LIMITS),
-    "gpu_hours": Column("float", "GPU-hours", "flops / (peak x MFU x 3600)", "NaN without a GPU"),
-    "wall_days": Column("float", "days", "gpu_hours / (24 x gpus)", "NaN without gpus"),
-    "usd": Column("float", "USD", "gpu_hours x usd_per_gpu_hour", "NaN without a price"),
+    "gpu_hours": Column("float", "GPU-hours", "flops / (peak x MFU x 3600)", "no GPU on the row, or " + _NO_TARGET),
+    "wall_days": Column("float", "days", "gpu_hours / (24 x gpus)", "no GPU or gpus on the row, or " + _NO_TARGET),
+    "usd": Column("float", "USD", "gpu_hours x usd_per_gpu_hour", "no GPU or price on the row, or " + _NO_TARGET),
     "inference_flops": Column("float", "FLOP", "2 N D_inf", _INFEASIBLE),
     "lifetime_flops": Column("float", "FLOP", "flops + inference_flops", _INFEASIBLE),
-    "epochs": Column("float", "epochs", "tokens / unique_tokens", _INFEASIBLE),
-    "max_params_memory": Column("float", "parameters", "gpus x GPU memory / bytes_per_param", "NaN without gpus"),
-    "overfit_penalty": Column("float", "nats/token", "Kaplan's overfitting measure dL(N, D), Eq. 4.3",
-                              _INFEASIBLE),
-    "batch": Column("float", "tokens", "critical batch B_crit (kaplan_steps laws)", _INFEASIBLE),
-    "steps": Column("float", "steps", "S_min = tokens / batch (kaplan_steps laws)", _INFEASIBLE),
-    "law": Column("category", "", "the law of the row"),
+    "epochs": Column("float", "epochs", "tokens / unique_tokens", "no unique_tokens on the row, or " + _INFEASIBLE),
+    "max_params_memory": Column("float", "parameters", "gpus x GPU memory / bytes_per_param",
+                                "no gpus or no GPU memory on the row"),
+    "overfit_penalty": Column("float", "nats/token", "Kaplan's overfitting measure dL(N, D), Eq. 4.3", _INFEASIBLE),
+    "batch": Column("float", "tokens", "critical batch B_crit (kaplan_steps laws)",
+                    _INFEASIBLE + ", or a law without a steps model"),
+    "steps": Column("float", "steps", "S_min = tokens / batch (kaplan_steps laws)",
+                    _INFEASIBLE + ", or a law without a steps model"),
+    "feasible_fraction": Column("float", "", "share of the bootstrap samples that meet every limit"),
+    # resolution studies
+    "method": Column("category", "", "how the frontier was found: grid search or a lookup table",
+                     categories=("grid", "lookup")),
+    "points_per_decade": Column("int", "points/decade", "the resolution K"),
+    "grid_points": Column("int", "points", "points in the grid or lookup table"),
+    **{f"{stat}_rel_error_{what}": Column("float", "", _REL_ERROR.format(stat=word, what=what))
+       for what in ("params", "tokens", "loss") for stat, word in (("max", "largest"), ("median", "median"))},
+    "seconds": Column("float", "s", "time taken (median of the repeats)"),
+    # IsoFLOP simulations
+    "trial": Column("int", "", "the trial (0-based)"),
+    "exponent_params": Column("float", "", "fitted exponent a of N*(C) ~ C^a", _NO_FIT),
+    "exponent_tokens": Column("float", "", "fitted exponent b of D*(C) ~ C^b", _NO_FIT),
+    "true_exponent_params": Column("float", "", "the law's exponent of N*(C) over the budgets"),
+    "true_exponent_tokens": Column("float", "", "the law's exponent of D*(C) over the budgets"),
+    "params_at_target": Column("float", "parameters", "fitted N* extrapolated to the target budget", _NO_FIT),
+    "exact_params_at_target": Column("float", "parameters", "the law's N* at the target budget"),
+    "params_bias": Column("float", "", "params_at_target / exact_params_at_target - 1", _NO_FIT),
+    "tokens_at_target": Column("float", "tokens", "fitted D* extrapolated to the target budget", _NO_FIT),
+    "exact_tokens_at_target": Column("float", "tokens", "the law's D* at the target budget"),
+    "tokens_bias": Column("float", "", "tokens_at_target / exact_tokens_at_target - 1", _NO_FIT),
+    "failed_fits": Column("int", "", "IsoFLOP parabolas that opened downward (left out of the fit)"),
 }
+_BAND = re.compile(r"(params|tokens|loss)_p(.+)")  # percentile bands: params_p5, loss_p97.5, ...
+OVERRIDE_PREFIX = "law_"  # a scenario's law parameter override is written as the column law_NAME
+
+
+def column(name: str) -> Column:
+    """The registry entry of an output column; percentile bands (``params_p5``, ...) follow their quantity."""
+    if name in COLUMNS:
+        return COLUMNS[name]
+    band = _BAND.fullmatch(name)
+    if band is None:
+        raise KeyError(f"{name!r} is not a column of tables.COLUMNS")
+    base = COLUMNS[band[1]]
+    return Column("float", base.unit, f"percentile {band[2]} of {band[1]} over the bootstrap samples",
+                  "no sample meets the limits")
+
+
+def input_column(name: str) -> Column:
+    """The column of a scenario input: a field of ``options.FIELDS`` (its rule, unit and help), or a law
+    parameter override ``law_NAME``."""
+    if name.startswith(OVERRIDE_PREFIX):
+        return Column("float", "", f"the law's parameter {name[len(OVERRIDE_PREFIX):]}, overridden",
+                      "not overridden: the preset's value")
+    f = FIELDS[name]
+    default = f.get("default")
+    null = ("not given: the row states its budget in another field" if name in BUDGET_FIELDS
+            else f"not given (default {default:g})" if default is not None else "not given")
+    return Column({"name": "category", "int": "int"}.get(f["rule"], "float"), f.get("unit") or "", f["help"], null)
+
+
 # The columns every frontier and target-loss table has, in order; the others follow as the inputs allow.
 RESULT_HEAD = ("flops", "params", "tokens", "loss", "tokens_per_param", "feasible", "active_constraint",
                "infeasible_reason")
@@ -104,10 +179,31 @@ def _materialize(v, m, dtype=np.float64):
     return a if a.shape == (m,) else np.array(np.broadcast_to(a, (m,)), dtype=dtype)
 
 
+def _validity(valid: np.ndarray) -> pa.Buffer | None:
+    """An Arrow validity bitmap from a boolean mask; None when every value is valid."""
+    return None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
+
+
 def arrow_float(a: np.ndarray) -> pa.Array:
-    """Zero-copy Arrow view of a contiguous float array (``pa.array`` would import pandas: +0.3 s per CLI run)."""
+    """Zero-copy Arrow view of a contiguous float array, NaN as null (``pa.array`` would import pandas: +0.3 s
+    per CLI run). Every NaN of a result means "not applicable" or "infeasible", so tables hold them as Arrow
+    nulls, which readers count and skip."""
     a = np.ascontiguousarray(a)
-    return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), a.size, [None, pa.py_buffer(a)])
+    return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), a.size, [_validity(~np.isnan(a)), pa.py_buffer(a)])
+
+
+def arrow_int(a: np.ndarray, name: str) -> pa.Array:
+    """Arrow int64 from whole numbers (floats with NaN as null, or integers)."""
+    a = np.asarray(a)
+    valid = np.ones(a.shape, dtype=np.bool_)
+    if a.dtype.kind == "f":
+        valid = ~np.isnan(a)
+        big = valid & ~(np.abs(a) < 2.0**63)
+        if big.any():
+            raise ScalesweepError(f"column {name!r}: {a[big][0]:g} is too large for a whole-number column")
+        a = np.where(valid, a, 0.0)
+    a = np.ascontiguousarray(a, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), a.size, [_validity(valid), pa.py_buffer(a)])
 
 
 def arrow_bool(a: np.ndarray) -> pa.Array:
@@ -128,49 +224,53 @@ def dictionary(codes: np.ndarray, names) -> pa.DictionaryArray:
     """A dictionary-encoded string column; code -1 is null."""
     codes = np.ascontiguousarray(codes, dtype=np.int32)
     valid = codes >= 0  # code -1: null
-    bitmap = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little"))
-    indices = pa.Array.from_buffers(pa.int32(), codes.size, [bitmap, pa.py_buffer(np.where(valid, codes, 0))])
+    indices = pa.Array.from_buffers(pa.int32(), codes.size, [_validity(valid), pa.py_buffer(np.where(valid, codes, 0))])
     return pa.DictionaryArray.from_arrays(indices, arrow_strings(names))
 
 
-def _category(name, value, m):
-    """(codes, categories) of a categorical result column."""
-    spec = COLUMNS[name]
+def _category(spec: Column, value, m):
+    """(codes, categories) of a categorical column."""
     if spec.categories is not None:
         return _materialize(value, m, np.int32), list(spec.categories)
     codes, names = value
     return _materialize(codes, m, np.int32), list(names)
 
 
+def arrow_column(name: str, spec: Column, value, m: int) -> pa.Array:
+    """One column of a result (an array, a scalar shared by every row, or (codes, names) for a category
+    without fixed categories) as an Arrow array of ``spec``'s type; NaN and code -1 are null."""
+    if spec.type == "category":
+        return dictionary(*_category(spec, value, m))
+    if spec.type == "bool":
+        return arrow_bool(_materialize(value, m, np.bool_))
+    if spec.type == "int":
+        return arrow_int(_materialize(value, m, np.asarray(value).dtype), name)
+    return arrow_float(_materialize(value, m))
+
+
 def to_arrow(cols: dict, m: int, metadata: dict | None = None) -> pa.Table:
-    """A result (dict of columns, in order) as an Arrow table with the registry's types."""
-    arrays, fields = [], []
-    for name, value in cols.items():
-        kind = COLUMNS[name].type
-        if kind == "category":
-            codes, names = _category(name, value, m)
-            arr = dictionary(codes, names)
-        elif kind == "bool":
-            arr = arrow_bool(_materialize(value, m, np.bool_))
-        else:
-            arr = arrow_float(_materialize(value, m))
-        arrays.append(arr)
-        fields.append(pa.field(name, arr.type))
-    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=metadata))
+    """A result (dict of columns, in order) as an Arrow table with the registry's types and field metadata."""
+    specs = {name: column(name) for name in cols}
+    arrays = [arrow_column(name, specs[name], value, m) for name, value in cols.items()]
+    return pa.Table.from_arrays(arrays, schema=pa.schema([spec.field(name) for name, spec in specs.items()],
+                                                         metadata=metadata))
 
 
 def to_frame(cols: dict, m: int):
-    """A result as a pandas DataFrame (categorical columns as pandas categoricals, null -> NaN)."""
+    """A result as a pandas DataFrame: categorical columns as pandas categoricals, whole-number columns as
+    nullable ``Int64``; a float column keeps NaN where a table holds null (pandas reads those nulls as NaN)."""
     import pandas as pd
 
     out = {}
     for name, value in cols.items():
-        kind = COLUMNS[name].type
-        if kind == "category":
-            codes, names = _category(name, value, m)
+        spec = column(name)
+        if spec.type == "category":
+            codes, names = _category(spec, value, m)
             out[name] = pd.Categorical.from_codes(codes, categories=names)
-        elif kind == "bool":
+        elif spec.type == "bool":
             out[name] = _materialize(value, m, np.bool_)
+        elif spec.type == "int":
+            out[name] = pd.array(_materialize(value, m, np.asarray(value).dtype), dtype="Int64")  # NaN: <NA>
         else:
             out[name] = _materialize(value, m)
     # copy=False: one block per column; consolidating 1M-row columns would cost more than the solve.
@@ -178,9 +278,19 @@ def to_frame(cols: dict, m: int):
 
 
 def frame_to_arrow(df, metadata: dict | None = None) -> pa.Table:
-    """A DataFrame result (studies, lookups, comparisons) as an Arrow table carrying ``metadata``."""
-    table = pa.Table.from_pandas(df, preserve_index=False)
-    return table.replace_schema_metadata(metadata)
+    """A DataFrame result (studies, comparisons, bands) as an Arrow table with the registry's types and field
+    metadata, NaN as null, carrying ``metadata``."""
+    table = pa.Table.from_pandas(df, preserve_index=False)  # NaN in a float column is null
+    schema = pa.schema([column(name).field(name) for name in table.column_names], metadata=metadata)
+    return table.cast(schema)
+
+
+def append_frame(table: pa.Table, df) -> pa.Table:
+    """``table`` with the columns of a DataFrame (percentile bands) appended as ``frame_to_arrow`` types them."""
+    extra = frame_to_arrow(df)
+    for i, f in enumerate(extra.schema):
+        table = table.append_column(f, extra.column(i))
+    return table
 
 
 # ------------------------------------------------------------------------------------------- metadata

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import scalesweep as ss
+from scalesweep import dataset
 
 from .helpers import assert_one_line_error, run
 
@@ -292,9 +293,9 @@ def test_partitioned_run_talks_on_stderr_warns_and_follows_the_umask(tmp_path):
     assert "wrote 5 rows as 3 parts" in res.stderr
     assert "warning: 4 of 5 budgets are infeasible (feasible=false): 4 max_params+max_tokens" in res.stderr
     names = leftovers(tmp_path / "ds")
-    assert names == ["_manifest.json", "part-000000.parquet", "part-000001.parquet", "part-000002.parquet"]
-    for name in names:
-        assert stat.S_IMODE(os.stat(tmp_path / "ds" / name).st_mode) == 0o600, name
+    assert names == ["part-000000.parquet", "part-000001.parquet", "part-000002.parquet"]
+    for path in [tmp_path / "ds" / name for name in names] + [dataset.manifest_path(tmp_path / "ds")]:
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
     df = pd.read_parquet(tmp_path / "ds")
     assert len(df) == 5 and df.infeasible_reason.isna().sum() == 1
 

@@ -1,6 +1,7 @@
 """Resuming partitioned datasets safely: parts verified against the manifest (size and SHA-256, or footer,
 schema and page checksums for parts without an entry) and recomputed when damaged; unknown entries refused;
-one run per directory (the lock), temp files of live runs kept; a failing manifest write leaves no temp;
+one run per directory (the lock, beside it like the manifest), temp files of live runs kept; a failing manifest
+write leaves no temp;
 job specs hold ranges as their description and are hashed once."""
 
 import json
@@ -58,7 +59,11 @@ def snapshot(out):
 
 
 def manifest(out):
-    return json.loads((out / dataset.MANIFEST).read_text())
+    return json.loads(dataset.manifest_path(out).read_text())
+
+
+def lock(out):
+    return dataset.sidecar(out, dataset.LOCK)
 
 
 def listing(out):
@@ -138,7 +143,7 @@ def test_parts_without_an_entry_are_checked_and_recorded(tmp_path, reference, fo
     data = manifest(out)
     data["files"] = {}
     data["complete"] = False
-    (out / dataset.MANIFEST).write_text(json.dumps(data))
+    dataset.manifest_path(out).write_text(json.dumps(data))
     flip_middle(out / "part-000002.parquet")
     shutil.copyfile(foreign / "part-000003.parquet", out / "part-000003.parquet")  # another law's metadata
     shutil.copyfile(other_plan / "part-000001.parquet", out / "part-000004.parquet")  # right law, 1400 rows
@@ -162,7 +167,7 @@ def test_a_part_with_a_stale_entry_and_a_missing_part(tmp_path, reference):
     (out / "part-000005.parquet").unlink()
     data = manifest(out)
     data["files"]["part-000000.parquet"]["sha256"] = "0" * 64  # the entry, not the file, is wrong: recompute
-    (out / dataset.MANIFEST).write_text(json.dumps(data))
+    dataset.manifest_path(out).write_text(json.dumps(data))
     summary = dataset.run(job(), out)
     assert summary["recomputed"] == ["part-000000.parquet"] and summary["computed"] == 2
     same(read(out), reference)
@@ -208,10 +213,10 @@ def test_unknown_entries_are_refused(tmp_path, name):
     else:
         shutil.copyfile(out / "part-000000.parquet", out / name)
     names = listing(out)
-    state = snapshot(out), (out / dataset.MANIFEST).read_bytes()
+    state = snapshot(out), dataset.manifest_path(out).read_bytes()
     with pytest.raises(ScalesweepError, match=f"holds '{name}', which is not one of its 6 parts"):
         dataset.run(job(), out)
-    assert listing(out) == names and (snapshot(out), (out / dataset.MANIFEST).read_bytes()) == state
+    assert listing(out) == names and (snapshot(out), dataset.manifest_path(out).read_bytes()) == state
     cmd = ["surface", "--params-range", "1e8:1e9:3", "--tokens-range", "1e9:1e10:3", "--partition-rows", "3",
            "-o", tmp_path / "cli"]
     run(cmd)
@@ -250,11 +255,11 @@ def test_a_second_run_is_refused_while_the_first_is_live(tmp_path):
         while not (out / "part-000000.parquet").exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
         assert proc.poll() is None, proc.communicate()
-        holder = json.loads((out / dataset.LOCK).read_text())
+        holder = json.loads(lock(out).read_text())
         assert holder["pid"] == proc.pid and holder["host"] == output.HOST and holder["started"]
         res = run([*BIG, "-o", out], ok=False)
         assert_one_line_error(res, f"dataset {out} is being written by pid {proc.pid} on {output.HOST} (lock "
-                                   f"{out}/.lock); wait for it or remove the lock if that run is gone", 1)
+                                   f"{lock(out)}); wait for it or remove the lock if that run is gone", 1)
         assert proc.poll() is None, "the first run ended before the second was refused: make BIG bigger"
         stdout, stderr = proc.communicate(timeout=120)
     finally:
@@ -263,7 +268,8 @@ def test_a_second_run_is_refused_while_the_first_is_live(tmp_path):
             proc.wait()
     assert proc.returncode == 0, stderr
     assert "1200 computed" in stderr
-    assert listing(out) == ["_manifest.json", *(dataset.part_name(i) for i in range(1200))]  # no lock, no temps
+    assert listing(out) == [dataset.part_name(i) for i in range(1200)]  # no temps
+    assert not lock(out).exists() and manifest(out)["complete"] is True
     got = read(out)
     assert len(got) == 1_200_000
     single = tmp_path / "s.parquet"
@@ -297,7 +303,7 @@ def test_temps_of_live_runs_are_kept(tmp_path, reference):
 
 
 def write_lock(out, host, pid):
-    (out / dataset.LOCK).write_text(json.dumps({"host": host, "pid": pid, "started": "2020-01-01T00:00:00"}))
+    lock(out).write_text(json.dumps({"host": host, "pid": pid, "started": "2020-01-01T00:00:00"}))
 
 
 def test_a_stale_lock_is_taken_over(tmp_path, reference):
@@ -305,13 +311,13 @@ def test_a_stale_lock_is_taken_over(tmp_path, reference):
     out.mkdir()
     write_lock(out, output.HOST, dead_pid())
     assert dataset.run(job(), out)["computed"] == 6
-    assert not (out / dataset.LOCK).exists()
+    assert not lock(out).exists()
     same(read(out), reference)
     # a lock left empty by a run that died between creating and filling it, a while ago
-    (out / dataset.LOCK).write_text("")
-    os.utime(out / dataset.LOCK, (time.time() - 60, time.time() - 60))
+    lock(out).write_text("")
+    os.utime(lock(out), (time.time() - 60, time.time() - 60))
     assert dataset.run(job(), out)["computed"] == 0
-    assert not (out / dataset.LOCK).exists()
+    assert not lock(out).exists()
 
 
 def test_live_and_other_host_locks_are_refused(tmp_path):
@@ -323,7 +329,7 @@ def test_live_and_other_host_locks_are_refused(tmp_path):
             write_lock(out, host, pid)
             with pytest.raises(ScalesweepError, match=f"being written by pid {pid} on {host} "):
                 dataset.run(job(), out)
-            assert listing(out) == [".lock"]  # nothing written, the other run's lock kept
+            assert listing(out) == [] and lock(out).exists()  # nothing written, the other run's lock kept
     finally:
         sleeper.kill()
         sleeper.wait()
@@ -334,7 +340,7 @@ def test_the_lock_goes_on_errors_and_interrupts(tmp_path):
     dataset.run(job(), out)
     with pytest.raises(ScalesweepError, match="different spec"):
         dataset.run(job(OTHER), out)
-    assert not (out / dataset.LOCK).exists()
+    assert not lock(out).exists()
 
     good = job(partition_rows=70)
     calls = []
@@ -348,7 +354,7 @@ def test_the_lock_goes_on_errors_and_interrupts(tmp_path):
     out2 = tmp_path / "ds2"
     with pytest.raises(KeyboardInterrupt):
         dataset.run(dataset.Job(good.kind, good.spec, good.parts, good.rows, interrupted), out2)
-    assert listing(out2) == ["_manifest.json", "part-000000.parquet", "part-000001.parquet"]  # no lock, no temp
+    assert listing(out2) == ["part-000000.parquet", "part-000001.parquet"] and not lock(out2).exists()  # no temp
     assert sorted(manifest(out2)["files"]) == ["part-000000.parquet", "part-000001.parquet"]  # entries kept
     summary = dataset.run(good, out2)
     assert summary["computed"] == 58 and summary["recomputed"] == []
@@ -365,7 +371,7 @@ def failing_manifest_fsync(monkeypatch, after=0):
     seen = []
 
     def fsync(fd):
-        if f".{dataset.MANIFEST}." in os.readlink(f"/proc/self/fd/{fd}"):
+        if f"{dataset.MANIFEST}." in os.readlink(f"/proc/self/fd/{fd}"):
             seen.append(fd)
             if len(seen) > after:
                 raise OSError(28, os.strerror(28))
@@ -378,7 +384,7 @@ def failing_manifest_fsync(monkeypatch, after=0):
 def test_a_failing_manifest_write_leaves_no_temp(tmp_path, monkeypatch, reference):
     failing_manifest_fsync(monkeypatch)
     out = tmp_path / "new"
-    with pytest.raises(ScalesweepError, match="cannot write .*_manifest.json.*No space left on device"):
+    with pytest.raises(ScalesweepError, match=r"cannot write .*\.manifest\.json.*No space left on device"):
         dataset.run(job(), out)
     assert listing(out) == []
     monkeypatch.undo()
@@ -387,7 +393,7 @@ def test_a_failing_manifest_write_leaves_no_temp(tmp_path, monkeypatch, referenc
     failing_manifest_fsync(monkeypatch, after=1)  # the first write (prepare) lands, the last (finish) fails
     with pytest.raises(ScalesweepError, match="No space left on device"):
         dataset.run(job(), out)
-    assert listing(out) == ["_manifest.json", *(dataset.part_name(i) for i in range(6))]
+    assert listing(out) == [dataset.part_name(i) for i in range(6)]
     assert manifest(out)["complete"] is False and manifest(out)["files"] == {}  # the older manifest, whole
     monkeypatch.undo()
     summary = dataset.run(job(), out)  # the parts are verified without entries and recorded
