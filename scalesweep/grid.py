@@ -1,7 +1,8 @@
 """Range syntax and chunk planning.
 
 ``LO:HI:COUNT`` is a log-spaced, inclusive range everywhere (COUNT >= 1; COUNT == 1 needs LO == HI).
-A single number ``V`` is the one-point range ``V:V:1``. Endpoints are reproduced exactly.
+A single number ``V`` is the one-point range ``V:V:1``. Endpoints are reproduced exactly. LO and HI are sizes:
+``1B:70B:10`` is ``1e9:7e10:10`` (suffixes K, M, B, T as in ``validate.parse_size``); COUNT is a plain integer.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ScalesweepError
-from .validate import check_size
+from .validate import SIZE_HINT, check_size, parse_size
 
 
 @dataclass(frozen=True)
@@ -52,9 +53,9 @@ class LogRange:
 
 def _positive_number(text: str, what: str, option: str) -> float:
     try:
-        v = float(text)
+        v = parse_size(text)
     except ValueError:
-        raise ScalesweepError(f"{option}: {what} {text!r} is not a number") from None
+        raise ScalesweepError(f"{option}: {what} {text!r} is not a number ({SIZE_HINT})") from None
     if not math.isfinite(v):
         raise ScalesweepError(f"{option}: {what} must be finite, got {text!r}")
     if v <= 0:

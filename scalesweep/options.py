@@ -12,7 +12,8 @@ dataclass -> ``columns()`` -> engine input column.
 * ``BUDGETS``: the ways to state a budget (one per row), or a target loss instead of a budget.
 
 Options that would have no effect in a combination are refused with a message naming what is missing
-(``--gpus needs --gpu or --peak-tflops``): nothing is silently ignored.
+(``--gpus needs --gpu or --peak-tflops``): nothing is silently ignored. Counts of parameters, tokens and FLOPs
+(``SIZE_UNITS``) are sizes: ``Constraints(max_params="7B")`` is ``max_params=7e9``.
 """
 
 from __future__ import annotations
@@ -25,9 +26,14 @@ from .errors import ScalesweepError
 from .validate import number, suggest
 
 
+SIZE_UNITS = ("parameters", "tokens", "FLOP")  # counts: their values may be written 7B, 1.5T, 350M
+
+
 def option(rule: str, help: str, *, unit: str | None = None, default=None):
-    """A dataclass field that is an option: absent (None) unless given; ``default`` is what absent means."""
-    return field(default=None, metadata={"rule": rule, "help": help, "unit": unit, "default": default})
+    """A dataclass field that is an option: absent (None) unless given; ``default`` is what absent means. A
+    field in one of ``SIZE_UNITS`` is a size (``size`` in its metadata): text like ``7B`` is read as 7e9."""
+    return field(default=None, metadata={"rule": rule, "help": help, "unit": unit, "default": default,
+                                         "size": unit in SIZE_UNITS})
 
 
 def flag(name: str) -> str:
@@ -41,7 +47,7 @@ def _check_fields(obj) -> None:
         rule = f.metadata["rule"]
         if v is None or rule == "name":
             continue
-        object.__setattr__(obj, f.name, number(v, flag(f.name), rule))
+        object.__setattr__(obj, f.name, number(v, flag(f.name), rule, size=f.metadata["size"]))
 
 
 def from_values(cls, values: dict, *, what: str = "option"):
@@ -92,8 +98,9 @@ class Hardware:
     count, price, memory) or a GPU count (bytes per parameter, the time limit) are refused without one.
     """
 
-    gpu: str | None = option("name", f"Hardware preset: {', '.join(units.GPUS)} (case-insensitive; dense bf16 "
-                             "peak and memory).")
+    gpu: str | None = option("name", f"Hardware preset: {', '.join(units.GPUS)}, or an alias ("
+                             + ", ".join(f"{a} = {k}" for a, k in units.GPU_ALIASES.items())
+                             + "); any case. Brings its dense bf16 peak and memory.")
     peak_tflops: float | None = option("pos", "Dense bf16 peak per GPU (a custom GPU, or overrides --gpu).",
                                        unit="TFLOP/s")
     gpu_memory_gb: float | None = option("pos", "Memory per GPU (a custom GPU, or overrides --gpu).", unit="GB")
@@ -178,7 +185,7 @@ LAW_FIELDS = {"law": "law preset name (default hoffmann2022); parameters overrid
               "loss_law": "a loss law to evaluate allocation-rule rows with (their loss is NaN otherwise)"}
 # Every scenario field and its rule ("name" for the string fields).
 FIELDS: dict[str, dict] = {
-    **{name: {"rule": "name", "help": help_} for name, help_ in LAW_FIELDS.items()},
+    **{name: {"rule": "name", "help": help_, "size": False} for name, help_ in LAW_FIELDS.items()},
     **{f.name: dict(f.metadata) for cls in (Budgets, *OPTION_CLASSES) for f in fields(cls)},
 }
 STRING_FIELDS = tuple(name for name, f in FIELDS.items() if f["rule"] == "name")

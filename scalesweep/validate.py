@@ -3,6 +3,10 @@
 A rule is a name (``RULES``): ``pos`` (a finite number > 0), ``int`` (a whole number >= 1), ``fraction``
 (a number in (0, 1]) or ``nonneg`` (a finite number >= 0). Scalars are checked by ``number``, columns by
 ``bad_mask`` (which rows break the rule) and lists of budgets, sizes or losses by ``positive_array``.
+
+A size (a count of parameters, tokens or FLOPs, and the ends of a range) may end in a suffix, any case:
+K (thousand, 1e3), M (million, 1e6), B (billion, 1e9) or T (trillion, 1e12). ``parse_size`` reads it as the
+decimal it stands for, so ``7B`` is exactly ``float("7e9")`` and ``1.5T`` exactly ``float("1.5e12")``.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import re
 
 from .errors import ScalesweepError
 
@@ -39,12 +44,35 @@ def bad_mask(rule: str, v):
     return given & ~ok
 
 
-def number(value, what: str, rule: str = "pos") -> float:
-    """``value`` as a float that satisfies ``rule``; a one-line error naming ``what`` otherwise."""
+SIZE_SUFFIXES = {"k": 3, "m": 6, "b": 9, "t": 12}  # thousand, million, billion, trillion: powers of ten
+SIZE_HINT = "a size may end in K, M, B or T: 350M, 7B, 1.5T"
+_SIZE = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+))(?:e([+-]?\d+))?([kmbt])", re.IGNORECASE)
+
+
+def parse_size(text) -> float:
+    """A number, or a size with a suffix (``7B``, ``1.5t``, ``2e3M``), as a float; ValueError if it is neither.
+    The mantissa and the suffix's power of ten are read as one decimal (``1.5T`` is ``float("1.5e12")``), so the
+    result is the float nearest the value written, as for plain numbers. Signs, ``inf`` and ``nan`` pass through
+    (the caller's rule refuses them)."""
+    if isinstance(text, bool):
+        raise ValueError(f"not a number: {text!r}")
+    if not isinstance(text, str):
+        return float(text)
+    m = _SIZE.fullmatch(text.strip())
+    if m is None:
+        return float(text)
+    mantissa, exponent, suffix = m.groups()
+    return float(f"{mantissa}e{int(exponent or 0) + SIZE_SUFFIXES[suffix.lower()]}")
+
+
+def number(value, what: str, rule: str = "pos", *, size: bool = False) -> float:
+    """``value`` as a float that satisfies ``rule``; a one-line error naming ``what`` otherwise. With ``size``,
+    text may end in a suffix (``parse_size``)."""
     try:
-        fv = float(value)
+        fv = parse_size(value) if size else float(value)
     except (TypeError, ValueError):
-        raise ScalesweepError(f"{what} must be {RULES[rule]}, got {value!r}") from None
+        hint = f" ({SIZE_HINT})" if size else ""
+        raise ScalesweepError(f"{what} must be {RULES[rule]}{hint}, got {value!r}") from None
     if isinstance(value, bool) or not _ok(rule, fv):
         raise ScalesweepError(f"{what} must be {RULES[rule]}, got {value!r}")
     return fv
@@ -100,9 +128,12 @@ def choice(value: str, choices, what: str) -> str:
 
 
 def suggest(name, choices) -> str:
-    """``"; did you mean 'x'?"`` for the closest of ``choices``, or ``""``."""
-    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    """``"; did you mean 'x'?"`` for the closest of ``choices`` (compared without case), or ``""``."""
+    by_lower: dict[str, str] = {}
+    for c in choices:
+        by_lower.setdefault(str(c).lower(), str(c))
+    close = difflib.get_close_matches(str(name).lower(), list(by_lower), n=1, cutoff=0.6)
+    return f"; did you mean {by_lower[close[0]]!r}?" if close else ""
 
 
 # ------------------------------------------------------------------------------------------- size guards
@@ -130,7 +161,7 @@ def max_rows() -> int:
     if text is None:
         return MAX_ROWS_DEFAULT
     try:
-        v = float(text)
+        v = parse_size(text)
     except ValueError:
         raise ScalesweepError(f"{MAX_ROWS_ENV} must be a whole number >= 1, got {text!r}") from None
     if not (math.isfinite(v) and v >= 1 and v == math.floor(v)):
