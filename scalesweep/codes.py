@@ -44,12 +44,14 @@ SOLVER_NEWTON_MID = 2  # Newton from the middle of the feasible interval (no pri
 SOLVER_NAMES = ("auto", "newton", "newton-midpoint")
 
 # ---------------------------------------------------------------------------------------- constants
-FLOPS_PER_PARAM_TOKEN = 6.0  # training C = 6ND (Kaplan et al. 2020 §2.1, Hoffmann et al. 2022 §3)
-INFERENCE_FLOPS_PER_PARAM_TOKEN = 2.0  # forward pass only (Sardana et al. 2024, sheet §5.1)
-PF_DAY = 1e15 * 86400.0  # 8.64e19 FLOP (sheet §1.1)
+FLOPS_PER_PARAM_TOKEN = 6.0  # training C = 6ND (Kaplan et al. 2020, arXiv:2001.08361, §2.1; Hoffmann et al. 2022 §3)
+# forward pass only (Sardana et al. 2024, 'Beyond Chinchilla-Optimal', arXiv:2401.00448, lifetime-FLOPs objective)
+INFERENCE_FLOPS_PER_PARAM_TOKEN = 2.0
+PF_DAY = 1e15 * 86400.0  # 8.64e19 FLOP: Kaplan et al. 2020's unit of compute (arXiv:2001.08361, §1.3)
 
 # Kaplan's overfitting measure dL(N, D) = (1 + (N/N_c)^(alpha_N/alpha_D) D_c/D)^alpha_D - 1 (Kaplan et al.
-# 2020 Eq. 4.3, sheet §1.2) with the Table 2 constants of the joint L(N, D) fit; N non-embedding.
+# 2020, 'Scaling Laws for Neural Language Models', arXiv:2001.08361, Eq. 4.3) with the Table 2 constants of the
+# joint L(N, D) fit; N non-embedding.
 OVERFIT_N_C = 6.4e13
 OVERFIT_D_C = 1.8e13
 OVERFIT_ALPHA_N = 0.076

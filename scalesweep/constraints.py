@@ -3,22 +3,28 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .codes import OVERFIT_ALPHA_D, OVERFIT_D_C, OVERFIT_N_C, OVERFIT_RATIO
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
-def overfit_penalty(params, tokens):
-    """Kaplan's dL(N, D) (Eq. 4.3): how far the loss sits above the infinite-data loss of the same model."""
+
+def overfit_penalty(params: ArrayLike, tokens: ArrayLike) -> np.ndarray:
+    """Kaplan's dL(N, D) (Kaplan et al. 2020, arXiv:2001.08361, Eq. 4.3): how far the loss sits above the
+    infinite-data loss of the same model."""
     return (1.0 + (np.asarray(params) / OVERFIT_N_C) ** OVERFIT_RATIO * OVERFIT_D_C / np.asarray(tokens)) \
         ** OVERFIT_ALPHA_D - 1.0
 
 
-def overfit_log_k(max_overfit):
+def overfit_log_k(max_overfit: ArrayLike) -> np.ndarray:
     """ln K such that dL <= max_overfit  <=>  ln D >= ln K + (alpha_N/alpha_D) ln N (np.nan -> -inf: no limit).
 
     With Q = (1 + x)^(1/alpha_D) - 1: D >= D_c (N/N_c)^r / Q, so ln K = ln(D_c/Q) - r ln N_c. For x = 0.02
-    this is Eq. 4.4's D >~ 5e3 N^0.74 (sheet §1.2).
+    this is Kaplan et al. 2020's Eq. 4.4, D >~ 5e3 N^0.74.
     """
     x = np.asarray(max_overfit, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -14,8 +14,12 @@ extrapolation.
 from __future__ import annotations
 
 import itertools
+import json
 import math
+import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -26,9 +30,16 @@ from .errors import ScalesweepError
 from .grid import LogRange
 from .laws import Law, as_law
 from .options import Constraints, from_values
-from .output import resolve_format, table_writer, write_table
-from .tables import metadata, read_metadata, to_arrow
+from .output import resolve_format, table_writer
+from .tables import METADATA_KEY, metadata, read_metadata, to_arrow
 from .validate import BYTES_PER_ROW_HELD, check_size, integer, number, positive_array
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from numpy.typing import ArrayLike
+
+    from .dataset import Job
+    from .questions import Result
 
 LOOKUP_COLUMNS = ("params", "tokens", "loss")
 
@@ -52,7 +63,8 @@ def lookup_budgets(lo: float, hi: float, points_per_decade: int) -> np.ndarray:
     return budgets.values()
 
 
-def interpolate(table_flops, table_cols: dict, table_feasible, flops) -> tuple[dict, np.ndarray]:
+def interpolate(table_flops: np.ndarray, table_cols: dict[str, np.ndarray], table_feasible: np.ndarray,
+                flops: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Log-log linear interpolation of each column at ``flops`` (inside the table's range).
 
     A query in a segment with an infeasible end is infeasible (NaN results).
@@ -73,7 +85,7 @@ def interpolate(table_flops, table_cols: dict, table_feasible, flops) -> tuple[d
     return out, feas
 
 
-def segment_errors(law: Law, budgets, cons: Constraints) -> tuple:
+def segment_errors(law: Law, budgets: np.ndarray, cons: Constraints) -> tuple[Result, dict[str, float]]:
     """Frontier rows at ``budgets`` (a ``questions.Result``) and the largest relative interpolation error of
     params, tokens and loss at the geometric midpoints between consecutive budgets (the exact solve there vs
     the log-log line)."""
@@ -91,13 +103,16 @@ def segment_errors(law: Law, budgets, cons: Constraints) -> tuple:
     return res, errors
 
 
-def merge_errors(parts) -> dict:
+def merge_errors(parts: Iterable[dict[str, float]]) -> dict[str, float]:
     """The largest error over several segment ranges (NaN where none was measurable)."""
+    parts = list(parts)
     return {c: float(np.nanmax([p[c] for p in parts])) if any(not math.isnan(p[c]) for p in parts) else math.nan
             for c in LOOKUP_COLUMNS}
 
 
-def lookup_info(lo, hi, points_per_decade, rows, errors, cons: Constraints) -> dict:
+def lookup_info(lo: float, hi: float, points_per_decade: int, rows: int, errors: dict[str, float],
+                cons: Constraints) -> dict[str, Any]:
+    """What a lookup table's metadata says about it: range, rows, measured errors, limits."""
     return {
         "flops_range": [float(lo), float(hi)],
         "points_per_decade": points_per_decade,
@@ -108,25 +123,33 @@ def lookup_info(lo, hi, points_per_decade, rows, errors, cons: Constraints) -> d
     }
 
 
-def lookup_metadata(law: Law, info: dict, command_line: str | None) -> dict:
+def lookup_metadata(law: Law, info: dict[str, Any], command_line: str | None) -> dict[bytes, bytes]:
+    """The metadata of a lookup table file (and of ``build_lookup``'s DataFrame, as ``attrs``)."""
     return metadata("lookup", law=law.to_dict(), lookup=info, rows=info["rows"], command_line=command_line)
 
 
-def build_lookup(law, lo: float, hi: float, points_per_decade: int, **constraints):
-    """(table DataFrame, info dict with the measured maximum interpolation errors)."""
+def _frame(cols: dict[str, Any], m: int, meta: dict[bytes, bytes]) -> pd.DataFrame:
+    """A result as a DataFrame whose ``attrs["scalesweep"]`` is the metadata a file of it carries."""
     from .tables import to_frame
 
-    res, info = _build(as_law(law), lo, hi, points_per_decade, from_values(Constraints, constraints, what="constraint"))
-    return to_frame(res.columns, res.rows), info
+    df = to_frame(cols, m)
+    df.attrs[METADATA_KEY.decode()] = json.loads(meta[METADATA_KEY])
+    return df
 
 
-def _build(law, lo, hi, points_per_decade, cons):
+def build_lookup(law: str | Law | None, lo: float, hi: float, points_per_decade: int,
+                 **constraints: float | None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """(table DataFrame, info dict with the measured maximum interpolation errors). The DataFrame's
+    ``attrs["scalesweep"]`` is the metadata ``scalesweep lookup build`` writes into the table file."""
+    law = as_law(law)
+    cons = from_values(Constraints, constraints, what="constraint")
     flops = lookup_budgets(lo, hi, points_per_decade)
     res, errors = segment_errors(law, flops, cons)
-    return res, lookup_info(lo, hi, points_per_decade, flops.size, errors, cons)
+    info = lookup_info(lo, hi, points_per_decade, flops.size, errors, cons)
+    return _frame(res.columns, res.rows, lookup_metadata(law, info, None)), info
 
 
-def _check_parquet(path) -> None:
+def _check_parquet(path: str | os.PathLike[str]) -> None:
     if resolve_format(path, None) != "parquet":
         raise ScalesweepError(f"a lookup table is written as Parquet (it carries its error metadata): {str(path)!r}")
 
@@ -134,8 +157,9 @@ def _check_parquet(path) -> None:
 CHUNK_ROWS = 1 << 18  # budgets solved at a time when a lookup file is written (bounded memory)
 
 
-def write_lookup(path, law, lo, hi, points_per_decade, *, command_line=None, chunk_rows: int = CHUNK_ROWS,
-                 **constraints) -> dict:
+def write_lookup(path: str | os.PathLike[str], law: str | Law | None, lo: float, hi: float, points_per_decade: int,
+                 *, command_line: str | None = None, chunk_rows: int = CHUNK_ROWS,
+                 **constraints: float | None) -> dict[str, Any]:
     """Solve and write a lookup table in bounded memory: a first pass over ``chunk_rows`` budgets at a time
     measures the interpolation errors (which the file's metadata carries), a second solves the rows again and
     streams them. Each chunk's segments reach one row into the next chunk, so the errors and rows equal those
@@ -162,7 +186,7 @@ def write_lookup(path, law, lo, hi, points_per_decade, *, command_line=None, chu
 class Lookup:
     """A lookup table written by ``scalesweep lookup build``: ``Lookup(path).query(flops)``."""
 
-    def __init__(self, path):
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         try:
             meta = read_metadata(path)
             table = pq.read_table(path, columns=["flops", *LOOKUP_COLUMNS, "feasible"])
@@ -186,14 +210,26 @@ class Lookup:
 
     @property
     def range(self) -> tuple[float, float]:
+        """The smallest and largest budget (FLOPs) the table answers."""
         return float(self.flops[0]), float(self.flops[-1])
 
     @property
-    def max_error(self) -> dict:
+    def max_error(self) -> dict[str, float]:
         """Largest relative interpolation error measured at build time, per column."""
         return dict(self.info["max_interpolation_error"])
 
-    def query_columns(self, flops) -> dict:
+    @property
+    def law_name(self) -> str:
+        """The name of the table's law (preset, with ``+NAME`` for overridden parameters)."""
+        return Law.from_dict(self.meta["law"]).name
+
+    def __repr__(self) -> str:
+        lo, hi = self.range
+        err = ", ".join(f"{c} {v:.1e}" for c, v in self.max_error.items())
+        return (f"Lookup({self.path!r}, law {self.law_name}, flops {lo:.3g}..{hi:.3g}, {self.flops.size} rows, "
+                f"max error {err})")
+
+    def query_columns(self, flops: ArrayLike) -> dict[str, np.ndarray]:
         """Interpolated flops, params, tokens, loss, tokens_per_param and feasible at each budget (numpy)."""
         c = positive_array(flops, "flops")
         lo, hi = self.range
@@ -205,21 +241,23 @@ class Lookup:
         vals, feas = interpolate(self.flops, self.columns, self.feasible, c)
         return {"flops": c.copy(), **vals, "tokens_per_param": vals["tokens"] / vals["params"], "feasible": feas}
 
-    def query(self, flops):
-        """``query_columns`` as a DataFrame."""
-        import pandas as pd
+    def query(self, flops: ArrayLike) -> pd.DataFrame:
+        """``query_columns`` as a DataFrame; its ``attrs["scalesweep"]`` is the metadata of ``query_table``."""
+        cols = self.query_columns(flops)
+        return _frame(cols, cols["flops"].size, self.query_metadata(cols["flops"].size, None))
 
-        return pd.DataFrame(self.query_columns(flops))
-
-    def query_table(self, flops, command_line: str | None = None) -> pa.Table:
+    def query_table(self, flops: ArrayLike, command_line: str | None = None) -> pa.Table:
         """``query_columns`` as an Arrow table with the query's metadata."""
         cols = self.query_columns(flops)
-        meta = metadata("lookup query", table=self.path, law=self.meta.get("law"), lookup=self.info,
-                        rows=cols["flops"].size, command_line=command_line)
-        return to_arrow(cols, cols["flops"].size, meta)
+        return to_arrow(cols, cols["flops"].size, self.query_metadata(cols["flops"].size, command_line))
+
+    def query_metadata(self, rows: int, command_line: str | None) -> dict[bytes, bytes]:
+        """The metadata of a query's answer: the table, its law and measured errors, the rows."""
+        return metadata("lookup query", table=self.path, law=self.meta.get("law"), lookup=self.info, rows=rows,
+                        command_line=command_line)
 
 
-def job(law: Law, flops, cons: Constraints, *, partition_rows: int, command_line=None):
+def job(law: Law, flops: Any, cons: Constraints, *, partition_rows: int, command_line: str | None = None) -> Job:
     """A partitioned lookup build: parts of consecutive budgets (``flops``, a ``grid.LogRange`` or an array,
     held in the spec by ``dataset.axis``)."""
     from .dataset import Job, axis, axis_size, plan
@@ -229,7 +267,7 @@ def job(law: Law, flops, cons: Constraints, *, partition_rows: int, command_line
     return Job("lookup", spec, plan(n, partition_rows), n, compute_part)
 
 
-def compute_part(spec: dict, start: int, stop: int):
+def compute_part(spec: dict[str, Any], start: int, stop: int) -> tuple[pa.Table, dict[str, Any]]:
     """Rows start..stop-1 of a lookup job and the midpoint errors of the segments that start in them."""
     from .dataset import axis_size, axis_values
 
@@ -238,13 +276,13 @@ def compute_part(spec: dict, start: int, stop: int):
     return res.table().slice(0, stop - start), {"rows": stop - start, "errors": errors}
 
 
-def write_lookup_parts(path, law, lo, hi, points_per_decade, *, engine="local", client=None, partition_rows=None,
-                       progress=None, command_line=None, **constraints) -> dict:
+def write_lookup_parts(path: str | os.PathLike[str], law: str | Law | None, lo: float, hi: float,
+                       points_per_decade: int, *, engine: str = "local", client: Any = None,
+                       partition_rows: int | None = None, progress: Callable[[int, int], None] | None = None,
+                       command_line: str | None = None, **constraints: float | None) -> dict[str, Any]:
     """``write_lookup`` with the rows solved as dataset parts (locally or on Dask, resumable in
     ``PATH.parts/``); each part also measures the midpoint errors of its segments, including the one
     that crosses into the next part. The parts are then joined into the single lookup file."""
-    import shutil
-
     from . import dataset
     from .output import check_target
 
@@ -269,6 +307,6 @@ def write_lookup_parts(path, law, lo, hi, points_per_decade, *, engine="local", 
         for i in range(len(lookup_job.parts)):
             table = pq.read_table(parts_dir / dataset.part_name(i)).unify_dictionaries()
             w.write(table.replace_schema_metadata(meta), row_group_size=table.num_rows)
-    shutil.rmtree(parts_dir)
+    dataset.remove(parts_dir)
     return {**info, "parts": summary["parts"], "computed": summary["computed"], "reused": summary["reused"],
             "recomputed": summary["recomputed"]}

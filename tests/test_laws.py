@@ -1,11 +1,12 @@
 import json
 import math
+import re
 
 import numpy as np
 import pytest
 
 import scalesweep as ss
-from scalesweep.laws import load_law_file, parse_assignments, resolve_law
+from scalesweep.laws import FAMILIES, PRESETS, load_law_file, parse_assignments, resolve_law
 
 from . import reference as ref
 
@@ -26,6 +27,18 @@ def test_presets_match_reference_sheet(name):
     assert dict(law.params) == params
     assert law.citation and law.conventions
     assert law.vector.dtype == np.float64 and not law.vector.flags.writeable
+
+
+def test_citations_stand_alone():
+    """Every preset names its paper by arXiv id and where in it the constants are; no citation points at a
+    file outside the package."""
+    for name, p in PRESETS.items():
+        assert re.search(r"arXiv:\d{4}\.\d{5}", p.citation), name
+        assert re.search(r"\b(Eq|Table|Fig|appendix|fit)\b", p.citation), name
+    texts = [p.citation + p.conventions for p in PRESETS.values()] + [f.source for f in FAMILIES.values()]
+    assert not any("sheet" in t for t in texts)
+    assert ss.get_law("hoffmann2022").citation.startswith(
+        "Hoffmann et al. 2022, 'Training Compute-Optimal Large Language Models', arXiv:2203.15556, Eq. 10")
 
 
 def test_default_law_and_conventions():

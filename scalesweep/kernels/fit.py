@@ -1,6 +1,6 @@
 """Fitting laws to training runs: objectives with analytic gradients, L-BFGS, multi-start, variable projection.
 
-Objectives (reference sheet §2.5, Hoffmann et al. 2022 Eq. 3 and App. D.2; Besiroglu et al. 2024 §3):
+Objectives (Hoffmann et al. 2022, arXiv:2203.15556, Eq. 3 and App. D.2; Besiroglu et al. 2024, arXiv:2404.10102, §3):
 
 * chinchilla, theta = (a, b, e, alpha, beta):  r_i = LSE(a - alpha ln N_i, b - beta ln D_i, e) - ln L_i,
   so that A = e^a, B = e^b, E = e^e;

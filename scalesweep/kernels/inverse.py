@@ -1,7 +1,7 @@
 """The inverse problem: the least compute that reaches a target loss, optionally counting inference.
 
 Minimise lifetime FLOPs  k*N*D + 2*N*D_inf  subject to  L(N, D) <= target  and the frontier constraints
-(Sardana et al. 2024, "Beyond Chinchilla-Optimal", sheet §5.1; D_inf = 0 is the plain inverse of the
+(Sardana et al. 2024, "Beyond Chinchilla-Optimal", arXiv:2401.00448; D_inf = 0 is the plain inverse of the
 compute-optimal frontier). In x = ln N, y = ln D:
 
 * The constraints form a convex polygon F (x in [x_a, x_b], y in [y_a, y_b], y - x in [t_a, t_b], and the

@@ -29,7 +29,7 @@ from . import JIT, PJIT
 # ------------------------------------------------------------------------------- kaplan_steps (Kaplan 2020)
 # p = (N_c, S_c, alpha_N, alpha_S, B_*, alpha_B). L(N, S_min) = (N_c/N)^alpha_N + (S_c/S_min)^alpha_S (Eq. 1.6)
 # with the critical batch B_crit(L) = B_*/L^(1/alpha_B) (Eq. 1.4) and D = E_min = B_crit S_min, so that
-# C_min = 6 N B_crit S_min = 6 N D (sheet §1.3-1.5). For given N and D the loss solves the fixed point
+# C_min = 6 N B_crit S_min = 6 N D (Kaplan et al. 2020, arXiv:2001.08361, Eq. 1.4, 5.4-5.5). For given N and D the loss solves the fixed point
 #     L = a + k L^-q,   a = (N_c/N)^alpha_N,  k = (S_c B_*/D)^alpha_S = b^q,  b = (S_c B_*/D)^alpha_B,
 #     q = alpha_S/alpha_B,
 # whose right side falls as L rises: one root. The step term is computed as t = k L^-q = (b/L)^q, one power
@@ -85,7 +85,7 @@ def ks_batch_steps(p, loss, tokens):
 
 
 # ------------------------------------------------------------------ data_constrained (Muennighoff et al. 2023)
-# p = (E, A, B, alpha, beta, R_D*, R_N*, U_D), sheet §4.1. The unique tokens used are u = min(U_D, D) (a run
+# p = (E, A, B, alpha, beta, R_D*, R_N*, U_D), Muennighoff et al. 2023, arXiv:2305.16264, appendix. The unique tokens used are u = min(U_D, D) (a run
 # shorter than one epoch sees only fresh tokens); R_D = D/u - 1; D' = u + u R_D* (1 - exp(-R_D/R_D*));
 # U_N = min(N_opt(u), N) with N_opt(u) = G (G u)^(beta/alpha), G = (alpha A/(beta B))^(1/(alpha+beta)) (the
 # chinchilla-optimal size for u tokens); R_N = N/U_N - 1; N' = U_N + U_N R_N* (1 - exp(-R_N/R_N*)).
@@ -239,7 +239,7 @@ def initial_x(family, p, c):
     starts from the chinchilla optimum of its base constants (exact when data is unlimited)."""
     if family == DATA_CONSTRAINED:
         return closed_form_x(CHINCHILLA, p, c)
-    if family == KAPLAN_STEPS:  # Kaplan's Table 6 frontier, N = 1.3e9 (C_min / PF-day)^0.73 (sheet §1.5)
+    if family == KAPLAN_STEPS:  # Kaplan's Table 6 frontier, N = 1.3e9 (C_min / PF-day)^0.73 (Kaplan et al. 2020, Table 6)
         return math.log(1.3e9) + 0.73 * (c + math.log(FLOPS_PER_PARAM_TOKEN) - math.log(PF_DAY))
     return closed_form_x(family, p, c)
 
