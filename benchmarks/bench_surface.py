@@ -24,10 +24,33 @@ from scalesweep.output import PARQUET_OPTIONS  # noqa: E402
 from scalesweep.surfaces import CHUNK_POINTS, DICTIONARY_COLUMNS  # noqa: E402
 
 
+NO_AVX512 = "X86_V4 AVX512_ICL AVX512_SPR"  # numpy 2.x dispatch targets that carry its AVX-512 loops
+
+
+def kaplan(n, d, buf, repeat):
+    """The Kaplan surface (one power per point) against the numpy broadcasting expression a user would write."""
+    from numpy._core._multiarray_umath import __cpu_features__
+
+    kl = ss.get_law("kaplan2020")
+    q = dict(kl.params)
+
+    def numpy_kaplan():
+        return ((q["N_c"] / n[:, None]) ** (q["alpha_N"] / q["alpha_D"]) + q["D_c"] / d[None, :]) ** q["alpha_D"]
+
+    simd = "AVX-512" if __cpu_features__.get("AVX512F") and "X86_V4" not in os.environ.get(
+        "NPY_DISABLE_CPU_FEATURES", "") else "no AVX-512"
+    t_np, _ = median_time(numpy_kaplan, repeat=3)
+    row(f"numpy broadcasting, kaplan (numpy {simd})", t_np)
+    t_k, _ = median_time(lambda: ss.surface(kl, n, d, out=buf), repeat=repeat)
+    row(f"scalesweep.surface(kaplan2020, out=buf) ({simd})", t_k, f"{t_np / t_k:5.2f}x numpy (target >= 1.8)")
+    assert np.array_equal(buf, numpy_kaplan())
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--repeat", type=int, default=9)
+    ap.add_argument("--kaplan-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     m = args.size
     n = np.geomspace(1e6, 1e12, m)
@@ -47,17 +70,16 @@ def main():
                              repeat=3)
     row("numpy broadcasting, chinchilla", t_np_ch, f"scalesweep {t_np_ch / t_ch:5.1f}x faster")
 
-    kl = ss.get_law("kaplan2020")
-    q = dict(kl.params)
-
-    def numpy_kaplan():
-        return ((q["N_c"] / n[:, None]) ** (q["alpha_N"] / q["alpha_D"]) + q["D_c"] / d[None, :]) ** q["alpha_D"]
-
-    t_np, _ = median_time(numpy_kaplan, repeat=3)
-    row("numpy broadcasting, kaplan", t_np)
-    t_k, _ = median_time(lambda: ss.surface(kl, n, d, out=buf), repeat=args.repeat)
-    row("scalesweep.surface(kaplan2020, out=buf)", t_k, f"{t_np / t_k:5.2f}x numpy (target >= 1.8)")
-    assert np.allclose(buf, numpy_kaplan(), rtol=1e-13)
+    kaplan(n, d, buf, args.repeat)
+    if not args.kaplan_only:
+        # numpy without AVX-512 (its power falls back to the scalar loop): what a user's CPU without it sees
+        env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": NO_AVX512}
+        out = subprocess.run([sys.executable, __file__, "--size", str(m), "--repeat", str(args.repeat), "--kaplan-only"],
+                             env=env, capture_output=True, text=True, check=True).stdout
+        print(f"  -- the same, numpy with NPY_DISABLE_CPU_FEATURES={NO_AVX512!r} --")
+        print("".join(line + "\n" for line in out.splitlines() if "kaplan" in line), end="")
+    else:
+        return
 
     with tempfile.TemporaryDirectory() as tmp:
         ref_path = os.path.join(tmp, "pyarrow.parquet")

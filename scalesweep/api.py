@@ -1,12 +1,21 @@
 """The Python API: public functions that take laws, arrays and keyword options and return numpy arrays or
 pandas DataFrames. The CLI calls the same layers (``questions``, ``surfaces``, ``engine``) and writes Arrow.
 
+A DataFrame answer to a question (``frontier``, ``target_loss``, ``solve_scenarios``, and
+``lookup.build_lookup``) carries in ``df.attrs["scalesweep"]`` the metadata a file of it carries: the law and
+its citation, the limits, hardware, the version (``provenance`` reads it back from a DataFrame or a file).
+
 pandas is imported inside the functions that return DataFrames: importing it costs ~0.3 s of a CLI start.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numba
 import numpy as np
@@ -16,20 +25,27 @@ from .codes import FLOPS_PER_PARAM_TOKEN, SOLVER_NAMES
 from .errors import ScalesweepError
 from .kernels.frontier import frontier_kernel, percentile_rows
 from .kernels.loss import loss_array
-from .kernels.surface import surface_grid
-from .laws import FAMILIES, PRESETS, as_law, as_laws, get_law, law_arrays
+from .laws import FAMILIES, PRESETS, Law, as_law, as_laws, get_law, law_arrays
 from .options import Constraints, Hardware, Workload, from_values
 from .output import table_writer
-from .tables import to_frame
-from .validate import choice, positive_array
+from .tables import METADATA_KEY, read_metadata, to_frame
+from .validate import BYTES_PER_ROW_HELD, check_size, choice, positive_array
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from numpy.typing import ArrayLike, DTypeLike
+
+LawLike = str | Law | None  # a preset name or alias, a Law, or None for the default law
+LawsLike = str | Law | Sequence[str | Law] | None  # one law, several (a list, or names joined by commas)
 
 
 def set_threads(n: int | None) -> int:
     """Use n numba threads (None: all). Results do not depend on it."""
+    most: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set when numba loads its config
     if n is None:
-        n = numba.config.NUMBA_NUM_THREADS
-    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= numba.config.NUMBA_NUM_THREADS:
-        raise ScalesweepError(f"--threads must be between 1 and {numba.config.NUMBA_NUM_THREADS}, got {n!r}")
+        n = most
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= most:
+        raise ScalesweepError(f"--threads must be between 1 and {most}, got {n!r}")
     numba.set_num_threads(n)
     return n
 
@@ -37,7 +53,24 @@ def set_threads(n: int | None) -> int:
 # ---------------------------------------------------------------------------------------------- surface
 
 
-def surface(law, params, tokens, *, out=None, dtype=np.float64) -> np.ndarray:
+def provenance(source: pd.DataFrame | str | os.PathLike[str] | Mapping[bytes, bytes]) -> dict[str, Any]:
+    """The scalesweep metadata of a result: ``df.attrs["scalesweep"]`` of a DataFrame the API returned, the
+    metadata of a Parquet file a command wrote, or the decoded metadata of an Arrow schema
+    (``table.schema.metadata``)."""
+    key = METADATA_KEY.decode()
+    if isinstance(source, Mapping):
+        if METADATA_KEY not in source:
+            raise ScalesweepError("no scalesweep metadata (not written by scalesweep?)")
+        return dict(json.loads(source[METADATA_KEY]))
+    if isinstance(source, (str, os.PathLike)):
+        return read_metadata(source)
+    if key not in source.attrs:
+        raise ScalesweepError(f'this DataFrame carries no scalesweep provenance (df.attrs["{key}"])')
+    return dict(source.attrs[key])
+
+
+def surface(law: LawLike, params: ArrayLike, tokens: ArrayLike, *, out: np.ndarray | None = None,
+            dtype: DTypeLike = np.float64) -> np.ndarray:
     """Loss on the grid params x tokens: a 2-D array of shape (len(params), len(tokens)).
 
     ``out`` may be a preallocated C-contiguous float64/float32 array of that shape; it is filled in place
@@ -51,11 +84,11 @@ def surface(law, params, tokens, *, out=None, dtype=np.float64) -> np.ndarray:
         out = np.empty((n.size, d.size), dtype=dtype)
     elif out.shape != (n.size, d.size) or out.dtype not in (np.float64, np.float32) or not out.flags.c_contiguous:
         raise ScalesweepError(f"out must be a C-contiguous float64/float32 array of shape {(n.size, d.size)}")
-    surface_grid(law.family_id, law.vector, n, d, out)
-    return out
+    return surfaces.grid_loss(law, n, d, out)
 
 
-def isoflop(law, flops, params, *, k: float = FLOPS_PER_PARAM_TOKEN):
+def isoflop(law: LawLike, flops: ArrayLike, params: ArrayLike, *,
+            k: float = FLOPS_PER_PARAM_TOKEN) -> pd.DataFrame:
     """IsoFLOP slices (Chinchilla Approach 2): for each budget, each model size, tokens = C/(k*N).
 
     Returns columns flops, params, tokens, loss; rows budget-major.
@@ -72,9 +105,11 @@ def isoflop(law, flops, params, *, k: float = FLOPS_PER_PARAM_TOKEN):
     return pd.DataFrame({"flops": cc, "params": nn, "tokens": dd, "loss": loss_array(law.family_id, law.vector, nn, dd)})
 
 
-def write_surface(path, law, params, tokens=None, flops=None, *, dtype=np.float64, fmt: str | None = None,
-                  chunk_points=surfaces.CHUNK_POINTS, grid: dict | None = None, command_line: str | None = None,
-                  progress=None) -> dict:
+def write_surface(path: str | os.PathLike[str], law: LawLike, params: ArrayLike, tokens: ArrayLike | None = None,
+                  flops: ArrayLike | None = None, *, dtype: DTypeLike = np.float64, fmt: str | None = None,
+                  chunk_points: int = surfaces.CHUNK_POINTS, grid: dict[str, Any] | None = None,
+                  command_line: str | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Stream the loss surface to a file (columns params, tokens, flops, loss) in bounded memory.
 
     Give ``tokens`` for the params x tokens grid, or ``flops`` for IsoFLOP slices (tokens derived). The format
@@ -90,7 +125,7 @@ def write_surface(path, law, params, tokens=None, flops=None, *, dtype=np.float6
     n = positive_array(params, "params")
     d = positive_array(tokens, "tokens") if tokens is not None else None
     c = positive_array(flops, "flops") if flops is not None else None
-    total = n.size * (d.size if d is not None else c.size)
+    total = n.size * sum(a.size for a in (d, c) if a is not None)
     meta = surfaces.metadata(law, n, d, c, dtype=dtype, grid=grid, command_line=command_line)
     t0 = time.perf_counter()
     done = 0
@@ -107,14 +142,17 @@ def write_surface(path, law, params, tokens=None, flops=None, *, dtype=np.float6
 # --------------------------------------------------------------------------------------------- frontier
 
 
-def frontier(law=None, flops=None, *, unit: str = "flops", solver: str = "auto", min_params=None, max_params=None,
-             min_tokens=None, max_tokens=None, min_tokens_per_param=None, max_tokens_per_param=None,
-             max_overfit=None, overfit=False, gpu=None, peak_tflops=None, gpu_memory_gb=None, mfu=None, gpus=None,
-             usd_per_gpu_hour=None, bytes_per_param=None, max_days=None, unique_tokens=None, inference_tokens=None,
-             loss_law=None):
+def frontier(law: LawsLike = None, flops: ArrayLike | None = None, *, unit: str = "flops", solver: str = "auto",
+             min_params: float | None = None, max_params: float | None = None, min_tokens: float | None = None,
+             max_tokens: float | None = None, min_tokens_per_param: float | None = None,
+             max_tokens_per_param: float | None = None, max_overfit: float | None = None, overfit: bool = False,
+             gpu: str | None = None, peak_tflops: float | None = None, gpu_memory_gb: float | None = None,
+             mfu: float | None = None, gpus: float | None = None, usd_per_gpu_hour: float | None = None,
+             bytes_per_param: float | None = None, max_days: float | None = None, unique_tokens: float | None = None,
+             inference_tokens: float | None = None, loss_law: LawLike = None) -> pd.DataFrame:
     """Compute-optimal allocation per budget under constraints (C = 6*N*D).
 
-    ``law``: a Law, a preset name, or several (a list, or names joined by commas): rows are then law-major
+    ``law``: a Law, a preset name or alias, or several (a list, or names joined by commas): rows are then law-major
     with a ``law`` column first. ``flops`` are the budgets, in ``unit``: ``"flops"``, ``"pf_days"``,
     ``"gpu_hours"``, ``"usd"`` or ``"days"`` (GPU-hours and dollars need a GPU: ``gpu="H100-SXM"`` or
     ``peak_tflops``; dollars also ``usd_per_gpu_hour``; days also ``gpus``).
@@ -137,6 +175,9 @@ def frontier(law=None, flops=None, *, unit: str = "flops", solver: str = "auto",
     An ``allocation_rule`` law (deepseek2024, llama3_2024, ...) gives params and tokens by its formula; its
     loss is NaN unless ``loss_law`` names a law to evaluate it with. A rule's row that breaks a limit is
     infeasible. A ``kaplan_steps`` law adds ``batch`` and ``steps`` columns.
+
+    ``df.attrs["scalesweep"]`` holds the metadata ``scalesweep frontier`` writes into a file (laws with their
+    citations, limits, hardware, workload).
     """
     if flops is None:
         raise ScalesweepError("frontier needs budgets: flops=[...]")
@@ -151,13 +192,18 @@ def frontier(law=None, flops=None, *, unit: str = "flops", solver: str = "auto",
                           usd_per_gpu_hour=usd_per_gpu_hour, bytes_per_param=bytes_per_param, max_days=max_days),
         workload=Workload(unique_tokens=unique_tokens, inference_tokens=inference_tokens),
         overfit=overfit, loss_law=None if loss_law is None else as_law(loss_law))
-    return to_frame(res.columns, res.rows)
+    df = to_frame(res.columns, res.rows)
+    df.attrs[METADATA_KEY.decode()] = provenance(res.metadata("frontier", {"unit": unit, "solver": solver}, None))
+    return df
 
 
-def target_loss(law=None, loss=None, *, inference_tokens=None, min_params=None, max_params=None, min_tokens=None,
-                max_tokens=None, min_tokens_per_param=None, max_tokens_per_param=None, gpu=None, peak_tflops=None,
-                gpu_memory_gb=None, mfu=None, gpus=None, usd_per_gpu_hour=None, bytes_per_param=None, max_days=None,
-                unique_tokens=None):
+def target_loss(law: LawsLike = None, loss: ArrayLike | None = None, *, inference_tokens: float | None = None,
+                min_params: float | None = None, max_params: float | None = None, min_tokens: float | None = None,
+                max_tokens: float | None = None, min_tokens_per_param: float | None = None,
+                max_tokens_per_param: float | None = None, gpu: str | None = None, peak_tflops: float | None = None,
+                gpu_memory_gb: float | None = None, mfu: float | None = None, gpus: float | None = None,
+                usd_per_gpu_hour: float | None = None, bytes_per_param: float | None = None,
+                max_days: float | None = None, unique_tokens: float | None = None) -> pd.DataFrame:
     """The least compute that reaches each target loss (the inverse of the frontier).
 
     With ``inference_tokens`` (lifetime inference demand D_inf), minimises lifetime FLOPs
@@ -168,6 +214,7 @@ def target_loss(law=None, loss=None, *, inference_tokens=None, min_params=None, 
     constraints, come back with ``feasible=False``, NaN results and a reason; if the constraints alone force
     a model better than the target (e.g. a large ``min_params`` and ``min_tokens``), the row reports that
     cheapest allowed point and its lower loss. Families without a level-curve solver are refused.
+    ``df.attrs["scalesweep"]`` holds the metadata ``scalesweep target-loss`` writes into a file.
     """
     if loss is None:
         raise ScalesweepError("target_loss needs targets: loss=[...]")
@@ -181,20 +228,24 @@ def target_loss(law=None, loss=None, *, inference_tokens=None, min_params=None, 
         hardware=Hardware(gpu=gpu, peak_tflops=peak_tflops, gpu_memory_gb=gpu_memory_gb, mfu=mfu, gpus=gpus,
                           usd_per_gpu_hour=usd_per_gpu_hour, bytes_per_param=bytes_per_param, max_days=max_days),
         workload=Workload(unique_tokens=unique_tokens, inference_tokens=inference_tokens))
-    return to_frame(res.columns, res.rows)
+    df = to_frame(res.columns, res.rows)
+    df.attrs[METADATA_KEY.decode()] = provenance(res.metadata("target-loss", {}, None))
+    return df
 
 
 BANDS_CHUNK_ROWS = 1 << 22  # (sample, budget) pairs solved per pass: bounds the memory of a band sweep
 
 
-def frontier_bands(samples, family: str, flops, percentiles, *, solver: str = "auto", chunk_rows=BANDS_CHUNK_ROWS,
-                   **constraints):
+def frontier_bands(samples: ArrayLike, family: str, flops: ArrayLike, percentiles: Sequence[float], *,
+                   solver: str = "auto", chunk_rows: int = BANDS_CHUNK_ROWS,
+                   progress: Callable[[int, int], None] | None = None, **constraints: float | None) -> pd.DataFrame:
     """Percentile bands of the frontier over parameter samples (e.g. a fit's bootstrap).
 
     ``samples`` is (B, K) in the family's parameter order. Every sample's frontier is solved at every budget
     (one compiled pass per chunk of budgets, B x chunk rows), then each budget's params, tokens and loss are
     summarised by the percentiles: columns ``params_p5``, ``tokens_p50``, ... Rows where some samples cannot
-    meet the constraints use the feasible ones; ``feasible_fraction`` says how many.
+    meet the constraints use the feasible ones; ``feasible_fraction`` says how many. ``progress(done, total)``
+    is told the budgets done after each chunk.
     """
     import pandas as pd
 
@@ -228,14 +279,16 @@ def frontier_bands(samples, family: str, flops, percentiles, *, solver: str = "a
             percentile_rows(arr.reshape(nb, b), np.array(sorted(qs)), vals)  # infeasible (NaN) samples left out
             for k, q in enumerate(sorted(qs)):
                 cols[f"{what}_p{q:g}"][sl] = vals[:, k]
+        if progress is not None:
+            progress(sl.stop, c.size)
     return pd.DataFrame({"flops": c.copy(), **cols, "feasible_fraction": frac}, copy=False)
 
 
-def compare(flops, laws=None):
+def compare(flops: ArrayLike, laws: Sequence[str | Law] | None = None) -> pd.DataFrame:
     """What each law recommends at each budget, side by side: one row per (law, budget), law-major, with
     family, flops, params, tokens, tokens_per_param, loss, feasible and infeasible_reason.
 
-    ``laws``: preset names or Laws (default: every preset). Every law asked for has its rows, and a row the
+    ``laws``: preset names, aliases or Laws (default: every preset). Every law asked for has its rows, and a row the
     law cannot answer is flagged rather than dropped: ``feasible`` False, params, tokens and loss NaN, and the
     engine's reason (``unsupported_family`` for a law of N or D alone, which has no answer at a budget;
     ``budget`` where an allocation rule gives fewer than one parameter or token). Loss is NaN for allocation
@@ -260,3 +313,48 @@ def compare(flops, laws=None):
         "loss": res["loss"], "feasible": res["feasible"],
         "infeasible_reason": pd.Categorical.from_codes(codes, names),
     })
+
+
+def solve_scenarios(spec: pd.DataFrame | Mapping[str, Any] | str | os.PathLike[str]) -> pd.DataFrame:
+    """Solve scenarios and return them as a DataFrame: the rows, columns and metadata (``df.attrs["scalesweep"]``)
+    that ``scalesweep scenarios SPEC -o out.parquet`` writes, read back.
+
+    ``spec`` is a DataFrame (a scenario table: one scenario per row, columns named like the scenario fields,
+    an empty cell taking the field's default), a dict (a sweep spec: field -> value or list of values, lists
+    expanding as a cartesian product, a numeric field also as a ``"LO:HI:COUNT"`` range) or the path of a spec
+    file. The metadata names the spec's source as ``DataFrame`` or ``dict``.
+    """
+    import tempfile
+
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from . import scenarios
+
+    with tempfile.TemporaryDirectory(prefix="scalesweep-") as tmp:
+        loaded: scenarios.SweepSpec | scenarios.TableSpec
+        if isinstance(spec, pd.DataFrame):
+            table_path = Path(tmp, "scenarios.parquet")
+            try:
+                pq.write_table(pa.Table.from_pandas(spec, preserve_index=False), table_path)
+            except (pa.ArrowException, ValueError, TypeError) as exc:
+                msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ScalesweepError(f"scenario table DataFrame: a column is not a table column ({msg})") from None
+            try:
+                loaded = scenarios.TableSpec(table_path, "parquet")
+            except ScalesweepError as exc:  # name the DataFrame, not the temporary file it was written to
+                raise ScalesweepError(str(exc).replace(repr(str(table_path)), "DataFrame")) from None
+            loaded.source = "DataFrame"
+        elif isinstance(spec, Mapping):
+            loaded = scenarios.SweepSpec(dict(spec), source="dict")
+        else:
+            loaded = scenarios.load_spec(spec)
+        rows = loaded.count_rows()
+        check_size("scenarios", rows, bytes_held=BYTES_PER_ROW_HELD * rows)
+        out = Path(tmp, "result.parquet")
+        scenarios.run(loaded, out)
+        table = pq.read_table(out)
+    df = table.to_pandas()
+    df.attrs[METADATA_KEY.decode()] = provenance(table.schema.metadata)
+    return df

@@ -1,4 +1,6 @@
-"""Fit a scaling law to a user's own training runs (reference sheet §2.5 and §3).
+"""Fit a scaling law to a user's own training runs (Hoffmann et al. 2022, 'Training Compute-Optimal Large
+Language Models', arXiv:2203.15556, Eq. 3 and App. D.2; Besiroglu et al. 2024, 'Chinchilla Scaling: A
+replication attempt', arXiv:2404.10102).
 
 Two methods:
 
@@ -14,27 +16,41 @@ Two methods:
 
 A bootstrap refits on resamples of the points (``bootstrap=B``, ``seed``): each resample starts from the
 full-data optimum, runs in parallel, and the same seed gives the same samples on any thread count.
+
+The module is callable: ``scalesweep.fit(params, tokens, loss, ...)`` is :func:`fit`, so the package's ``fit``
+is both this module and the function.
 """
 
 from __future__ import annotations
 
+import html
+import inspect
 import math
+import os
+import sys
 import time
+import types
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import ScalesweepError
 from .kernels import fit as kfit
-from .laws import FAMILIES, Law, validate_params
+from .laws import FAMILIES, FitSpec, Law, validate_params
 from .output import STDOUT, write_json
 from .validate import choice, integer, number
 
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
 METHODS = ("lbfgs", "vp")
 OBJECTIVES = {"huber": kfit.LOSS_HUBER, "lad": kfit.LOSS_LAD}
-DEFAULT_DELTA = 1e-3  # Hoffmann et al. App. D.2 (sheet §2.5)
+DEFAULT_DELTA = 1e-3  # Hoffmann et al. 2022, App. D.2
 MAXITER = 1000
+BOOTSTRAP_BATCH = 256  # resamples refitted per compiled pass (progress is shown between passes)
 WITHIN = 1e-6  # a start "reached the best" when f <= f_best * (1 + WITHIN) + 1e-12
 
 FITTABLE = tuple(name for name, f in FAMILIES.items() if f.fit is not None)  # start grids: FitSpec in laws.py
@@ -43,10 +59,18 @@ VP_TOL = 1e-7  # compass search to here, then Levenberg-Marquardt on all five pa
 VP_MAXITER = 100
 
 
-def start_grid(family: str, grid: dict | None = None) -> np.ndarray:
+def _fit_spec(family: str) -> FitSpec:
+    """The family's fit entry (``laws.FitSpec``); the family is one of ``FITTABLE``."""
+    spec = FAMILIES[family].fit
+    if spec is None:
+        raise ScalesweepError(f"family {family!r} cannot be fitted (families that can: {', '.join(FITTABLE)})")
+    return spec
+
+
+def start_grid(family: str, grid: Mapping[str, Sequence[float]] | None = None) -> np.ndarray:
     """Every combination of the grid's values, one start per row, in the family's theta order."""
-    g = FAMILIES[family].fit.grid if grid is None else grid
-    names = list(FAMILIES[family].fit.grid)
+    g = _fit_spec(family).grid if grid is None else grid
+    names = list(_fit_spec(family).grid)
     missing = [n for n in names if n not in g]
     if missing:
         raise ScalesweepError(f"start grid for {family} needs {', '.join(names)} (missing {missing[0]!r})")
@@ -60,12 +84,12 @@ def start_grid(family: str, grid: dict | None = None) -> np.ndarray:
     return np.ascontiguousarray(np.stack([m.ravel() for m in mesh], axis=1))
 
 
-def parse_grid(family: str, items) -> dict | None:
+def parse_grid(family: str, items: Sequence[str] | None) -> dict[str, list[float]] | None:
     """``--grid NAME=V1,V2,...`` items replacing axes of the family's start grid (None: no items)."""
     if not items:
         return None
     choice(family, FITTABLE, "family to fit")
-    grid = dict(FAMILIES[family].fit.grid)
+    grid = dict(_fit_spec(family).grid)
     for item in items:
         key, sep, vals = item.partition("=")
         key = key.strip()
@@ -78,20 +102,22 @@ def parse_grid(family: str, items) -> dict | None:
     return grid
 
 
-def theta_to_params(family: str, theta) -> dict:
+def theta_to_params(family: str, theta: np.ndarray) -> dict[str, float]:
     """The family's parameters at the fit kernel's theta, unchecked: a log past float64's range gives inf (or 0),
     never an OverflowError; ``validate_params`` says whether the result is a law."""
-    return FAMILIES[family].fit.to_params(theta)
+    return _fit_spec(family).to_params(theta)
 
 
-def params_to_theta(family: str, p: dict) -> np.ndarray:
-    return FAMILIES[family].fit.to_theta(p)
+def params_to_theta(family: str, p: Mapping[str, float]) -> np.ndarray:
+    """The fit kernel's theta (e.g. ln A, ln B, ln E, alpha, beta) of a family's parameters."""
+    return _fit_spec(family).to_theta(p)
 
 
 # ----------------------------------------------------------------------------------------------- input
 
 
-def check_runs(params, tokens, loss) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def check_runs(params: ArrayLike, tokens: ArrayLike, loss: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The runs as three float64 arrays of one length; a one-line error names the first bad value."""
     out = []
     for name, v in (("params", params), ("tokens", tokens), ("loss", loss)):
         a = np.asarray(v, dtype=np.float64).reshape(-1)
@@ -105,7 +131,8 @@ def check_runs(params, tokens, loss) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return out[0], out[1], out[2]
 
 
-def read_runs(path, *, params_column="params", tokens_column=None, flops_column=None, loss_column="loss"):
+def read_runs(path: str | os.PathLike[str], *, params_column: str = "params", tokens_column: str | None = None,
+              flops_column: str | None = None, loss_column: str = "loss") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(params, tokens, loss) from a CSV or Parquet file. Tokens come from ``tokens_column`` (None: "tokens"), or
     from ``flops_column`` as tokens = flops/(6*params); with neither given, a file without a "tokens" column but
     with a "flops" column is read that way. Giving both columns is an error (one of them would be ignored)."""
@@ -131,7 +158,7 @@ def read_runs(path, *, params_column="params", tokens_column=None, flops_column=
     if len(df) == 0:
         raise ScalesweepError(f"runs file {str(path)!r} has no rows")
 
-    def num(c):
+    def num(c: str) -> np.ndarray:
         v = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64)
         bad = ~(np.isfinite(v) & (v > 0))
         if bad.any():
@@ -148,25 +175,61 @@ def read_runs(path, *, params_column="params", tokens_column=None, flops_column=
 # ------------------------------------------------------------------------------------------------- fit
 
 
-@dataclass
+@dataclass(repr=False)
 class FitResult:
-    law: Law
-    info: dict
-    samples: np.ndarray | None = None  # bootstrap parameter samples, (B, K) in the family's order
-    extra: dict = field(default_factory=dict)
+    """A fit: the law, what the fit did (``info``: method, objective, runs, starts, seconds) and, with a
+    bootstrap, the refitted parameter samples and how they were drawn (``extra``)."""
 
-    def to_dict(self) -> dict:
-        out = {"family": self.law.family, "parameters": dict(self.law.params), "fit": self.info}
+    law: Law
+    info: dict[str, Any]
+    samples: np.ndarray | None = None  # bootstrap parameter samples, (B, K) in the family's order
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def standard_errors(self) -> dict[str, float] | None:
+        """Each parameter's bootstrap standard error (None without a bootstrap); huge or non-finite samples give
+        inf or nan."""
+        if self.samples is None:
+            return None
+        with np.errstate(over="ignore", invalid="ignore"):
+            se = np.std(self.samples, axis=0, ddof=1)
+        return dict(zip(self.law.spec.param_names, se.tolist(), strict=True))
+
+    def _summary(self) -> str:
+        """Objective, runs and bootstrap in words: what both reprs show besides the parameters."""
+        info = self.info
+        objective = info["objective"] if info["method"] == "lbfgs" else "least squares"
+        excluded = f" ({info['excluded_highest_loss']} excluded)" if info["excluded_highest_loss"] else ""
+        boot = f"bootstrap {len(self.samples)}" if self.samples is not None else "no bootstrap"
+        return (f"{objective} objective {info['objective_value']:.4g} ({info['method']}), "
+                f"{info['n_points'] - info['excluded_highest_loss']} runs{excluded}, {boot}")
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v:.4g}" for k, v in self.law.params.items())
+        return f"FitResult({self.law.family}: {params}; {self._summary()})"
+
+    def _repr_html_(self) -> str:
+        """The parameters as a table, with their bootstrap standard errors where there are some."""
+        se = self.standard_errors
+        head = "<th>parameter</th><th>value</th>" + ("<th>standard error</th>" if se is not None else "")
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.6g}</td>"
+                       + (f"<td>{se[k]:.3g}</td>" if se is not None else "") + "</tr>"
+                       for k, v in self.law.params.items())
+        caption = html.escape(f"FitResult: {self.law.family}; {self._summary()}")
+        return f"<table><caption>{caption}</caption><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: the law file ``scalesweep fit`` writes (``--law-file`` reads it back)."""
+        out: dict[str, Any] = {"family": self.law.family, "parameters": dict(self.law.params), "fit": self.info}
         if self.samples is not None:
-            names = FAMILIES[self.law.family].param_names
+            names = self.law.spec.param_names
             # huge or non-finite samples give an inf/nan spread, written as the strings "inf"/"nan" (strict JSON)
             with np.errstate(over="ignore", invalid="ignore"):
-                se = np.std(self.samples, axis=0, ddof=1)
                 pct = {q: np.percentile(self.samples, float(q), axis=0) for q in ("2.5", "5", "50", "95", "97.5")}
             out["bootstrap"] = {
                 **self.extra,
                 "parameter_names": list(names),
-                "standard_errors": dict(zip(names, se.tolist(), strict=True)),
+                "standard_errors": self.standard_errors,
                 "percentiles": {q: dict(zip(names, v.tolist(), strict=True)) for q, v in pct.items()},
                 "samples": self.samples.tolist(),
             }
@@ -180,19 +243,21 @@ def _weights(n: int, exclude_highest: int, loss: np.ndarray) -> np.ndarray:
     return w
 
 
-def fit(params, tokens, loss, *, family: str = "chinchilla", method: str = "lbfgs", delta: float | None = None,
-        objective: str = "huber", exclude_highest: int = 0, grid: dict | None = None, bootstrap: int = 0,
-        seed: int | None = None, maxiter: int = MAXITER) -> FitResult:
+def fit(params: ArrayLike, tokens: ArrayLike, loss: ArrayLike, *, family: str = "chinchilla", method: str = "lbfgs",
+        delta: float | None = None, objective: str = "huber", exclude_highest: int = 0,
+        grid: Mapping[str, Sequence[float]] | None = None, bootstrap: int = 0, seed: int | None = None,
+        maxiter: int = MAXITER, progress: Callable[[int, int], None] | None = None) -> FitResult:
     """Fit ``family`` to runs (N, D, L); see the module docstring for the methods.
 
     ``delta`` (None: ``DEFAULT_DELTA``) is the Huber width, for ``method="lbfgs"`` with ``objective="huber"``;
-    ``grid`` (None: the family's start grid) is for ``method="lbfgs"``; ``seed`` (None: 0) is for ``bootstrap``.
+    ``grid`` (None: the family's start grid) is for ``method="lbfgs"``; ``seed`` (None: 0) is for ``bootstrap``;
+    ``progress(done, total)`` is told the bootstrap refits done.
     Giving one where it would have no effect is an error, as is anything else that would be silently ignored."""
     choice(family, FITTABLE, "family to fit")
     choice(method, METHODS, "method")
-    if method not in FAMILIES[family].fit.methods:
+    if method not in _fit_spec(family).methods:
         raise ScalesweepError(f"--method {method} does not fit the {family} family (methods for it: "
-                              f"{', '.join(FAMILIES[family].fit.methods)}); vp needs a model linear in E, A, B")
+                              f"{', '.join(_fit_spec(family).methods)}); vp needs a model linear in E, A, B")
     choice(objective, list(OBJECTIVES), "objective")
     if method == "vp" and objective != "huber":
         raise ScalesweepError("--objective applies to --method lbfgs (vp minimises squared residuals)")
@@ -261,11 +326,13 @@ def fit(params, tokens, loss, *, family: str = "chinchilla", method: str = "lbfg
     result = FitResult(law=law, info=info)
     if bootstrap:
         result.samples, result.extra = _bootstrap(family, method, law, ln_n, ln_d, ln_l, y, w, objective, delta,
-                                                  bootstrap, seed, maxiter)
+                                                  bootstrap, seed, maxiter, progress)
     return result
 
 
-def _bootstrap(family, method, law, ln_n, ln_d, ln_l, y, w, objective, delta, count, seed, maxiter):
+def _bootstrap(family: str, method: str, law: Law, ln_n: np.ndarray, ln_d: np.ndarray, ln_l: np.ndarray,
+               y: np.ndarray, w: np.ndarray, objective: str, delta: float, count: int, seed: int,
+               maxiter: int, progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Refit on ``count`` resamples (multiplicities drawn from the included points) from the full-data fit."""
     rng = np.random.default_rng(seed)
     included = np.flatnonzero(w > 0)
@@ -276,17 +343,26 @@ def _bootstrap(family, method, law, ln_n, ln_d, ln_l, y, w, objective, delta, co
     names = FAMILIES[family].param_names
     k = len(names)
     fam_id = FAMILIES[family].id
+    th, fv, samples = np.empty((count, k)), np.empty(count), np.empty((count, 5))
+    theta0 = params_to_theta(family, law.params) if method == "lbfgs" else None
+    # Resamples are refitted BOOTSTRAP_BATCH at a time (each on its own, in parallel), so progress can be shown
+    # between batches; the batching does not change any refit.
+    if progress is not None:
+        progress(0, count)
+    for s in range(0, count, BOOTSTRAP_BATCH):
+        e = min(count, s + BOOTSTRAP_BATCH)
+        if method == "lbfgs":
+            kfit.bootstrap_fits(fam_id, theta0, ln_n, ln_d, ln_l, weights[s:e], OBJECTIVES[objective], float(delta),
+                                maxiter, th[s:e], fv[s:e])
+        else:
+            kfit.vp_bootstrap(law.params["alpha"], law.params["beta"], 0.02, ln_n, ln_d, y, weights[s:e], VP_TOL,
+                              VP_MAXITER, samples[s:e])
+        if progress is not None:
+            progress(e, count)
     if method == "lbfgs":
-        th = np.empty((count, k))
-        fv = np.empty(count)
-        kfit.bootstrap_fits(fam_id, params_to_theta(family, law.params), ln_n, ln_d, ln_l, weights,
-                            OBJECTIVES[objective], float(delta), maxiter, th, fv)
         samples = np.array([[p[name] for name in names] for p in (theta_to_params(family, t) for t in th)])
         objective_bad = ~np.isfinite(fv)
     else:
-        samples = np.empty((count, 5))
-        kfit.vp_bootstrap(law.params["alpha"], law.params["beta"], 0.02, ln_n, ln_d, y, weights, VP_TOL, VP_MAXITER,
-                          samples)
         objective_bad = np.zeros(count, dtype=bool)
     invalid = [_invalid(family, dict(zip(names, row, strict=True))) for row in samples]
     bad = objective_bad | np.array([why is not None for why in invalid], dtype=bool)
@@ -300,7 +376,7 @@ def _bootstrap(family, method, law, ln_n, ln_d, ln_l, y, w, objective, delta, co
                      "start": "each resample is refitted from the full-data optimum"}
 
 
-def _invalid(family: str, params: dict) -> str | None:
+def _invalid(family: str, params: Mapping[str, float]) -> str | None:
     """Why a bootstrap refit's parameters are not a law of the family (``validate_params``), or None."""
     try:
         validate_params(family, params)
@@ -309,7 +385,7 @@ def _invalid(family: str, params: dict) -> str | None:
     return None
 
 
-def check_law_path(path) -> None:
+def check_law_path(path: str | os.PathLike[str]) -> None:
     """Refuse a law file name other than ``*.json`` (a law file is JSON whatever the name); ``-`` is stdout."""
     if str(path) == STDOUT:
         return
@@ -317,13 +393,13 @@ def check_law_path(path) -> None:
         raise ScalesweepError(f"-o {path}: a law file is JSON; give a .json name (or - for stdout)")
 
 
-def write_law_file(path, result: FitResult) -> None:
+def write_law_file(path: str | os.PathLike[str], result: FitResult) -> None:
     """Write the fit as a JSON law file (``--law-file`` reads it back), atomically; ``-`` is stdout."""
     check_law_path(path)
     write_json(path, result.to_dict())
 
 
-def read_bootstrap(path) -> tuple[str, np.ndarray]:
+def read_bootstrap(path: str | os.PathLike[str]) -> tuple[str, np.ndarray]:
     """(family, samples (B, K)) from a law file written by ``scalesweep fit --bootstrap``."""
     from .readers import json_loads
 
@@ -345,3 +421,17 @@ def read_bootstrap(path) -> tuple[str, np.ndarray]:
     if not np.isfinite(samples).all():
         raise ScalesweepError(f"law file {str(path)!r}: bootstrap samples must be finite")
     return family, samples
+
+
+class _CallableModule(types.ModuleType):
+    """This module's type: calling the module calls :func:`fit` (see the module docstring)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> FitResult:
+        return fit(*args, **kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return inspect.signature(fit)
+
+
+sys.modules[__name__].__class__ = _CallableModule

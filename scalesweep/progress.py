@@ -1,8 +1,9 @@
 """Feedback on long work: one reporter, called as ``progress(done, total)`` by whatever does the work.
 
-On a terminal the line is redrawn in place (at most ten times a second) with the count, the percentage, the
-rate and the time left; elsewhere (a log file, a batch job's stderr) a plain line is logged at most every
-``LOG_INTERVAL`` seconds, and once at the end. Lines go to the ``scalesweep.progress`` logger at INFO, so
+Work that ends within ``DELAY`` seconds shows nothing. Longer work shows a line with the count, the
+percentage, the rate and the time left: on a terminal redrawn in place (at most ten times a second);
+elsewhere (a log file, a batch job's stderr) logged at most every ``LOG_INTERVAL`` seconds, and once at the
+end. Lines go to the ``scalesweep.progress`` logger at INFO, so
 ``-q`` silences them like every other status line. A total of ``None`` (a CSV table not yet counted) shows
 the count and the rate, without a percentage or a time left.
 """
@@ -15,6 +16,7 @@ import time
 from typing import Callable, TextIO
 
 LOGGER = logging.getLogger("scalesweep.progress")
+DELAY = 2.0  # seconds of work before the first line
 LOG_INTERVAL = 5.0  # seconds between lines when stderr is not a terminal
 DRAW_INTERVAL = 0.1  # seconds between redraws on a terminal
 
@@ -55,15 +57,16 @@ def describe(what: str, unit: str, done: int, total: int | None, elapsed: float)
 
 class Progress:
     """``progress(done, total)``: report ``done`` of ``total`` units (``total`` None when unknown). The clock
-    starts at the first call, so time spent before the work (starting a cluster, reading a spec) is not
-    counted in the rate. ``close()`` ends the line; the last report is always shown."""
+    starts when the reporter is made, or at a first report of 0 done (work that is prepared first, such as a
+    fit before its bootstrap, reports 0 when the counted work starts). ``close()`` ends the line; once anything
+    was shown, the last report is shown too."""
 
     def __init__(self, unit: str = "rows", what: str = "", *, stream: TextIO | None = None,
                  terminal: bool | None = None, clock: Callable[[], float] = time.monotonic):
         self.unit, self.what, self.clock = unit, what, clock
         self.stream = stream
         self.terminal = terminal
-        self.t0: float | None = None
+        self.t0 = clock()
         self.last_shown = -float("inf")
         self.shown: tuple | None = None
         self.pending: tuple | None = None
@@ -82,12 +85,14 @@ class Progress:
 
     def __call__(self, done: int, total: int | None = None) -> None:
         now = self.clock()
-        if self.t0 is None:
-            self.t0 = now
+        if done == 0 and self.shown is None and self.pending is None:
+            self.t0 = now  # the work starts now (a first report of nothing done)
         state = (int(done), None if total is None else int(total))
         finished = state[1] is not None and state[0] >= state[1]
         interval = DRAW_INTERVAL if self._is_terminal() else LOG_INTERVAL
-        if finished or now - self.last_shown >= interval:
+        if now - self.t0 < DELAY and self.shown is None:
+            self.pending = state
+        elif (finished and self.shown is not None) or now - self.last_shown >= interval:
             self._show(state, now)
         else:
             self.pending = state
@@ -108,7 +113,7 @@ class Progress:
 
     def close(self) -> None:
         """Show the last state if it was held back, and end a line drawn in place."""
-        if self.pending is not None and self.t0 is not None:
+        if self.pending is not None and self.shown is not None:
             self._show(self.pending, self.clock())
         if self.drawn:
             self._stream().write("\n")

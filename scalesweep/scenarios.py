@@ -1,6 +1,7 @@
 """Bulk scenario sweeps: a table of scenarios, or a sweep spec whose lists expand as a cartesian product.
 
-Both forms use the field names of ``options.FIELDS`` (plus ``law.NAME`` for parameter overrides). Rows are
+Both forms use the field names of ``options.FIELDS`` (plus ``law.NAME`` or ``law_NAME`` for parameter
+overrides, written to the output as ``law_NAME``: column names hold no dots). Rows are
 produced and solved chunk by chunk (a sweep is decoded from its row index, a table is read in batches), so
 memory follows the chunk size, not the sweep. Every chunk goes through one compiled parallel pass whatever
 mix of laws, budgets and constraints it holds. Validation happens before any solving: a sweep spec is
@@ -11,6 +12,7 @@ run with its row number and field, and the output file only appears when the who
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,30 +22,52 @@ from . import engine, units
 from .errors import ScalesweepError
 from .grid import parse_range
 from .codes import FAMILY_NAMES
-from .laws import FAMILIES, PRESETS, get_law, law_arrays, law_suggestion
+from .laws import FAMILIES, PRESETS, get_law, law_arrays, preset_name
 from .options import DEFAULTS, FIELDS, STRING_FIELDS, check_rules
 from .output import jsonable, table_writer
 from .readers import csv_row_offset, scan_csv, toml_loads, yaml_load
-from .tables import COLUMNS, ENGINE_COLUMNS, arrow_float, dictionary, metadata, to_arrow
-from .validate import RULES, bad_mask, check_size, suggest
+from .tables import COLUMNS, ENGINE_COLUMNS, OVERRIDE_PREFIX, arrow_column, input_column, metadata, to_arrow
+from .validate import RULES, bad_mask, check_size, parse_size, suggest
 
 CHUNK_ROWS = 1 << 19  # scenarios per chunk (= Parquet row group)
 # Input columns whose names are also result columns are written with a budget_ prefix.
 INPUT_RENAMES = {"pf_days": "budget_pf_days", "gpu_hours": "budget_gpu_hours", "usd": "budget_usd"}
+AS_USED = ("mfu", "bytes_per_param")  # inputs written as used (their default where not given): never null
 # A field's explicit list longer than this is described in the metadata by its length and ends, not item by item.
 METADATA_LIST_ITEMS = 100
 SPEC_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".csv": "csv", ".parquet": "parquet",
                  ".pq": "parquet"}
 
 
+def _override(name: str) -> str | None:
+    """The law parameter a field overrides (``law.alpha`` or ``law_alpha``: ``alpha``), or None."""
+    for prefix in ("law.", OVERRIDE_PREFIX):
+        if name.startswith(prefix) and len(name) > len(prefix):
+            return name[len(prefix):]
+    return None
+
+
 def _is_override(name: str) -> bool:
-    return name.startswith("law.") and len(name) > 4
+    return _override(name) is not None
 
 
-def _check_field_name(name: str, where: str) -> None:
-    if name not in FIELDS and not _is_override(name):
-        raise ScalesweepError(f"{where}: unknown field {name!r}{suggest(name, FIELDS)} (fields: {', '.join(FIELDS)}, "
-                              "law.NAME)")
+def output_name(name: str) -> str:
+    """The output column of an input field: ``law_NAME`` for an override, ``budget_`` before a budget form
+    that shares its name with a result column, the field's name otherwise."""
+    param = _override(name)
+    return OVERRIDE_PREFIX + param if param is not None else INPUT_RENAMES.get(name, name)
+
+
+def _check_field_names(names, where: str) -> None:
+    seen = {}
+    for name in names:
+        if name not in FIELDS and not _is_override(name):
+            raise ScalesweepError(f"{where}: unknown field {name!r}{suggest(name, FIELDS)} (fields: "
+                                  f"{', '.join(FIELDS)}, law.NAME or law_NAME)")
+        if output_name(name) in seen:
+            raise ScalesweepError(f"{where}: fields {seen[output_name(name)]!r} and {name!r} override the same "
+                                  "parameter; give one")
+        seen[output_name(name)] = name
 
 
 class _Laws:
@@ -100,9 +124,9 @@ class SweepSpec:
         self.fields: dict[str, list] = {}
         self.given: dict[str, list] = {}  # the items as written, a range as {"range": "LO:HI:COUNT"}
         self._arrays: dict[str, np.ndarray] = {}
+        _check_field_names([str(name) for name in mapping], source)
         for name, value in mapping.items():
             name = str(name)
-            _check_field_name(name, source)
             values = value if isinstance(value, list) else [value]
             if not values:
                 raise ScalesweepError(f"{source}: field {name!r} has an empty list")
@@ -124,9 +148,11 @@ class SweepSpec:
                     raise ScalesweepError(f"{where}, item {i + 1}: expected a name, got {_shown(v)}")
                 if not v.strip():
                     raise ScalesweepError(f"{where}, item {i + 1}: the name is empty")
-                if name in ("law", "loss_law") and v not in PRESETS:
-                    raise ScalesweepError(f"{where}, item {i + 1}: unknown law {v!r}{law_suggestion(v)} "
-                                          f"(presets: {', '.join(PRESETS)})")
+                if name in ("law", "loss_law"):
+                    try:
+                        v = preset_name(v)
+                    except ScalesweepError as exc:
+                        raise ScalesweepError(f"{where}, item {i + 1}: {exc}") from None
                 if name == "gpu":
                     v = units.gpu_preset(v).name
                 out.append(v)
@@ -144,8 +170,8 @@ class SweepSpec:
             if isinstance(v, (list, dict)):
                 raise ScalesweepError(f"{where}, item {i + 1}: expected a number, got {_shown(v)}")
             if isinstance(v, bool) or not isinstance(v, (int, float)):
-                try:  # YAML reads 1e21 (no dot) as a string
-                    v = float(v) if isinstance(v, str) else None
+                try:  # YAML reads 1e21 (no dot) as a string; counts of params, tokens or FLOPs take sizes (7B)
+                    v = (parse_size(v) if FIELDS.get(name, {}).get("size") else float(v)) if isinstance(v, str) else None
                 except ValueError:
                     v = None
                 if v is None:
@@ -165,10 +191,10 @@ class SweepSpec:
         for field, values in self.fields.items():
             if _is_override(field):
                 for law_name in names:
-                    _check_law_override(law_name, field[4:], f"{self.source}: field {field!r}")
+                    _check_law_override(law_name, _override(field), f"{self.source}: field {field!r}")
                     for v in values:
                         try:
-                            get_law(law_name, **{field[4:]: v})
+                            get_law(law_name, **{_override(field): v})
                         except ScalesweepError as exc:
                             raise ScalesweepError(f"{self.source}: field {field!r} with law {law_name}: {exc}") from None
 
@@ -254,8 +280,7 @@ class TableSpec:
         dup = next((n for i, n in enumerate(header) if n in header[:i]), None)
         if dup is not None:
             raise ScalesweepError(f"{where}: column {dup!r} appears twice" + (" in the header" if self.layout else ""))
-        for name in names:
-            _check_field_name(str(name), where)
+        _check_field_names([str(n) for n in names], where)
         self.names = [str(n) for n in names]
         if self.layout is not None:
             self.layout.check_names(self.names, where)
@@ -302,7 +327,7 @@ class TableSpec:
             s = df[name]
             if name in STRING_FIELDS:
                 s = s.astype("string").str.strip()
-                cat = pd.Categorical(s)
+                cat = pd.Categorical(s.mask(s == ""))  # a cell of spaces is empty
                 cols[name] = (cat.codes.astype(np.int32), list(cat.categories))  # code -1: empty cell
                 continue
             v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
@@ -388,11 +413,11 @@ def load_spec(path) -> SweepSpec | TableSpec:
     except Exception as exc:  # YAML/TOML syntax errors, undecodable bytes
         hint = ""
         if kind == "toml" and "overwrite" in str(exc).lower():
-            hint = ' (in TOML, quote dotted field names: "law.alpha" = [...])'
+            hint = ' (in TOML, write law_alpha = [...], or quote dotted field names: "law.alpha" = [...])'
         raise ScalesweepError(f"cannot parse spec {str(path)!r}: {_first_line(exc)}{hint}") from None
     if isinstance(mapping, dict) and isinstance(mapping.get("law"), dict):  # TOML [law] table / dotted keys
         raise ScalesweepError(f"spec {str(path)!r}: 'law' must be a preset name or a list of names; write "
-                              'parameter overrides as quoted fields, "law.alpha" = [...]')
+                              'parameter overrides as law_alpha = [...] (or quoted, "law.alpha" = [...])')
     return SweepSpec(mapping, source=str(path))
 
 
@@ -449,6 +474,7 @@ def _solve_chunk(spec, start: int, m: int, cols: dict, laws: _Laws, present: lis
     fams, P = laws.arrays()
     res = engine.solve(inputs, m, fams, P, law_idx)
     if "loss_law" in cols:
+        cols["loss_law"] = _canonical(spec, start, cols["loss_law"], "loss_law")
         _rule_losses(spec, start, cols["loss_law"], fams[law_idx], res)
     return inputs, law_idx, res
 
@@ -461,24 +487,36 @@ def _rule_losses(spec, start, loss_law_col, row_fams, res):
         rows = np.flatnonzero((codes == j) & lossless)
         if not rows.size:
             continue
-        if nm not in PRESETS or not FAMILIES[PRESETS[nm].family].has_loss:
+        if not FAMILIES[PRESETS[nm].family].has_loss:
             raise ScalesweepError(f"{spec.label(start + int(rows[0]))}, field 'loss_law': {nm!r} is not a loss law")
         law = get_law(nm)
         res["loss"][rows] = np.where(res["feasible"][rows], law.loss(res["params"][rows], res["tokens"][rows]), np.nan)
 
 
+def _canonical(spec, start, col, field: str):
+    """A table's law column (codes, names) with every name that occurs as its preset's canonical name
+    (``laws.preset_name``: aliases and any case); names that do not occur are kept as they are."""
+    codes, names = col
+    out = list(names)
+    for j, nm in enumerate(names):
+        if (codes == j).any():
+            try:
+                out[j] = preset_name(nm)
+            except ScalesweepError as exc:
+                raise ScalesweepError(f"{spec.label(start + int(np.argmax(codes == j)))}, field {field!r}: "
+                                      f"{exc}") from None
+    return codes, out
+
+
 def _law_index(spec, start, m, cols, laws: _Laws, present):
     overrides = [n for n in present if _is_override(n)]
     if "law" in cols:
+        cols["law"] = _canonical(spec, start, cols["law"], "law")  # the output names the canonical preset
         codes, names = cols["law"]
         codes = np.where(codes < 0, len(names), codes)  # empty cell: the default law
         names = [*names, DEFAULTS["law"]]
     else:
         codes, names = np.zeros(m, np.int32), [DEFAULTS["law"]]
-    for j, nm in enumerate(names):
-        if nm not in PRESETS and (codes == j).any():
-            raise ScalesweepError(f"{spec.label(start + int(np.argmax(codes == j)))}, field 'law': unknown law "
-                                  f"{nm!r}{law_suggestion(nm)} (presets: {', '.join(PRESETS)})")
     if not overrides:
         lut = np.array([laws.get(nm, ()) if nm in PRESETS else -1 for nm in names], dtype=np.int64)
         return lut[codes]
@@ -488,7 +526,7 @@ def _law_index(spec, start, m, cols, laws: _Laws, present):
     lut = np.empty(len(uniq), dtype=np.int64)
     for u, (row, i) in enumerate(zip(uniq, first, strict=True)):
         nm = names[int(row[0])]
-        given = tuple((o[4:], float(v)) for o, v in zip(overrides, row[1:], strict=True) if not np.isnan(v))
+        given = tuple((_override(o), float(v)) for o, v in zip(overrides, row[1:], strict=True) if not np.isnan(v))
         where = f"{spec.label(start + int(i))}"
         for p, _ in given:
             _check_law_override(nm, p, where)
@@ -499,40 +537,29 @@ def _law_index(spec, start, m, cols, laws: _Laws, present):
     return lut[inverse.reshape(-1)]
 
 
-def _float_col(a, m: int) -> pa.Array:
-    return arrow_float(np.ascontiguousarray(np.broadcast_to(np.asarray(a, dtype=np.float64), (m,))))
-
-
-DICT_STR = pa.dictionary(pa.int32(), pa.string())
+def _input_spec(name: str):
+    """The column registry's description of an input field's output column."""
+    spec = input_column(output_name(name) if _is_override(name) else name)
+    return replace(spec, null="") if name in AS_USED else spec
 
 
 def output_schema(present: list[str]) -> tuple[pa.Schema, list[str]]:
-    """Columns: scenario_id, law, the spec's input fields, mfu, bytes_per_param, then every result."""
-    fields = [("scenario_id", pa.int64()), ("law", DICT_STR)]
+    """Columns: scenario_id, law, the spec's input fields, mfu, bytes_per_param, then every result, each with
+    its type and field metadata from the column registry."""
     inputs = [n for n in present if n not in ("law", "flops")]
-    for name in ("mfu", "bytes_per_param"):
-        if name not in inputs:
-            inputs.append(name)
-    for name in inputs:
-        fields.append((INPUT_RENAMES.get(name, name), DICT_STR if name in STRING_FIELDS else pa.float64()))
-    for name in ENGINE_COLUMNS:
-        kind = COLUMNS[name].type
-        fields.append((name, pa.bool_() if kind == "bool" else DICT_STR if kind == "category" else pa.float64()))
+    inputs += [name for name in AS_USED if name not in inputs]
+    fields = [COLUMNS[name].field(name) for name in ("scenario_id", "law")]
+    fields += [_input_spec(name).field(output_name(name)) for name in inputs]
+    fields += [COLUMNS[name].field(name) for name in ENGINE_COLUMNS]
     return pa.schema(fields), inputs
 
 
 def _batch(schema, inputs_order, start, m, cols, inputs, law_idx, laws: _Laws, res) -> pa.RecordBatch:
-    ids = np.arange(start, start + m, dtype=np.int64)
-    arrays = [pa.Array.from_buffers(pa.int64(), m, [None, pa.py_buffer(ids)]),
-              dictionary(law_idx, [law.name for law in laws.laws])]
-    for name in inputs_order:
-        if name in STRING_FIELDS:
-            codes, names = cols[name]
-            arrays.append(dictionary(codes, names))  # code -1: an empty cell, null
-        elif name in ("mfu", "bytes_per_param"):
-            arrays.append(_float_col(inputs[name], m))
-        else:
-            arrays.append(_float_col(cols[name], m))
+    arrays = [arrow_column("scenario_id", COLUMNS["scenario_id"], np.arange(start, start + m, dtype=np.int64), m),
+              arrow_column("law", COLUMNS["law"], (law_idx, [law.name for law in laws.laws]), m)]
+    for name in inputs_order:  # a string field's empty cell (code -1) and a number's (NaN) are null
+        arrays.append(arrow_column(output_name(name), _input_spec(name), inputs[name] if name in AS_USED
+                                   else cols[name], m))
     result = to_arrow({name: res[name] for name in ENGINE_COLUMNS}, m)
     arrays.extend(result.column(i).combine_chunks() for i in range(result.num_columns))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
@@ -563,7 +590,7 @@ def run(spec, path, *, fmt: str | None = None, chunk_rows: int = CHUNK_ROWS, com
             feasible += int(res["feasible"].sum())
             _count_reasons(reasons, res["infeasible_reason"])
             if progress is not None:
-                progress(done, spec.rows or done)
+                progress(done, spec.rows)  # None: a CSV table not counted ahead
     return {"rows": done, "feasible": feasible, "infeasible": reasons, "seconds": time.perf_counter() - t0,
             "laws": [law.name for law in laws.laws]}
 

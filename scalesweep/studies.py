@@ -4,8 +4,8 @@
 of the loss over a discrete log-spaced params grid, as a user of a coarse sweep would find it) and by a
 K-per-decade lookup table, each against the exact solver.
 
-``isoflop_sim``: Chinchilla's Approach 2 (Hoffmann et al. 2022 §3.2, sheet §2.0/§2.3) on a known law.
-Each IsoFLOP curve is sampled at P log-spaced model sizes over a total width of W decades around the true
+``isoflop_sim``: Chinchilla's Approach 2 (Hoffmann et al. 2022, "Training Compute-Optimal Large Language
+Models", arXiv:2203.15556, §3.2 and Table 2) on a known law. Each IsoFLOP curve is sampled at P log-spaced model sizes over a total width of W decades around the true
 optimum (shifted by an offset), a parabola in log10 N is fitted per budget, and power laws N*(C), D*(C)
 are fitted through the vertices and extrapolated to a target budget.
 
@@ -170,8 +170,9 @@ def _power_fit(log_c, log_y):
 
 
 def isoflop_sim(law, budgets, *, points_per_curve: int = 9, width: float = 1.0, center_offset: float = 0.0,
-                noise: float = 0.0, trials: int = 1, seed: int = 0, target_flops: float | None = None):
-    """Simulate Approach 2 on ``law``: one row per trial (see the module docstring).
+                noise: float = 0.0, trials: int = 1, seed: int = 0, target_flops: float | None = None, progress=None):
+    """Simulate Approach 2 on ``law``: one row per trial (see the module docstring); ``progress(done, total)`` is
+    told the trials done.
 
     ``width`` and ``center_offset`` are in decades of params; ``noise`` is the standard deviation of
     Gaussian noise added to each sampled loss (nats/token). Budgets whose fitted parabola opens downward
@@ -239,6 +240,8 @@ def isoflop_sim(law, budgets, *, points_per_curve: int = 9, width: float = 1.0, 
                        tokens_at_target=float(d_t), params_bias=float(n_t / ex_t.params[0] - 1),
                        tokens_bias=float(d_t / ex_t.tokens[0] - 1))
         rows.append(row)
+        if progress is not None:
+            progress(trial + 1, trials)
     return pd.DataFrame(rows, columns=list(ISOFLOP_COLUMNS))
 
 

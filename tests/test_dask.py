@@ -189,6 +189,7 @@ def test_lookup_build_in_parts_equals_local(tmp_path, client):
         out = tmp_path / f"t_{engine}.parquet"
         got = write_lookup_parts(out, LAW, 1e18, 1e24, 8, engine=engine, partition_rows=7, max_params=3e9, **kw)
         assert got["parts"] == 7 and not (tmp_path / f"t_{engine}.parquet.parts").exists()
+        assert not dataset.manifest_path(tmp_path / f"t_{engine}.parquet.parts").exists()
         assert got["max_interpolation_error"] == info["max_interpolation_error"]  # segments across parts included
         a, b = Lookup(out), Lookup(tmp_path / "t.parquet")
         np.testing.assert_array_equal(a.flops, b.flops)

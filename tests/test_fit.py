@@ -556,3 +556,18 @@ def test_bootstrap_refit_that_is_finite_but_not_a_law_fails_the_bootstrap(monkey
     with pytest.raises(ss.ScalesweepError, match=r"1 of 4 bootstrap refits failed \(first invalid refit: parameter "
                                                  r"'N_c' must be > 0, got 0.0\)"):
         F.fit(N, D, L, family="kaplan", bootstrap=4)
+
+
+def test_bootstrap_batches_do_not_change_the_refits(monkeypatch):
+    """Resamples are refitted in batches (progress is reported between them): any batch size gives the same samples,
+    and progress is told 0 first and the count last."""
+    N, D, L = runs(n=30, noise=0.01, seed=2)
+    want = F.fit(N, D, L, grid=SMALL_GRID, bootstrap=10, seed=3).samples
+    monkeypatch.setattr(F, "BOOTSTRAP_BATCH", 3)
+    seen = []
+    got = F.fit(N, D, L, grid=SMALL_GRID, bootstrap=10, seed=3, progress=lambda done, total: seen.append((done, total)))
+    np.testing.assert_array_equal(got.samples, want)
+    assert seen == [(0, 10), (3, 10), (6, 10), (9, 10), (10, 10)]
+    got = F.fit(N, D, L, method="vp", bootstrap=10, seed=3)
+    monkeypatch.setattr(F, "BOOTSTRAP_BATCH", 256)
+    np.testing.assert_array_equal(F.fit(N, D, L, method="vp", bootstrap=10, seed=3).samples, got.samples)

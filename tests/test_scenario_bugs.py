@@ -60,7 +60,7 @@ def test_limits_mixing_lists_and_single_values(tmp_path, text, per_row):
     parts = pads.dataset(tmp_path / "d", format="parquet").to_table().to_pandas()
     for col in ("params", "tokens", "loss"):
         assert np.array_equal(bits(parts[col]), bits(df[col]))
-    assert json.loads((tmp_path / "d" / dataset.MANIFEST).read_text())["complete"] is True
+    assert json.loads(dataset.manifest_path(tmp_path / "d").read_text())["complete"] is True
 
 
 def test_mixed_limits_with_a_loss_at_budget_law(tmp_path):
@@ -126,7 +126,8 @@ def test_an_interrupt_keeps_the_parts_that_landed(tmp_path, monkeypatch):
     job = sc.job(spec, partition_rows=1)
     with pytest.raises(KeyboardInterrupt):
         dataset.run(job, tmp_path / "ds")
-    assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == [dataset.MANIFEST, dataset.part_name(0)]
+    assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == [dataset.part_name(0)]
+    assert dataset.manifest_path(tmp_path / "ds").is_file()
     monkeypatch.undo()
     summary = dataset.run(sc.job(spec, partition_rows=1), tmp_path / "ds")
     assert summary["reused"] == 1 and summary["computed"] == 2
@@ -148,7 +149,8 @@ def test_a_user_error_in_a_resumed_dataset_keeps_it(tmp_path, monkeypatch):
     fail[0] = ScalesweepError("a later failure")
     with pytest.raises(ScalesweepError, match="a later failure"):  # the resume is not into a fresh directory
         dataset.run(sc.job(spec, partition_rows=1), tmp_path / "ds")
-    assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == [dataset.MANIFEST, dataset.part_name(0)]
+    assert sorted(p.name for p in (tmp_path / "ds").iterdir()) == [dataset.part_name(0)]
+    assert dataset.manifest_path(tmp_path / "ds").is_file()
 
 
 # ------------------------------------------------------------------------------- metadata of range fields
@@ -175,7 +177,8 @@ def test_a_range_field_is_described_by_its_range(tmp_path):
     for name in single.column_names:
         a, b = single[name].combine_chunks(), table[name].combine_chunks()
         if str(a.type) == "double":
-            assert np.array_equal(bits(a.to_numpy()), bits(b.to_numpy())), name
+            assert a.is_null().equals(b.is_null()), name
+            assert np.array_equal(bits(a.fill_null(0.0).to_numpy()), bits(b.fill_null(0.0).to_numpy())), name
         else:
             assert a.equals(b), name
 
@@ -217,3 +220,38 @@ def test_csv_header_with_spaces_after_commas_reads_like_values_do(tmp_path):
     run(["scenarios", spaced, "--partition-rows", "1", "-o", tmp_path / "ds"])
     parts = pads.dataset(str(tmp_path / "ds"), format="parquet").to_table().sort_by("flops")
     np.testing.assert_array_equal(bits(parts.column("params")), bits(want.column("params")))
+
+
+# ------------------------------------------------------------------------ law aliases in specs
+
+
+@pytest.mark.parametrize("name, text", [
+    ("al.csv", "law,loss_law,flops\nChinchilla,,1e22\nllama3,EPOCH,1e22\nkaplan,,1e21\n"),
+    ("al.yaml", "law: [Chinchilla, llama3, kaplan]\nloss_law: EPOCH\nflops: [1e22, 1e21]\n"),
+])
+def test_law_aliases_in_specs_resolve_and_outputs_name_the_preset(tmp_path, name, text):
+    canonical = {"Chinchilla": "hoffmann2022", "llama3": "llama3_2024", "kaplan": "kaplan2020", "EPOCH": "besiroglu2024"}
+    plain = text
+    for alias, preset in canonical.items():
+        plain = plain.replace(alias, preset)
+    ss.run_scenarios(write(tmp_path, name, text), tmp_path / "a.parquet")
+    ss.run_scenarios(write(tmp_path, "plain" + name, plain), tmp_path / "b.parquet")
+    a, b = pd.read_parquet(tmp_path / "a.parquet"), pd.read_parquet(tmp_path / "b.parquet")
+    assert set(a["law"].astype(str)) <= set(canonical.values())
+    pd.testing.assert_frame_equal(a, b, check_categorical=False)
+
+
+def test_sizes_with_suffixes_in_sweep_specs(tmp_path):
+    """A count of params, tokens or FLOPs in a sweep spec takes a suffix like the command line (7B is 7e9 exactly);
+    other fields do not."""
+    ss.run_scenarios(write(tmp_path, "a.yaml", "flops: 6e22\nmax_params: [7B, 1.5e10]\nunique_tokens: 1.5T\n"),
+                     tmp_path / "a.parquet")
+    ss.run_scenarios(write(tmp_path, "b.yaml", "flops: 6e22\nmax_params: [7e9, 1.5e10]\nunique_tokens: 1.5e12\n"),
+                     tmp_path / "b.parquet")
+    a, b = pd.read_parquet(tmp_path / "a.parquet"), pd.read_parquet(tmp_path / "b.parquet")
+    pd.testing.assert_frame_equal(a, b)
+    assert a["max_params"].tolist() == [7e9, 1.5e10]
+    res = run(["scenarios", write(tmp_path, "c.yaml", "flops: 6e22\nmax_params: 7X\n")], ok=False)
+    assert_one_line_error(res, "field 'max_params', item 1: expected a number, got '7X'")
+    res = run(["scenarios", write(tmp_path, "d.yaml", "flops: 6e22\ngpu: A100\nmfu: 4B\n")], ok=False)
+    assert_one_line_error(res, "field 'mfu', item 1: expected a number, got '4B'")

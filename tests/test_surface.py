@@ -187,3 +187,26 @@ def test_compute_laws_have_a_surface_of_6ND():
     got = pd.read_csv(io.StringIO(res.stdout))
     pf_days = 6.0 * np.repeat(n, 2) * np.tile(d, 3) / (1e15 * 86400)
     np.testing.assert_allclose(got.loss, (1.6e7 / pf_days) ** 0.057, rtol=1e-14)
+
+
+@pytest.mark.parametrize("shape", [(300, 700), (3, 140_001), (1, 200_000), (513, 257)])
+def test_kaplan_grid_is_numpy_broadcasting_bit_for_bit_on_any_thread_count(shape):
+    """The float64 Kaplan grid runs numpy's power over blocks in threads: equal, bit for bit, to the numpy
+    expression a user writes, for 1 and 2 threads, short rows (many rows per block) and long rows (blocks of
+    columns within a row)."""
+    from scalesweep import surfaces
+
+    law = ss.get_law("kaplan2020")
+    q = law.params
+    n, d = np.geomspace(1e6, 1e12, shape[0]), np.geomspace(1e8, 1e14, shape[1])
+    want = ((q["N_c"] / n[:, None]) ** (q["alpha_N"] / q["alpha_D"]) + q["D_c"] / d[None, :]) ** q["alpha_D"]
+    assert want.size >= 2 * surfaces.BLOCK_POINTS  # the threaded path, not the kernel
+    before = ss.set_threads(None)
+    try:
+        for threads in (1, 2):
+            ss.set_threads(min(threads, before))
+            got = ss.surface(law, n, d)
+            np.testing.assert_array_equal(got.view(np.uint64), want.view(np.uint64))
+    finally:
+        ss.set_threads(before)
+    np.testing.assert_allclose(got[:, ::997], ref.surface_dense("kaplan", law.params, n, d[::997]), rtol=1e-14)
