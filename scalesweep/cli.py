@@ -558,23 +558,29 @@ def _emit(table, output, fmt, noun: str) -> None:
 
 
 def _emit_stream(tables, output, fmt, noun: str, total: int) -> dict:
-    """Write a stream of (table, infeasible counts) as one output (the first table's schema and metadata);
-    returns the infeasible counts summed. Progress on stderr for a file on a terminal."""
-    from .output import STDOUT, table_writer
-
+    """Write a stream of (table, infeasible counts) as one output (the first table's schema and metadata), the
+    next table computed while one is encoded (``pipeline.overlapped``); returns the infeasible counts summed.
+    Progress on stderr."""
     import itertools
+
+    from .output import STDOUT, table_writer
+    from .pipeline import overlapped
 
     counts: dict = {}
     rows = 0
     first = next(tables)
     with table_writer(output, first[0].schema, fmt) as w, _progress(noun, output=output) as progress:
-        for table, infeasible in itertools.chain([first], tables):
+        def write(item):
+            nonlocal rows
+            table, infeasible = item
             w.write(table)
             rows += table.num_rows
             LOG.debug("wrote a chunk of %s %s (%s of %s)", f"{table.num_rows:,}", noun, f"{rows:,}", f"{total:,}")
             for reason, c in infeasible.items():
                 counts[reason] = counts.get(reason, 0) + c
             progress(rows, total)
+
+        overlapped(itertools.chain([first], tables), write)
     if output not in (None, STDOUT):
         talk(f"wrote {rows:,} {noun} to {output}")
     return dict(sorted(counts.items(), key=lambda t: -t[1]))

@@ -246,9 +246,18 @@ def family_rows(lim: _Limits, m, flops, is_target, raw, n, d, loss, feas, active
             ok, broken, below_one = _rule_violations(nn, dd, np.broadcast_to(b, (rows.size, 7)))
             n[rows], d[rows] = np.where(ok, nn, np.nan), np.where(ok, dd, np.nan)
             loss[rows], feas[rows], active[rows] = np.nan, ok, NONE
-            keys, inverse = np.unique(np.stack([*broken, below_one], axis=1)[~ok], axis=0, return_inverse=True)
-            labels = np.array([_rule_label(k[:-1], k[-1]) for k in keys], dtype=object)[inverse.reshape(-1)]
-            reasons["rows"].append((rows[~ok], labels))
+            # Each infeasible row's broken limits (and N or D below one) as the bits of a small code: one label
+            # per code that occurs, looked up per row (no sort of the rows).
+            flags = [*broken, below_one]
+            code = np.zeros(rows.size, dtype=np.int64)
+            for bit, f in enumerate(flags):
+                code |= f.astype(np.int64) << bit
+            code = code[~ok]
+            lut = np.empty(1 << len(flags), dtype=object)
+            for c in np.flatnonzero(np.bincount(code, minlength=lut.size)):
+                bits = [bool(c >> bit & 1) for bit in range(len(flags))]
+                lut[c] = _rule_label(bits[:-1], bits[-1])
+            reasons["rows"].append((rows[~ok], lut[code]))
         else:
             val = _budget_loss_mixed(specs, li_full[rows], p, f_rows)
             blocked = np.broadcast_to(limited, (m,))[rows]

@@ -25,6 +25,7 @@ from .codes import FAMILY_NAMES
 from .laws import FAMILIES, PRESETS, get_law, law_arrays, preset_name
 from .options import DEFAULTS, FIELDS, STRING_FIELDS, check_rules
 from .output import jsonable, table_writer
+from .pipeline import overlapped
 from .readers import csv_row_offset, scan_csv, toml_loads, yaml_load
 from .tables import COLUMNS, ENGINE_COLUMNS, OVERRIDE_PREFIX, arrow_column, input_column, metadata, to_arrow
 from .validate import RULES, bad_mask, check_size, parse_size, suggest
@@ -583,14 +584,22 @@ def run(spec, path, *, fmt: str | None = None, chunk_rows: int = CHUNK_ROWS, com
     with table_writer(path, schema.with_metadata(metadata_for(spec, command_line)), fmt,
                       parquet_options={"use_dictionary": ["law", "gpu", "loss_law", "active_constraint",
                                                           "infeasible_reason", "budget_limited_by"]}) as w:
-        for start, m, cols in spec.chunks(chunk_rows):
-            inputs, law_idx, res = _solve_chunk(spec, start, m, cols, laws, present)
-            w.write(_batch(schema, inputs_order, start, m, cols, inputs, law_idx, laws, res), row_group_size=m)
-            done += m
-            feasible += int(res["feasible"].sum())
-            _count_reasons(reasons, res["infeasible_reason"])
+        def solved():
+            nonlocal feasible
+            for start, m, cols in spec.chunks(chunk_rows):
+                inputs, law_idx, res = _solve_chunk(spec, start, m, cols, laws, present)
+                feasible += int(res["feasible"].sum())
+                _count_reasons(reasons, res["infeasible_reason"])
+                yield _batch(schema, inputs_order, start, m, cols, inputs, law_idx, laws, res)
+
+        def write(batch):
+            nonlocal done
+            w.write(batch, row_group_size=batch.num_rows)
+            done += batch.num_rows
             if progress is not None:
                 progress(done, spec.rows)  # None: a CSV table not counted ahead
+
+        overlapped(solved(), write)  # chunk k+1 is solved while chunk k is encoded
     return {"rows": done, "feasible": feasible, "infeasible": reasons, "seconds": time.perf_counter() - t0,
             "laws": [law.name for law in laws.laws]}
 
