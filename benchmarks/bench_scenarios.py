@@ -6,8 +6,9 @@ and calling scipy's bounded `minimize_scalar` per row, timed on a sample and sca
 Both sides solve the same problems (4 laws x 25 GPU counts x 10 durations x 10 MFUs x 10 data limits x
 10 tokens-per-param caps = 1M); the sample is checked against scalesweep's rows.
 
-Run: python benchmarks/bench_scenarios.py [--repeat 5] [--sample 2000] [--big 50000000]
-(--big also runs a sweep of that many scenarios once and reports its peak memory.)
+Run: python benchmarks/bench_scenarios.py [--repeat 5] [--sample 2000] [--big 50000000] [--scaling 1e4,...,1e7]
+(--big also runs a sweep of that many scenarios once and reports its peak memory; --scaling prints rows/s of
+in-process sweeps of each size on 1 and 2 threads, so a reader sees where fixed costs end and the slope begins.)
 """
 
 import argparse
@@ -71,12 +72,46 @@ def run_cli(spec, out):
     return time.perf_counter() - t0
 
 
+def scaling(sizes, repeat):
+    """rows/s of ``ss.run_scenarios`` (in process, to Parquet) for sweeps of each size, on 1 and 2 threads."""
+    from bench_startup import cpu
+
+    most = ss.set_threads(None)
+    print(f"scenarios scaling curve: 2 laws x 10 tokens-per-param caps x a budget range; {cpu()}; median of "
+          f"{repeat}")
+    labels = [f"{t} thread" + ("s" if t > 1 else "") for t in range(1, most + 1)]
+    print(f"  {'scenarios':>12}  " + "  ".join(f"{label:>18}" for label in labels))
+    with tempfile.TemporaryDirectory() as tmp:
+        spec, out = os.path.join(tmp, "s.yaml"), os.path.join(tmp, "o.parquet")
+        for n in sizes:
+            with open(spec, "w") as fh:
+                fh.write(f'law: [hoffmann2022, kaplan2020]\nmax_tokens_per_param: {TPP}\n'
+                         f'flops: "1e18:1e26:{max(1, n // 20)}"\n')
+            cells = []
+            for threads in range(1, most + 1):
+                ss.set_threads(threads)
+                ss.run_scenarios(spec, out)  # warm
+                times = []
+                for _ in range(repeat):
+                    t0 = time.perf_counter()
+                    ss.run_scenarios(spec, out)
+                    times.append(time.perf_counter() - t0)
+                rows = pq.ParquetFile(out).metadata.num_rows
+                cells.append(f"{rows / statistics.median(times) / 1e6:8.2f} M rows/s")
+            print(f"  {rows:>12,}  " + "  ".join(f"{c:>18}" for c in cells))
+    ss.set_threads(most)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--sample", type=int, default=2000)
     ap.add_argument("--big", type=int, default=0, help="also run a sweep of about this many scenarios once")
+    ap.add_argument("--scaling", default=None, help="sizes for the scaling curve, e.g. 1e4,1e5,1e6,1e7")
     args = ap.parse_args()
+    if args.scaling:
+        scaling([int(float(x)) for x in args.scaling.split(",")], args.repeat)
+        return
     combos = list(itertools.product(LAWS, GPUS, DAYS, MFU, UNIQUE, TPP))
     n = len(combos)
     with tempfile.TemporaryDirectory() as tmp:
