@@ -467,7 +467,7 @@ def _run_dataset(job, output, engine, scheduler, workers):
             summary = dataset.run(job, output, engine="local", progress=progress)
     _warn_recomputed(summary.get("recomputed", []), output)
     reused = f", {summary['reused']} already there" if summary["reused"] else ""
-    talk(f"wrote {summary['rows']:,} rows as {summary['parts']} parts in {output}/ "
+    talk(f"wrote {summary['rows']:,} rows as {summary['parts']} parts in {str(output).rstrip('/')}/ "
          f"({summary['computed']} computed{reused}, {engine}) in {summary['seconds']:.2f} s")
     return summary
 
@@ -477,7 +477,8 @@ def _warn_recomputed(names, output) -> None:
     if names:
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         were = "were" if len(names) != 1 else "was"
-        warn(f"{len(names)} part{'s' if len(names) != 1 else ''} in {output}/ failed verification and "
+        where = str(output).rstrip("/")
+        warn(f"{len(names)} part{'s' if len(names) != 1 else ''} in {where}/ failed verification and "
              f"{were} recomputed: {shown}")
 
 

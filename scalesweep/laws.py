@@ -258,7 +258,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
         positive=("C_unit",),
         source="published power-law allocations that are not loss laws (DeepSeek LLM 2024, Llama 3 2024, Porian "
         "et al. 2024, Kaplan et al. 2020 Table 6: each preset cites its fit); no loss of their own: the frontier "
-        "reports NaN loss unless a loss law is given",
+        "leaves the loss empty (null) unless a loss law is given",
         frontier="rule", closed_form=False, target_loss=False, has_loss=False, initial_guess="", fit=None,
         allocate=_rule_allocate,
     ),
