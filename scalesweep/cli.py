@@ -1014,7 +1014,6 @@ def plot_surface_cmd(file, frontier_files, levels, output, figure):
 
 
 @plot.command("isoflop", kernels=False, examples=[
-    "scalesweep surface --params-range 1e7:1e11:200 --flops-range 6e18:3e21:9 -o iso.parquet",
     "scalesweep plot isoflop iso.parquet --frontier f.parquet -o isoflop.png",
     "scalesweep plot isoflop runs.csv --flops-column compute -o isoflop.pdf"])
 @click.argument("file", type=click.Path(dir_okay=False))
@@ -1034,7 +1033,7 @@ def plot_isoflop_cmd(file, frontier_files, columns, output, figure):
 
 
 @plot.command("fit", examples=[
-    "scalesweep fit runs.csv -o law.json && scalesweep plot fit law.json -o fit.png",
+    "scalesweep plot fit law.json -o fit.png",
     "scalesweep plot fit law.json held_out.csv -o fit.pdf"])
 @click.argument("law_file", type=click.Path(dir_okay=False))
 @click.argument("runs", required=False, type=click.Path(dir_okay=False))

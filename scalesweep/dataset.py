@@ -40,6 +40,16 @@ leaves nothing behind: its parts, manifest and lock are removed, and the directo
 (see ``run``). Other failures keep what landed, for a resume. Temporary files of parts whose writer died
 are removed when a run starts and when it ends (those of other hosts only by a run there, or ``scalesweep
 clean``), so a finished directory holds its parts alone.
+
+A dataset may live at a URI (``s3://bucket/prefix/ds``, ``memory://ds``; see ``storage``): the same layout
+with the prefix as the directory (``s3://bucket/prefix/.ds.manifest.json`` beside it). Every part and every
+manifest version is uploaded whole from a local temporary file (``output.atomic_path``), so an object is
+either complete or absent and no temporary file is ever stored there; Dask workers upload their parts
+themselves (they read the credentials from their own environment). Verification hashes the parts as they
+are read back; the lock is created with a conditional write (``storage.create_exclusive``: exclusive on S3
+and memory://, a check then a write elsewhere). A lock of a dead process on this host is taken over by
+removing it and creating it again (with no flock there, two runs taking over the same stale lock at the same
+moment are not told apart).
 """
 
 from __future__ import annotations
@@ -48,6 +58,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import logging
 import math
 import os
 import time
@@ -58,10 +69,11 @@ from pathlib import Path
 
 import numpy as np
 
+from . import storage
 from ._version import __version__
 from .errors import ScalesweepError
 from .grid import LogRange
-from .output import HOST, _alive, remove_stale_temps, write_json, write_table
+from .output import HOST, _alive, file_digest, remove_stale_temps, write_json, write_table
 from .tables import METADATA_KEY
 
 try:
@@ -73,14 +85,15 @@ MANIFEST = ".manifest.json"  # sidecar suffixes: the manifest is .NAME.manifest.
 LOCK = ".lock"
 
 
-def sidecar(out, suffix: str) -> Path:
+def sidecar(out, suffix: str):
     """The file ``.NAME<suffix>`` beside dataset directory ``out`` (``MANIFEST``, ``LOCK``): outside the
     directory, where no reader of the directory sees it."""
-    path = Path(os.path.abspath(out))
+    out = storage.locate(out)
+    path = out if isinstance(out, storage.Location) else Path(os.path.abspath(out))
     return path.parent / f".{path.name}{suffix}"
 
 
-def manifest_path(out) -> Path:
+def manifest_path(out):
     return sidecar(out, MANIFEST)
 
 
@@ -88,7 +101,11 @@ def remove(out) -> None:
     """Remove dataset directory ``out`` with its manifest (a dataset joined into one file and done with)."""
     import shutil
 
-    shutil.rmtree(out)
+    out = storage.locate(out)
+    if isinstance(out, storage.Location):
+        out.remove_tree()
+    else:
+        shutil.rmtree(out)
     with contextlib.suppress(FileNotFoundError):
         manifest_path(out).unlink()
 
@@ -193,18 +210,6 @@ def part_name(i: int) -> str:
     return f"part-{i:06d}.parquet"
 
 
-def file_digest(path) -> dict:
-    """``{"bytes": size, "sha256": hex}`` of a file's content."""
-    h, size = hashlib.sha256(), 0
-    buf = bytearray(1 << 20)
-    view = memoryview(buf)
-    with open(path, "rb", buffering=0) as fh:
-        while n := fh.readinto(buf):
-            h.update(view[:n])
-            size += n
-    return {"bytes": size, "sha256": h.hexdigest()}
-
-
 def write_part(compute: Callable, spec: dict, start: int, stop: int, path: str, threads: int | None = None) -> dict:
     """Compute one part and write it atomically (a Dask task; also the local engine's step). The summary
     carries the part's manifest entry (``file``: rows, bytes, sha256)."""
@@ -222,8 +227,7 @@ def write_part(compute: Callable, spec: dict, start: int, stop: int, path: str, 
     except ScalesweepError as exc:  # the spec's content is at fault: ``run`` may then remove a fresh directory
         exc.input_error = True
         raise
-    write_table(path, table, "parquet", write_page_checksum=True)
-    entry = {"rows": table.num_rows, **file_digest(path)}
+    entry = {"rows": table.num_rows, **write_table(path, table, "parquet", digest=True, write_page_checksum=True)}
     return {**summary, "part": os.path.basename(path), "file": entry, "seconds": time.perf_counter() - t0}
 
 
@@ -233,12 +237,12 @@ def write_part(compute: Callable, spec: dict, start: int, stop: int, path: str, 
 LOCK_WAIT = 5.0  # seconds an unreadable lock (its writer between creating and filling it) counts as live
 
 
-def _lock_error(out: Path, holder: dict) -> ScalesweepError:
+def _lock_error(out, holder: dict) -> ScalesweepError:
     return ScalesweepError(f"dataset {out} is being written by pid {holder['pid']} on {holder['host']} "
                            f"(lock {sidecar(out, LOCK)}); wait for it or remove the lock if that run is gone")
 
 
-def _read_lock(path: Path) -> tuple[bytes | None, dict | None]:
+def _read_lock(path) -> tuple[bytes | None, dict | None]:
     """(raw content, parsed holder) of a lock file; (None, None) when it is gone."""
     try:
         raw = path.read_bytes()
@@ -279,31 +283,40 @@ def _remove_stale_lock(path: Path, seen: bytes) -> None:
         os.close(fd)
 
 
-def take_lock(out: Path) -> bytes:
-    """Create the lock beside ``out`` exclusively (O_CREAT|O_EXCL) with this run's host, pid and start time;
+def _create_lock(out, path, mine: bytes) -> bool:
+    """Create the lock file holding ``mine`` unless one exists (False then): O_CREAT|O_EXCL locally, a
+    conditional write at a URI."""
+    if isinstance(path, storage.Location):
+        return storage.create_exclusive(path, mine)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise ScalesweepError(f"cannot lock dataset {out}: {exc.strerror or exc}") from None
+    try:
+        os.write(fd, mine)
+    except BaseException as exc:  # a full disk, or an interrupt: leave no empty lock behind
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        if isinstance(exc, OSError):
+            raise ScalesweepError(f"cannot lock dataset {out}: {exc.strerror or exc}") from None
+        raise
+    os.close(fd)
+    return True
+
+
+def take_lock(out) -> bytes:
+    """Create the lock beside ``out`` exclusively (``_create_lock``) with this run's host, pid and start time;
     returns its content (``release_lock`` removes it only if it is still ours). A live holder's lock is the
     one-line refusal; a dead holder's on this host is taken over."""
     path = sidecar(out, LOCK)
+    remote = isinstance(path, storage.Location)
     mine = json.dumps({"host": HOST, "pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}).encode()
     deadline = time.monotonic() + LOCK_WAIT
     for _ in range(1000):
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            pass
-        except OSError as exc:
-            raise ScalesweepError(f"cannot lock dataset {out}: {exc.strerror or exc}") from None
-        else:
-            try:
-                os.write(fd, mine)
-            except BaseException as exc:  # a full disk, or an interrupt: leave no empty lock behind
-                os.close(fd)
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
-                if isinstance(exc, OSError):
-                    raise ScalesweepError(f"cannot lock dataset {out}: {exc.strerror or exc}") from None
-                raise
-            os.close(fd)
+        if _create_lock(out, path, mine):
             return mine
         seen, holder = _read_lock(path)
         if seen is None:  # removed meanwhile: try again
@@ -311,16 +324,21 @@ def take_lock(out: Path) -> bytes:
         if holder is not None:
             if holder["host"] != HOST or holder["pid"] == os.getpid() or _alive(holder["pid"]):
                 raise _lock_error(out, holder)
-        else:  # unreadable: a writer between creating and filling it, or one that died there
+        elif not remote:  # unreadable: a writer between creating and filling it, or one that died there
             with contextlib.suppress(OSError):
                 if time.time() - path.stat().st_mtime < LOCK_WAIT and time.monotonic() < deadline:
                     time.sleep(0.05)
                     continue
-        _remove_stale_lock(path, seen)
+        if remote:  # an object is stored whole, so an unreadable one is no writer's in progress
+            with contextlib.suppress(FileNotFoundError):
+                if path.read_bytes() == seen:
+                    path.unlink()
+        else:
+            _remove_stale_lock(path, seen)
     raise ScalesweepError(f"cannot lock dataset {out}: {path} keeps changing; is another run starting?")
 
 
-def release_lock(out: Path, mine: bytes) -> None:
+def release_lock(out, mine: bytes) -> None:
     """Remove the lock beside ``out`` if it still holds ``mine``."""
     path = sidecar(out, LOCK)
     with contextlib.suppress(OSError):
@@ -340,7 +358,7 @@ class Manifest:
     written in batches, at most every ``FLUSH_SECONDS`` and no sooner than the last write's time divided by
     ``FLUSH_SHARE``, so rewriting it stays a small share of the run however many parts there are."""
 
-    def __init__(self, out: Path, data: dict):
+    def __init__(self, out, data: dict):
         self.path = manifest_path(out)
         self.data = data
         if not isinstance(data.get("files"), dict):
@@ -374,14 +392,26 @@ class Manifest:
 # ------------------------------------------------------------------------------------------ directory
 
 
-def open_dir(outdir) -> Path:
-    """The output directory, created if need be (its parent must exist)."""
+def open_dir(outdir):
+    """The output directory, created if need be (its parent must exist); a ``storage.Location`` for a URI."""
     return _open_dir(outdir)[0]
 
 
-def _open_dir(outdir) -> tuple[Path, bool]:
-    """(the output directory, whether this call created it)."""
-    out = Path(outdir)
+def _open_dir(outdir) -> tuple:
+    """(the output directory, whether this call created it). At a URI nothing is created (a prefix exists
+    once an object is stored under it): the target must not be a file and its bucket must exist."""
+    out = storage.locate(outdir)
+    if isinstance(out, storage.Location):
+        out = storage.Location(out.fs, out.path.rstrip("/"), out.text.rstrip("/"), out.scheme)
+        if out.bucket is not None and "/" not in out.path.strip("/"):
+            raise ScalesweepError(f"cannot write dataset {str(out)!r}: give a prefix with a name inside the bucket "
+                                  "(its manifest goes beside it)")
+        if out.is_file():
+            raise ScalesweepError(f"cannot write dataset {str(out)!r}: it is a file (a partitioned run writes a "
+                                  "directory)")
+        out.check_bucket()
+        return out, False
+    out = Path(out)
     created = False
     if not Path(os.path.abspath(out)).name:
         raise ScalesweepError(f"cannot write dataset {str(out)!r}: give a directory with a name (its manifest "
@@ -408,18 +438,38 @@ def _is_fresh(entries) -> bool:
     return not any(not name.startswith(".") for name in entries)
 
 
-def _remove_written(job: Job, out: Path) -> None:
+class _RemoteEntry:
+    """A ``FileInfo`` with the two ``os.DirEntry`` methods the checks use."""
+
+    def __init__(self, info):
+        self.info = info
+
+    def is_file(self) -> bool:
+        return self.info.type.name == "File"
+
+    def stat(self):
+        return os.stat_result((0, 0, 0, 0, 0, 0, self.info.size or 0, 0, 0, 0))
+
+
+def _entries(out) -> dict:
+    """``{name: entry}`` of a dataset directory (``os.DirEntry``, or ``_RemoteEntry`` at a URI)."""
+    if isinstance(out, storage.Location):
+        return {name: _RemoteEntry(info) for name, info in out.entries().items()}
+    with os.scandir(out) as it:
+        return {e.name: e for e in it}
+
+
+def _remove_written(job: Job, out) -> None:
     """Remove what a run into a fresh directory wrote: its parts and manifest (the caller holds the lock). In
     a fresh directory every planned part and the manifest are this run's."""
     planned = {part_name(i) for i in range(len(job.parts))}
-    with os.scandir(out) as it:
-        names = [e.name for e in it if e.name in planned]
+    names = [name for name in _entries(out) if name in planned]
     for path in [out / name for name in names] + [manifest_path(out)]:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
 
 
-def _refuse_unknown(out: Path, job: Job, entries: dict) -> None:
+def _refuse_unknown(out, job: Job, entries: dict) -> None:
     """Refuse entries that readers would take for data and that are not the job's parts."""
     expected = len(job.parts)
     unknown = []
@@ -437,9 +487,11 @@ def _refuse_unknown(out: Path, job: Job, entries: dict) -> None:
                               f"{expected} parts; readers would take it for data: move it out of the directory")
 
 
-def _remove_dead_temps(out: Path) -> None:
+def _remove_dead_temps(out) -> None:
     """Temporary files of runs that are gone: those of dead processes on this host, and part temps whose
-    names carry no owner (no run names its temps so)."""
+    names carry no owner (no run names its temps so). A URI holds none (parts are uploaded whole)."""
+    if isinstance(out, storage.Location):
+        return
     remove_stale_temps(out)
     for tmp in out.glob(".part-*.tmp"):
         if "~" not in tmp.name:
@@ -447,28 +499,27 @@ def _remove_dead_temps(out: Path) -> None:
                 tmp.unlink()
 
 
-def _part_is_sound(path: Path, rows: int, schema) -> bool:
+def _part_is_sound(path, rows: int, schema) -> bool:
     """A part with no manifest entry: the plan's row count, the job's schema and metadata, and every page
     reads back with its checksum."""
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(path, page_checksum_verification=True)
+        with storage.opened(path) as src:
+            pf = pq.ParquetFile(src, page_checksum_verification=True)
+            try:
+                if pf.metadata.num_rows != rows or not pf.schema_arrow.equals(schema, check_metadata=True):
+                    return False
+                for _ in pf.iter_batches(batch_size=1 << 16):
+                    pass
+                return True
+            finally:
+                pf.close()
     except Exception:
         return False
-    try:
-        if pf.metadata.num_rows != rows or not pf.schema_arrow.equals(schema, check_metadata=True):
-            return False
-        for _ in pf.iter_batches(batch_size=1 << 16):
-            pass
-        return True
-    except Exception:
-        return False
-    finally:
-        pf.close()
 
 
-def _verify(job: Job, out: Path, manifest: Manifest, entries: dict) -> tuple[list[int], list[str], bool]:
+def _verify(job: Job, out, manifest: Manifest, entries: dict) -> tuple[list[int], list[str], bool]:
     """Check the parts present against the manifest; returns (parts to compute, names of parts that failed and
     were removed, whether the manifest changed)."""
     files = manifest.files
@@ -522,18 +573,17 @@ def _verify(job: Job, out: Path, manifest: Manifest, entries: dict) -> tuple[lis
     return missing, [names[i] for i in bad], changed
 
 
-def prepare(job: Job, out: Path) -> tuple[Job, Manifest, list[int], list[str]]:
+def prepare(job: Job, out) -> tuple[Job, Manifest, list[int], list[str]]:
     """Open the dataset in ``out`` for ``job`` (the caller holds the lock): check the spec and the entries,
     remove dead runs' temporary files, verify the parts present. Returns the job (with the first run's
     command line, so every part carries the same metadata), the manifest, the indices of the parts to compute
     and the names of parts that failed verification."""
-    with os.scandir(out) as it:
-        entries = {e.name: e for e in it}
+    entries = _entries(out)
     data = None
     path = manifest_path(out)
     if not _is_fresh(entries) and path.is_file():  # beside a fresh directory a manifest is stale: replaced
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_bytes())
             if not isinstance(data, dict):
                 raise ValueError
         except ValueError:
@@ -574,7 +624,7 @@ def finish(manifest: Manifest) -> None:
     manifest.write()
 
 
-def _compute(job: Job, out: Path, manifest: Manifest, missing: list[int], engine: str, client, progress,
+def _compute(job: Job, out, manifest: Manifest, missing: list[int], engine: str, client, progress,
              threads) -> list[dict]:
     """Compute and write the ``missing`` parts, recording each in the manifest as it lands."""
     done = len(job.parts) - len(missing)
@@ -597,8 +647,10 @@ def _compute(job: Job, out: Path, manifest: Manifest, missing: list[int], engine
         return summaries
     from distributed import as_completed
 
-    # The spec (which may hold a budget file's values) goes to the cluster once, not with every task.
-    [spec] = client.scatter([job.spec])
+    # The spec (which may hold a budget file's values) goes to the cluster once, not with every task. Under a
+    # key of its own (hash=False): a content-hashed key is the one an earlier run of the same job released,
+    # and that release reaching the scheduler late would drop this run's copy ("lost dependencies").
+    [spec] = client.scatter([job.spec], hash=False)
     futures = {client.submit(write_part, job.compute, spec, *job.parts[i], str(out / part_name(i)), -1,
                              key=f"scalesweep-{job.spec_hash[:16]}-{i}", retries=3, pure=False): i
                for i in missing}
@@ -646,6 +698,9 @@ def run(job: Job, outdir, *, engine: str = "local", client=None, progress=None, 
         raise ScalesweepError(f"unknown engine {engine!r} (local or dask)")
     t0 = time.perf_counter()
     out, created = _open_dir(outdir)
+    if engine == "dask" and isinstance(out, storage.Location) and out.in_process:
+        raise ScalesweepError(f"cannot write dataset {str(out)!r} with Dask: {out.scheme}:// lives in this process, "
+                              "which the workers do not share")
     try:
         lock = take_lock(out)
     except BaseException:
@@ -656,8 +711,7 @@ def run(job: Job, outdir, *, engine: str = "local", client=None, progress=None, 
     manifest = None
     fresh = False
     try:
-        with os.scandir(out) as it:
-            fresh = _is_fresh(e.name for e in it)
+        fresh = _is_fresh(_entries(out))
         job, manifest, missing, recomputed = prepare(job, out)
         summaries = _compute(job, out, manifest, missing, engine, client, progress, threads)
         _remove_dead_temps(out)  # of Dask tasks whose worker died mid-part (the task was retried)
@@ -667,7 +721,7 @@ def run(job: Job, outdir, *, engine: str = "local", client=None, progress=None, 
         if discard:
             if engine == "dask":  # cancelled parts still running on a worker would land after the clean-up
                 _wait_for_running(client, f"scalesweep-{job.spec_hash[:16]}-")
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, ScalesweepError):
                 _remove_written(job, out)
         elif manifest is not None and manifest.dirty:  # keep the entries of the parts that did land
             with contextlib.suppress(Exception):
@@ -690,7 +744,8 @@ def run(job: Job, outdir, *, engine: str = "local", client=None, progress=None, 
 @contextlib.contextmanager
 def dask_client(scheduler: str | None = None, workers: int | None = None):
     """A ``distributed.Client``: joined to ``scheduler``, or on a LocalCluster of ``workers`` processes that is
-    shut down afterwards."""
+    shut down afterwards. The dashboard's address, when there is one, is logged (``scalesweep`` logger, INFO:
+    a status line on stderr from the CLI)."""
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -703,6 +758,7 @@ def dask_client(scheduler: str | None = None, workers: int | None = None):
         except (OSError, TimeoutError) as exc:
             raise ScalesweepError(f"cannot reach the Dask scheduler at {scheduler!r}: {exc}") from None
         try:
+            _log_dashboard(client)
             yield client
         finally:
             client.close()
@@ -712,14 +768,24 @@ def dask_client(scheduler: str | None = None, workers: int | None = None):
         raise ScalesweepError(f"--workers must be >= 1, got {n}")
     with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
+        _log_dashboard(client)
         yield client
+
+
+def _log_dashboard(client) -> None:
+    link = getattr(client, "dashboard_link", None)
+    if link:
+        logging.getLogger("scalesweep").info(f"Dask dashboard: {link}")
 
 
 def read_dataset_metadata(outdir) -> dict:
     """The scalesweep metadata shared by every part of a dataset directory."""
     import pyarrow.dataset as ds
 
-    md = ds.dataset(str(outdir), format="parquet").schema.metadata or {}
+    out = storage.locate(outdir)
+    remote = isinstance(out, storage.Location)
+    md = ds.dataset(out.path if remote else str(out), format="parquet",
+                    filesystem=out.fs if remote else None).schema.metadata or {}
     if METADATA_KEY not in md:
         raise ScalesweepError(f"{outdir}: no scalesweep metadata")
     return json.loads(md[METADATA_KEY])

@@ -138,12 +138,13 @@ def read_runs(path: str | os.PathLike[str], *, params_column: str = "params", to
     with a "flops" column is read that way. Giving both columns is an error (one of them would be ignored)."""
     import pandas as pd
 
+    from . import storage
     from .readers import read_table_file
 
     if tokens_column is not None and flops_column is not None:
         raise ScalesweepError("--tokens-column and --flops-column exclude each other: give one (tokens = flops / "
                               "(6 params) with --flops-column)")
-    path = Path(path)
+    name = storage.shown(path)
     df = read_table_file(path, "runs file")
     cols = [str(c) for c in df.columns]
     if tokens_column is None:
@@ -154,16 +155,16 @@ def read_runs(path: str | os.PathLike[str], *, params_column: str = "params", to
     need = [params_column, loss_column, (flops_column or "flops") if use_flops else tokens_column]
     for c in need:
         if c not in cols:
-            raise ScalesweepError(f"runs file {str(path)!r} has no column {c!r} (columns: {', '.join(cols) or 'none'})")
+            raise ScalesweepError(f"runs file {name!r} has no column {c!r} (columns: {', '.join(cols) or 'none'})")
     if len(df) == 0:
-        raise ScalesweepError(f"runs file {str(path)!r} has no rows")
+        raise ScalesweepError(f"runs file {name!r} has no rows")
 
     def num(c: str) -> np.ndarray:
         v = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64)
         bad = ~(np.isfinite(v) & (v > 0))
         if bad.any():
             i = int(np.argmax(bad))
-            raise ScalesweepError(f"runs file {str(path)!r}, row {i + 1}, column {c!r}: {df[c].iloc[i]!r} is not a "
+            raise ScalesweepError(f"runs file {name!r}, row {i + 1}, column {c!r}: {df[c].iloc[i]!r} is not a "
                                   "finite number > 0")
         return v
 
@@ -401,10 +402,11 @@ def write_law_file(path: str | os.PathLike[str], result: FitResult) -> None:
 
 def read_bootstrap(path: str | os.PathLike[str]) -> tuple[str, np.ndarray]:
     """(family, samples (B, K)) from a law file written by ``scalesweep fit --bootstrap``."""
+    from . import storage
     from .readers import json_loads
 
     try:
-        data = json_loads(Path(path).read_text(), f"law file {str(path)!r}")
+        data = json_loads(storage.read_bytes(path), f"law file {storage.shown(path)!r}")
         boot = data["bootstrap"]
         family = data["family"]
         names = FAMILIES[family].param_names

@@ -385,7 +385,7 @@ PRESETS: dict[str, Preset] = {
         family="chinchilla",
         # Unrounded Approach-3 constants from the paper's TeX source, as reproduced in Besiroglu et al.'s
         # notebook (epoch-research/analyzing-chinchilla).
-        params={"E": 1.6934, "A": 406.4, "B": 410.72, "alpha": 0.33917, "beta": 0.28491},
+        params={"E": 1.6934, "A": 406.4, "B": 410.72, "alpha": 0.33917084, "beta": 0.2849083},
         citation=f"{_HOFFMANN2022}, Eq. 10 / Approach 3 (unrounded TeX-source values, as reproduced by "
         "Besiroglu et al. 2024, arXiv:2404.10102)",
         conventions="N = total parameters incl. embeddings; D = training tokens (MassiveText, SentencePiece); "
@@ -659,39 +659,41 @@ def load_law_file(path: str | os.PathLike[str]) -> Law:
     The file has ``family`` and ``parameters`` (a full set), or ``preset`` plus optional ``parameters``
     that override it. Other keys (fit diagnostics, notes) are ignored.
     """
-    path = Path(path)
+    from . import storage
+
+    source = storage.shown(path)
     try:
-        text = path.read_bytes()
+        text = storage.read_bytes(path)
     except OSError as exc:
-        raise ScalesweepError(f"cannot read law file {str(path)!r}: {exc.strerror or exc}") from None
+        raise ScalesweepError(f"cannot read law file {source!r}: {exc.strerror or exc}") from None
     from .readers import json_loads, toml_loads
 
-    where = f"law file {str(path)!r}"
+    where = f"law file {source!r}"
     try:
-        if path.suffix.lower() == ".toml":
+        if Path(source).suffix.lower() == ".toml":
             data = toml_loads(text.decode("utf-8"), where)
         else:
             data = json_loads(text, where)
     except ScalesweepError:
         raise
     except (ValueError, UnicodeDecodeError) as exc:
-        kind = "TOML" if path.suffix.lower() == ".toml" else "JSON"
+        kind = "TOML" if Path(source).suffix.lower() == ".toml" else "JSON"
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ScalesweepError(f"law file {str(path)!r} is not valid {kind}: {msg}") from None
+        raise ScalesweepError(f"law file {source!r} is not valid {kind}: {msg}") from None
     if not isinstance(data, dict):
-        raise ScalesweepError(f"law file {str(path)!r} must hold an object with 'family' and 'parameters'")
+        raise ScalesweepError(f"law file {source!r} must hold an object with 'family' and 'parameters'")
     params = data.get("parameters", {})
     if not isinstance(params, dict):
-        raise ScalesweepError(f"law file {str(path)!r}: 'parameters' must be a table of name = value")
+        raise ScalesweepError(f"law file {source!r}: 'parameters' must be a table of name = value")
     for name, value in params.items():
         if isinstance(value, (list, dict)):
             kind = "a list" if isinstance(value, list) else "a table"
-            raise ScalesweepError(f"law file {str(path)!r}: parameter {name!r} must be a number, got {kind}")
+            raise ScalesweepError(f"law file {source!r}: parameter {name!r} must be a number, got {kind}")
     for key in ("preset", "family", "citation", "conventions"):
         if data.get(key) is not None and not isinstance(data[key], str):
             got = "a list" if isinstance(data[key], list) else "a table" if isinstance(data[key], dict) \
                 else repr(data[key])
-            raise ScalesweepError(f"law file {str(path)!r}: {key!r} must be a string, got {got}")
+            raise ScalesweepError(f"law file {source!r}: {key!r} must be a string, got {got}")
     preset = data.get("preset")
     family = data.get("family")
     if preset is not None:
@@ -701,32 +703,32 @@ def load_law_file(path: str | os.PathLike[str]) -> Law:
             raise ScalesweepError(f"{where}: unknown preset {preset!r}{law_suggestion(preset)}") from None
         if family is not None and family != PRESETS[preset].family:
             raise ScalesweepError(
-                f"law file {str(path)!r}: preset {preset!r} is family {PRESETS[preset].family!r}, not {family!r}"
+                f"law file {source!r}: preset {preset!r} is family {PRESETS[preset].family!r}, not {family!r}"
             )
         law = get_law(preset)
         try:
             law = get_law(law, **params)
         except ScalesweepError as exc:
-            raise ScalesweepError(f"law file {str(path)!r}: {exc}") from None
+            raise ScalesweepError(f"law file {source!r}: {exc}") from None
         return Law(
             family=law.family, params=law.params, preset=preset, citation=law.citation,
-            conventions=law.conventions, overrides=law.overrides, source_file=str(path),
+            conventions=law.conventions, overrides=law.overrides, source_file=source,
         )
     if family is None:
-        raise ScalesweepError(f"law file {str(path)!r} needs 'family' (one of: {', '.join(FAMILIES)}) or 'preset'")
+        raise ScalesweepError(f"law file {source!r} needs 'family' (one of: {', '.join(FAMILIES)}) or 'preset'")
     if family not in FAMILIES:
-        raise ScalesweepError(f"law file {str(path)!r}: unknown family {family!r}{suggest(family, FAMILIES)} "
+        raise ScalesweepError(f"law file {source!r}: unknown family {family!r}{suggest(family, FAMILIES)} "
                               f"(families: {', '.join(FAMILIES)})")
     try:
         params = validate_params(family, params)
     except ScalesweepError as exc:
-        raise ScalesweepError(f"law file {str(path)!r}: {exc}") from None
+        raise ScalesweepError(f"law file {source!r}: {exc}") from None
     return Law(
         family=family,
         params=params,
         citation=str(data.get("citation", "")),
         conventions=str(data.get("conventions", "")),
-        source_file=str(path),
+        source_file=source,
     )
 
 

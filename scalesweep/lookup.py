@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import questions
+from . import questions, storage
 from .errors import ScalesweepError
 from .grid import LogRange
 from .laws import Law, as_law
@@ -189,7 +189,8 @@ class Lookup:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         try:
             meta = read_metadata(path)
-            table = pq.read_table(path, columns=["flops", *LOOKUP_COLUMNS, "feasible"])
+            with storage.opened(path) as src:
+                table = pq.read_table(src, columns=["flops", *LOOKUP_COLUMNS, "feasible"])
         except ScalesweepError:
             raise
         except FileNotFoundError:
@@ -292,7 +293,7 @@ def write_lookup_parts(path: str | os.PathLike[str], law: str | Law | None, lo: 
     _check_parquet(path)
     check_target(path)
     lookup_job = job(law, flops, cons, partition_rows=partition_rows or 1024, command_line=command_line)
-    parts_dir = Path(str(path) + ".parts")
+    parts_dir = str(path) + ".parts"
     summary = dataset.run(lookup_job, parts_dir, engine=engine, client=client, progress=progress)
     errors = []
     for i, (s, e) in enumerate(lookup_job.parts):  # parts reused from an earlier run: re-measure their segments
@@ -302,10 +303,12 @@ def write_lookup_parts(path: str | os.PathLike[str], law: str | Law | None, lo: 
     info = lookup_info(lo, hi, points_per_decade, flops.size, merge_errors(errors), cons)
     meta = lookup_metadata(law, info, command_line)
     # Parts hold consecutive budgets in part order: joined one part at a time, in bounded memory.
-    schema = pq.read_schema(parts_dir / dataset.part_name(0)).with_metadata(meta)
+    with storage.opened(storage.join(parts_dir, dataset.part_name(0))) as src:
+        schema = pq.read_schema(src).with_metadata(meta)
     with table_writer(path, schema, "parquet") as w:
         for i in range(len(lookup_job.parts)):
-            table = pq.read_table(parts_dir / dataset.part_name(i)).unify_dictionaries()
+            with storage.opened(storage.join(parts_dir, dataset.part_name(i))) as src:
+                table = pq.read_table(src).unify_dictionaries()
             w.write(table.replace_schema_metadata(meta), row_group_size=table.num_rows)
     dataset.remove(parts_dir)
     return {**info, "parts": summary["parts"], "computed": summary["computed"], "reused": summary["reused"],

@@ -10,23 +10,27 @@ and in the text table, and ``null`` in JSON. JSON output is strict JSON: infinit
 too. Parquet and Arrow files carry the ``scalesweep`` metadata and each column's field metadata; CSV and JSON
 cannot.
 
-Every file is written to a temporary name beside the target, flushed to disk (fsync), given the mode any
-new file gets under the process umask (0644 under umask 022) and renamed into place; on any error or
-interrupt the temporary file is removed and an older file of the target's name is kept.
+Every local file is written to a temporary name beside the target, flushed to disk (fsync), given the mode
+any new file gets under the process umask (0644 under umask 022) and renamed into place; on any error or
+interrupt the temporary file is removed and an older file of the target's name is kept. A target given as a
+URI other than ``file://`` (``s3://``, ``gs://``, ``memory://``, ...; see ``storage``) is written to a local
+temporary file (in ``tempfile.gettempdir()``, named the same way) and uploaded whole once it is complete
+(``storage.upload``): the object appears only then, complete, and a failed or interrupted run leaves none.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import math
 import os
-import socket
 import sys
 import tempfile
 from pathlib import Path
 
+from . import storage
 from .errors import ScalesweepError
 
 FORMATS = ("parquet", "csv", "jsonl", "json", "arrow", "table")
@@ -98,14 +102,19 @@ def resolve_format(output, fmt: str | None) -> str:
     return SUFFIXES[suffix]
 
 
-def check_target(path, inputs=()) -> Path:
+def check_target(path, inputs=()):
     """The file to write for ``-o path``, checked before any computing is done; one line if it cannot be.
 
     Only regular files are written: a directory, device, FIFO or socket is refused, and so is a name ending in
     ``/`` (a directory). A symbolic link is followed: the file it points to is replaced and the link stays.
-    ``inputs`` are the files the command reads: writing over one of them is refused.
+    ``inputs`` are the files the command reads: writing over one of them is refused. A URI is checked on its
+    filesystem (``_check_remote``) and returned as a ``storage.Location``; a local path (``file://`` URIs
+    included) is returned as a ``Path``.
     """
-    text = str(path)
+    target = storage.locate(path)
+    if isinstance(target, storage.Location):
+        return _check_remote(target, inputs)
+    text = str(target)
     if text.endswith(("/", os.sep)):
         raise ScalesweepError(f"cannot write {text!r}: a name ending in / is a directory; give a file name")
     path = Path(os.path.realpath(text)) if os.path.islink(text) else Path(text)
@@ -121,35 +130,35 @@ def check_target(path, inputs=()) -> Path:
         raise ScalesweepError(f"cannot write {text!r}: directory {str(parent)!r} is not writable")
     if path.exists() and not os.access(path, os.W_OK):
         raise ScalesweepError(f"cannot write {text!r}: file is not writable")
-    for source in inputs:
-        if source is not None and str(source) != STDOUT and _same_file(path, source):
-            raise ScalesweepError(f"cannot write {text!r}: it is an input of this command ({str(source)!r}); "
-                                  "give another output name")
+    _refuse_inputs(path, text, inputs)
     return path
 
 
-def _same_file(a, b) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one of them does not exist (yet)
-        return os.path.realpath(a) == os.path.realpath(b)
+def _check_remote(loc, inputs):
+    """A URI target: not a name ending in ``/``, not a directory (on an object store, a prefix that objects
+    are stored under), its bucket exists, and it is none of ``inputs``."""
+    text = str(loc)
+    if text.endswith("/"):
+        raise ScalesweepError(f"cannot write {text!r}: a name ending in / is a directory; give a file name")
+    if loc.is_dir():
+        raise ScalesweepError(f"cannot write {text!r}: it is a directory (objects are stored under {text}/)")
+    loc.check_bucket()
+    _refuse_inputs(loc, text, inputs)
+    return loc
+
+
+def _refuse_inputs(target, text: str, inputs) -> None:
+    for source in inputs:
+        if source is not None and str(source) != STDOUT and storage.same(target, source):
+            raise ScalesweepError(f"cannot write {text!r}: it is an input of this command ({str(source)!r}); "
+                                  "give another output name")
 
 
 # Temporary files are named ``.<target>.<host>~<pid>.<random>.tmp``: the run that owns one can be told apart,
 # and a later run removes those whose process is gone (killed with SIGKILL, or a crashed machine's process
-# on this host).
-HOST = socket.gethostname().replace(".", "_").replace("~", "_") or "host"
-RUN_ID = f"{HOST}~{os.getpid()}"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
+# on this host). The run's identity (``HOST``, ``RUN_ID``, ``_alive``) lives in ``storage``, whose downloaded
+# inputs are owned the same way.
+HOST, RUN_ID, _alive = storage.HOST, storage.RUN_ID, storage._alive
 
 
 def remove_stale_temps(directory, target: str = "*") -> list[str]:
@@ -179,16 +188,22 @@ def new_file_mode() -> int:
 def atomic_path(path):
     """Yield a temporary path beside ``path`` to write; on success it is synced, given the umask's file mode
     and renamed to ``path``; on any exception (KeyboardInterrupt included) it is removed and ``path`` is left
-    as it was."""
+    as it was. For a URI the temporary file is local and is uploaded whole on success (``storage.upload``)."""
     path = check_target(path)
-    remove_stale_temps(path.parent, path.name)
+    remote = isinstance(path, storage.Location)
+    folder = tempfile.gettempdir() if remote else path.parent
+    remove_stale_temps(folder, path.name)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{RUN_ID}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{RUN_ID}.", suffix=".tmp", dir=folder)
     except OSError as exc:
         raise ScalesweepError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
     os.close(fd)
     try:
         yield tmp
+        if remote:
+            storage.upload(tmp, path)
+            os.unlink(tmp)
+            return
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp, new_file_mode())
@@ -330,10 +345,12 @@ class _Csv:
 
 class TableWriter:
     """Streams record batches to a file or stdout in one format; ``close()`` commits (a file appears under
-    its name only then), ``abort()`` discards."""
+    its name only then), ``abort()`` discards. With ``digest`` a file's ``file_digest`` (size and SHA-256 of
+    the bytes committed) is kept in ``self.digest`` on close."""
 
-    def __init__(self, output, schema, fmt: str, *, parquet_options: dict | None = None):
+    def __init__(self, output, schema, fmt: str, *, parquet_options: dict | None = None, digest: bool = False):
         self.fmt, self.schema = fmt, schema
+        self.want_digest, self.digest = digest, None
         self._fields = [(f.name, f.type) for f in schema]  # every batch must have exactly these columns
         self.to_stdout = output is None or str(output) == STDOUT
         self._atomic = None
@@ -392,6 +409,8 @@ class TableWriter:
                 if self._buffer is not None:
                     stdout().buffer.write(self._buffer.getvalue())
                 stdout().flush()
+            if self._atomic is not None and self.want_digest:
+                self.digest = file_digest(self._tmp)
         except BaseException:
             self.abort()
             raise
@@ -410,9 +429,10 @@ class TableWriter:
 
 
 @contextlib.contextmanager
-def table_writer(output, schema, fmt: str | None = None, *, parquet_options: dict | None = None):
+def table_writer(output, schema, fmt: str | None = None, *, parquet_options: dict | None = None,
+                 digest: bool = False):
     """``with table_writer(path, schema) as w: w.write(batch)``: the file appears only if the block succeeds."""
-    w = TableWriter(output, schema, resolve_format(output, fmt), parquet_options=parquet_options)
+    w = TableWriter(output, schema, resolve_format(output, fmt), parquet_options=parquet_options, digest=digest)
     try:
         yield w
     except BaseException:
@@ -421,8 +441,23 @@ def table_writer(output, schema, fmt: str | None = None, *, parquet_options: dic
     w.close()
 
 
-def write_table(output, table, fmt: str | None = None, **parquet_options) -> None:
-    """A whole in-memory table to a file or stdout."""
-    with table_writer(output, table.schema, fmt, parquet_options=parquet_options) as w:
+def write_table(output, table, fmt: str | None = None, *, digest: bool = False, **parquet_options):
+    """A whole in-memory table to a file or stdout; with ``digest``, returns the file's ``file_digest``."""
+    with table_writer(output, table.schema, fmt, parquet_options=parquet_options, digest=digest) as w:
         w.write(table, row_group_size=max(1, table.num_rows))
+    return w.digest
+
+
+def file_digest(path) -> dict:
+    """``{"bytes": size, "sha256": hex}`` of a file's content (a URI's object is read as a stream)."""
+    h, size = hashlib.sha256(), 0
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    loc = storage.locate(path)
+    remote = isinstance(loc, storage.Location)
+    with (loc.fs.open_input_stream(loc.path) if remote else open(loc, "rb", buffering=0)) as fh:
+        while n := fh.readinto(buf):
+            h.update(view[:n])
+            size += n
+    return {"bytes": size, "sha256": h.hexdigest()}
 

@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from .codes import ACTIVE_NAMES, FLOPS_PER_PARAM_TOKEN, PF_DAY
+from . import storage
 from .errors import ScalesweepError
 from .output import atomic_path, check_target
 from .tables import read_metadata
@@ -204,23 +205,24 @@ def _as_list(paths) -> list:
 def _open(path, columns, what, commands=None) -> tuple[list[str], dict]:
     """Column names and scalesweep metadata of a Parquet file, checked: it exists, has ``columns`` and (with
     ``commands``) was written by one of those commands. Nothing else is read."""
-    path = Path(path)
-    if not path.is_file():
-        raise ScalesweepError(f"{what} {str(path)!r} does not exist")
+    name = storage.shown(path)
+    if not storage.is_file(path):
+        raise ScalesweepError(f"{what} {name!r} does not exist")
     try:
-        names = pq.read_schema(path).names
+        with storage.opened(path) as src:
+            names = pq.read_schema(src).names
     except Exception as exc:  # not Parquet
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ScalesweepError(f"cannot read {what} {str(path)!r}: {msg}") from None
+        raise ScalesweepError(f"cannot read {what} {name!r}: {msg}") from None
     missing = [c for c in columns if c not in names]
     if missing:
-        raise ScalesweepError(f"{what} {str(path)!r} has no column {missing[0]!r} (is it a scalesweep {what}?)")
+        raise ScalesweepError(f"{what} {name!r} has no column {missing[0]!r} (is it a scalesweep {what}?)")
     try:
         meta = read_metadata(path)
     except ScalesweepError:
         meta = {}
     if commands is not None and meta.get("command") not in commands:
-        raise ScalesweepError(f"{str(path)!r} is not a {what} (written by `scalesweep {meta.get('command')}`)")
+        raise ScalesweepError(f"{name!r} is not a {what} (written by `scalesweep {meta.get('command')}`)")
     return names, meta
 
 
@@ -229,7 +231,7 @@ def _rows(path, columns, max_rows=MAX_ROWS):
     group at a time."""
     import pyarrow as pa
 
-    pf = pq.ParquetFile(path)
+    pf = pq.ParquetFile(storage.input_file(path))
     step = -(-pf.metadata.num_rows // max_rows)
     if step <= 1:
         return pf.read(columns=columns).to_pandas()
@@ -254,7 +256,7 @@ def _grid(path, outer, inner, most_outer, most_inner, *, minima=False, sorted_ax
     indices. Returns the sampled outer values, inner values, loss (outer x inner) and, with ``minima``, for
     each sampled outer row the (inner value, loss) where its loss is lowest over the full inner axis."""
     where = f"surface file {str(path)!r}"
-    pf = pq.ParquetFile(path)
+    pf = pq.ParquetFile(storage.input_file(path))
     total = pf.metadata.num_rows
     n_in, seen, first = total, 0, None
     for batch in pf.iter_batches(batch_size=1 << 16, columns=[outer]):
@@ -597,7 +599,7 @@ def plot_isoflop(path, output=None, *, frontier=None, columns=None, labels=None,
     frontiers = _as_list(frontier)
     output = _target(output, (path, *frontiers))
     meta = {}
-    if Path(path).suffix.lower() in (".parquet", ".pq") and Path(path).is_file():
+    if Path(str(path)).suffix.lower() in (".parquet", ".pq") and storage.is_file(path):
         _, meta = _open(path, [], "IsoFLOP file")
     if meta.get("command") == "surface":
         if meta.get("form") != "isoflop":
@@ -675,7 +677,7 @@ def plot_fit(law_file, runs_file=None, output=None, *, columns=None, labels=None
             raise ScalesweepError(f"plot fit: {len(labels)} labels for one law; give one label")
         label = str(labels[0])
     where = f"law file {str(law_file)!r}"
-    data = json_loads(Path(law_file).read_bytes(), where) if Path(law_file).suffix.lower() == ".json" else {}
+    data = json_loads(storage.read_bytes(law_file), where) if Path(str(law_file)).suffix.lower() == ".json" else {}
     info = data.get("fit") if isinstance(data, dict) and isinstance(data.get("fit"), dict) else {}
     left = info.get("excluded_highest_loss")
     if runs_file is None:

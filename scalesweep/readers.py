@@ -9,6 +9,10 @@ spaces too with ``skipinitialspace``) or right after the quote that closed one (
 is a quote), and any other quote is part of the field. Quoted fields may hold delimiters and line breaks.
 The scan also keeps the byte offset of every ``CSV_STRIDE``-th data row, so that a part of a large table is
 read from its own rows (``csv_row_offset``) instead of from the top of the file.
+
+A table may be given as a URI (``s3://...``, ``memory://...``; see ``storage``): a Parquet file is read
+through its filesystem, a CSV file from a local copy (``storage.local_file``: the scan needs byte offsets in a
+file on disk); messages name the URI.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import storage
 from .errors import ScalesweepError
 
 CSV_STRIDE = 4096  # the scan keeps the byte offset of every CSV_STRIDE-th data row
@@ -318,15 +323,18 @@ def read_table_file(path, what: str, check_columns=None):
     are read."""
     import pandas as pd
 
-    path = Path(path)
-    if not path.is_file():
-        raise ScalesweepError(f"{what} {str(path)!r} does not exist")
-    where = f"{what} {str(path)!r}"
+    name = storage.shown(path)
+    src = storage.locate(path)
+    src = src if isinstance(src, storage.Location) else Path(src)
+    if not src.is_file():
+        raise ScalesweepError(f"{what} {name!r} does not exist")
+    where = f"{what} {name!r}"
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
+        if src.suffix.lower() in (".parquet", ".pq"):
             import pyarrow.parquet as pq
 
-            df = pq.read_table(path).to_pandas()
+            with storage.opened(src) as fh:
+                df = pq.read_table(fh).to_pandas()
             names = [str(c) for c in df.columns]
             dup = next((n for i, n in enumerate(names) if n in names[:i]), None)
             if dup is not None:
@@ -334,6 +342,7 @@ def read_table_file(path, what: str, check_columns=None):
             if check_columns is not None:
                 check_columns(names)
             return df
+        path = storage.local_file(src)
         layout = scan_csv(path)
         if layout.open_quote is not None or layout.lone_cr is not None:
             layout.check(path, where)
@@ -367,7 +376,7 @@ def read_flops_file(path, column: str | None = None) -> np.ndarray:
     """Budgets from a CSV or Parquet file: the named column, the 'flops' column, or the only column."""
     import pandas as pd
 
-    path = Path(path)
+    name = storage.shown(path)
 
     def pick(names):
         nonlocal column
@@ -378,10 +387,10 @@ def read_flops_file(path, column: str | None = None) -> np.ndarray:
                 column = names[0]
             else:
                 raise ScalesweepError(
-                    f"flops file {str(path)!r} has no 'flops' column; name one with --flops-column "
+                    f"flops file {name!r} has no 'flops' column; name one with --flops-column "
                     f"(columns: {', '.join(map(repr, names))})")
         if column not in names:
-            raise ScalesweepError(f"flops file {str(path)!r} has no column {column!r}")
+            raise ScalesweepError(f"flops file {name!r} has no column {column!r}")
 
     df = read_table_file(path, "flops file", pick)
     df.columns = [str(c) for c in df.columns]
@@ -391,9 +400,9 @@ def read_flops_file(path, column: str | None = None) -> np.ndarray:
         i = int(np.argmax(bad))
         raw = df[column].iloc[i]
         shown = repr(raw) if isinstance(raw, str) else str(float(raw))
-        raise ScalesweepError(f"flops file {str(path)!r}, row {i + 1}: {shown} is not a finite budget > 0")
+        raise ScalesweepError(f"flops file {name!r}, row {i + 1}: {shown} is not a finite budget > 0")
     if values.size == 0:
-        raise ScalesweepError(f"flops file {str(path)!r} has no rows")
+        raise ScalesweepError(f"flops file {name!r} has no rows")
     return values
 
 

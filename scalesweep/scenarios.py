@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from . import engine, units
+from . import engine, storage, units
 from .errors import ScalesweepError
 from .grid import parse_range
 from .codes import FAMILY_NAMES
@@ -251,10 +251,10 @@ class TableSpec:
     as many fields as the header. That pass also notes where rows start, so a part of a partitioned run reads
     its own rows from their byte offset; a Parquet part reads only the row groups that hold its rows."""
 
-    def __init__(self, path: Path, kind: str):
+    def __init__(self, path: Path, kind: str, source: str | None = None):
         import pyarrow.parquet as pq
 
-        self.path, self.kind, self.source = path, kind, str(path)
+        self.path, self.kind, self.source = path, kind, str(path) if source is None else source
         self.layout = None
         where = f"scenario table {self.source!r}"
         try:
@@ -394,32 +394,32 @@ def _first_line(exc) -> str:
 
 
 def load_spec(path) -> SweepSpec | TableSpec:
-    """A scenario spec from a path: .yaml/.yml/.toml sweep, or .csv/.parquet table."""
-    path = Path(path)
-    if not path.is_file():
-        raise ScalesweepError(f"spec {str(path)!r} does not exist")
-    kind = SPEC_SUFFIXES.get(path.suffix.lower())
+    """A scenario spec from a path or a URI (``storage``): .yaml/.yml/.toml sweep, or .csv/.parquet table."""
+    name = storage.shown(path)
+    if not storage.is_file(path):
+        raise ScalesweepError(f"spec {name!r} does not exist")
+    kind = SPEC_SUFFIXES.get(Path(name).suffix.lower())
     if kind is None:
-        raise ScalesweepError(f"spec {str(path)!r}: unknown file type (use .yaml, .yml, .toml, .csv or .parquet)")
+        raise ScalesweepError(f"spec {name!r}: unknown file type (use .yaml, .yml, .toml, .csv or .parquet)")
     if kind in ("csv", "parquet"):
-        return TableSpec(path, kind)
+        return TableSpec(Path(storage.local_file(path)), kind, source=name)
     try:
-        text = path.read_text()
+        text = storage.read_bytes(path).decode()
         if kind == "toml":
-            mapping = toml_loads(text, str(path))
+            mapping = toml_loads(text, name)
         else:
-            mapping = yaml_load(text, str(path))
+            mapping = yaml_load(text, name)
     except ScalesweepError:
         raise
     except Exception as exc:  # YAML/TOML syntax errors, undecodable bytes
         hint = ""
         if kind == "toml" and "overwrite" in str(exc).lower():
             hint = ' (in TOML, write law_alpha = [...], or quote dotted field names: "law.alpha" = [...])'
-        raise ScalesweepError(f"cannot parse spec {str(path)!r}: {_first_line(exc)}{hint}") from None
+        raise ScalesweepError(f"cannot parse spec {name!r}: {_first_line(exc)}{hint}") from None
     if isinstance(mapping, dict) and isinstance(mapping.get("law"), dict):  # TOML [law] table / dotted keys
-        raise ScalesweepError(f"spec {str(path)!r}: 'law' must be a preset name or a list of names; write "
+        raise ScalesweepError(f"spec {name!r}: 'law' must be a preset name or a list of names; write "
                               'parameter overrides as law_alpha = [...] (or quoted, "law.alpha" = [...])')
-    return SweepSpec(mapping, source=str(path))
+    return SweepSpec(mapping, source=name)
 
 
 # --------------------------------------------------------------------------------------------- solving
@@ -643,10 +643,10 @@ def job(spec_path, *, partition_rows: int, command_line=None):
 
     from .dataset import Job, plan
 
-    path = str(Path(spec_path).resolve())
+    path = spec_path if storage.is_uri(spec_path) else str(Path(spec_path).resolve())
     loaded = load_spec(path)
     rows = loaded.count_rows()
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    digest = hashlib.sha256(storage.read_bytes(path)).hexdigest()
     # The metadata's description of the spec is made once here; every part adds only the command line.
     spec = {"path": path, "sha256": digest, "metadata": _metadata_fields(loaded), "command_line": command_line}
     return Job("scenarios", spec, plan(rows, partition_rows), rows, compute_part)

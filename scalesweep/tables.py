@@ -317,10 +317,13 @@ def frontier_metadata(laws, *, command: str, constraints: dict, hardware: dict, 
 
 
 def read_metadata(path) -> dict:
-    """The scalesweep JSON metadata of a Parquet file written by this tool."""
+    """The scalesweep JSON metadata of a Parquet file written by this tool (a local path or a URI)."""
     import pyarrow.parquet as pq
 
-    md = pq.read_schema(path).metadata or {}
+    from .storage import opened
+
+    with opened(path) as src:
+        md = pq.read_schema(src).metadata or {}
     if METADATA_KEY not in md:
         raise ScalesweepError(f"{path}: no scalesweep metadata (not written by scalesweep?)")
     return json.loads(md[METADATA_KEY])

@@ -155,3 +155,23 @@ def test_metadata_is_read_back_and_required(tmp_path):
     pq.write_table(pa.table({"x": [1.0]}), tmp_path / "plain.parquet")
     with pytest.raises(ScalesweepError, match="no scalesweep metadata"):
         read_metadata(tmp_path / "plain.parquet")
+
+
+def test_a_written_files_digest_is_that_of_the_committed_bytes(tmp_path):
+    table = pa.table({"x": np.arange(1000, dtype=np.float64)})
+    digest = output.write_table(tmp_path / "t.parquet", table, "parquet", digest=True)
+    data = (tmp_path / "t.parquet").read_bytes()
+    import hashlib
+
+    assert digest == {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    assert output.write_table(tmp_path / "t.csv", table) is None  # not asked for
+
+
+def test_a_file_uri_is_the_local_path(tmp_path):
+    target = (tmp_path / "a b.csv").as_uri()
+    assert target.startswith("file:///") and "%20" in target
+    assert output.check_target(target) == tmp_path / "a b.csv"
+    run([*ARGS, "-o", target])
+    run([*ARGS, "-o", tmp_path / "local.csv"])
+    assert (tmp_path / "a b.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a b.csv", "local.csv"]

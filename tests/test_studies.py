@@ -173,7 +173,7 @@ def test_bias_grows_with_width_and_asymmetry():
     biases = [abs(studies.isoflop_sim(LAW, BUDGETS, width=w).params_bias[0]) for w in (0.25, 0.5, 1.0, 2.0)]
     assert biases == sorted(biases) and biases[0] > 0
     by_beta = []
-    for beta in (0.33917, 0.30, 0.25, 0.20):  # alpha = 0.33917: symmetric first, then more and more lopsided
+    for beta in (LAW.params["alpha"], 0.30, 0.25, 0.20):  # beta = alpha: symmetric first, then more lopsided
         law = ss.get_law("hoffmann2022", beta=beta)
         by_beta.append(abs(studies.isoflop_sim(law, BUDGETS, width=1.0).params_bias[0]))
     assert by_beta[0] < 1e-12 and by_beta == sorted(by_beta)
