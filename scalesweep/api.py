@@ -28,6 +28,7 @@ from .kernels.loss import loss_array
 from .laws import FAMILIES, PRESETS, Law, as_law, as_laws, get_law, law_arrays
 from .options import Constraints, Hardware, Workload, from_values
 from .output import table_writer
+from .pipeline import overlapped
 from .tables import METADATA_KEY, read_metadata, to_frame
 from .validate import BYTES_PER_ROW_HELD, check_size, choice, positive_array
 
@@ -131,11 +132,15 @@ def write_surface(path: str | os.PathLike[str], law: LawLike, params: ArrayLike,
     done = 0
     with table_writer(path, surfaces.schema(dtype).with_metadata(meta), fmt,
                       parquet_options={"use_dictionary": surfaces.DICTIONARY_COLUMNS}) as w:
-        for batch in surfaces.batches(law, n, d, c, dtype, chunk_points):
+        def write(batch):
+            nonlocal done
             w.write(batch, row_group_size=batch.num_rows)
             done += batch.num_rows
             if progress is not None:
                 progress(done, total)
+
+        # The next chunk is computed while one is encoded: one waiting, so three buffer sets are in use at once.
+        overlapped(surfaces.batches(law, n, d, c, dtype, chunk_points, buffers=1 + 2), write, depth=1)
     return {"rows": total, "seconds": time.perf_counter() - t0}
 
 

@@ -89,9 +89,10 @@ def metadata(law, n, d=None, c=None, *, dtype, grid: dict | None, command_line: 
                             rows=rows, command_line=command_line)
 
 
-def chunks(law, n_axis, d_axis=None, c_axis=None, dtype=np.float64, chunk_points=CHUNK_POINTS):
-    """Yield (params, tokens, flops, loss) column arrays chunk by chunk, reusing buffers: consume each chunk
-    before asking for the next."""
+def chunks(law, n_axis, d_axis=None, c_axis=None, dtype=np.float64, chunk_points=CHUNK_POINTS, buffers: int = 1):
+    """Yield (params, tokens, flops, loss) column arrays chunk by chunk, reusing ``buffers`` sets of buffers in
+    turn: a chunk stays valid while the next ``buffers - 1`` are made (1: consume each chunk before asking for
+    the next)."""
     require_loss(law)
     fam, p = law.family_id, law.vector
     k = FLOPS_PER_PARAM_TOKEN
@@ -99,8 +100,9 @@ def chunks(law, n_axis, d_axis=None, c_axis=None, dtype=np.float64, chunk_points
     rows_max = min(max(1, chunk_points // inner.size), outer.size)
     size = rows_max * inner.size
     inner_tiled = np.tile(inner, rows_max)
-    outer_col, third, loss = np.empty(size), np.empty(size), np.empty(size, dtype=dtype)
-    for sl in row_chunks(outer.size, inner.size, chunk_points):
+    sets = [(np.empty(size), np.empty(size), np.empty(size, dtype=dtype)) for _ in range(buffers)]
+    for i, sl in enumerate(row_chunks(outer.size, inner.size, chunk_points)):
+        outer_col, third, loss = sets[i % buffers]
         m = (sl.stop - sl.start) * inner.size
         oc, th, lo, it = outer_col[:m], third[:m], loss[:m], inner_tiled[:m]
         oc.reshape(-1, inner.size)[:] = outer[sl, None]
@@ -116,10 +118,10 @@ def chunks(law, n_axis, d_axis=None, c_axis=None, dtype=np.float64, chunk_points
             yield it, th, oc, lo
 
 
-def batches(law, n_axis, d_axis=None, c_axis=None, dtype=np.float64, chunk_points=CHUNK_POINTS):
-    """Record batches of ``chunks``: views of reused buffers, valid until the next batch is asked for."""
+def batches(law, n_axis, d_axis=None, c_axis=None, dtype=np.float64, chunk_points=CHUNK_POINTS, buffers: int = 1):
+    """Record batches of ``chunks``: views of reused buffers, valid while the next ``buffers - 1`` are made."""
     sch = schema(dtype)
-    for cols in chunks(law, n_axis, d_axis, c_axis, dtype, chunk_points):
+    for cols in chunks(law, n_axis, d_axis, c_axis, dtype, chunk_points, buffers):
         yield pa.RecordBatch.from_arrays([arrow_float(a) for a in cols], schema=sch)
 
 
