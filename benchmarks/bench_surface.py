@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, os.path.dirname(__file__))
 import scalesweep as ss  # noqa: E402
 from _timing import median_time, row  # noqa: E402
-from scalesweep.output import PARQUET_OPTIONS  # noqa: E402
+from scalesweep.output import parquet_defaults  # noqa: E402
 from scalesweep.surfaces import CHUNK_POINTS, DICTIONARY_COLUMNS  # noqa: E402
 
 
@@ -90,7 +90,7 @@ def main():
 
         def pyarrow_write():
             pq.write_table(table, ref_path, row_group_size=CHUNK_POINTS,
-                           use_dictionary=DICTIONARY_COLUMNS, **PARQUET_OPTIONS)
+                           use_dictionary=DICTIONARY_COLUMNS, **parquet_defaults())
 
         t_pa, _ = median_time(pyarrow_write, repeat=3)
         row("pyarrow alone: write_table(identical table)", t_pa)

@@ -37,7 +37,7 @@ from . import options as opts
 from . import units
 from ._version import __version__
 from .errors import Interrupted, ScalesweepError
-from .output import FORMATS
+from .output import COMPRESSIONS, DEFAULT_COMPRESSION, FORMATS
 from .validate import BYTES_PER_ROW_HELD, MAX_ROWS_ENV, SIZE_HINT, check_size, number, parse_size, set_max_rows
 
 LOG = logging.getLogger("scalesweep")
@@ -414,8 +414,21 @@ def _law_options(many: bool = False):
     return decorate
 
 
+def _set_compression(ctx, param, value):
+    from .output import set_compression
+
+    if value is not None:
+        set_compression(value)
+        ctx.call_on_close(lambda: set_compression(None))
+    return value
+
+
 def _output_option(required: bool = False, help_: str | None = None):
     def decorate(f):
+        f = _opt("Output", "--compression", type=click.Choice(COMPRESSIONS), default=None, expose_value=False,
+                 callback=_set_compression, is_eager=True,
+                 help=f"Parquet compression codec [default: {DEFAULT_COMPRESSION}; zstd writes 16-34% smaller "
+                      "files, 35-70% slower].")(f)
         f = _opt("Output", "--format", "fmt", type=click.Choice(FORMATS), default=None,
                  help="Output format (default: from the -o suffix; on stdout a table on a terminal, CSV "
                       "when piped).")(f)
@@ -542,11 +555,14 @@ def _progress(unit: str = "rows", what: str = "", output=None):
 def _check_target(output, fmt, *inputs):
     """Before computing: the format is known and the file can be written (stdout always can), and it is none
     of the command's ``inputs``."""
-    from .output import STDOUT, check_target, resolve_format
+    from .output import STDOUT, check_target, compression_given, resolve_format
 
     if output is not None and output != STDOUT:
         check_target(output, inputs)
-    return resolve_format(output, fmt)
+    fmt = resolve_format(output, fmt)
+    if compression_given() and fmt != "parquet":
+        raise click.UsageError(f"--compression applies to Parquet output, not {fmt}")
+    return fmt
 
 
 def _emit(table, output, fmt, noun: str) -> None:

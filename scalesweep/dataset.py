@@ -73,7 +73,7 @@ from . import storage
 from ._version import __version__
 from .errors import ScalesweepError
 from .grid import LogRange
-from .output import HOST, _alive, file_digest, remove_stale_temps, write_json, write_table
+from .output import HOST, _alive, file_digest, parquet_defaults, remove_stale_temps, write_json, write_table
 from .tables import METADATA_KEY
 
 try:
@@ -210,9 +210,11 @@ def part_name(i: int) -> str:
     return f"part-{i:06d}.parquet"
 
 
-def write_part(compute: Callable, spec: dict, start: int, stop: int, path: str, threads: int | None = None) -> dict:
-    """Compute one part and write it atomically (a Dask task; also the local engine's step). The summary
-    carries the part's manifest entry (``file``: rows, bytes, sha256)."""
+def write_part(compute: Callable, spec: dict, start: int, stop: int, path: str, threads: int | None = None,
+               compression: str | None = None) -> dict:
+    """Compute one part and write it atomically (a Dask task; also the local engine's step) with the Parquet
+    ``compression`` of the run that planned it (None: the default). The summary carries the part's manifest
+    entry (``file``: rows, bytes, sha256)."""
     if threads is not None:
         import numba
 
@@ -227,7 +229,9 @@ def write_part(compute: Callable, spec: dict, start: int, stop: int, path: str, 
     except ScalesweepError as exc:  # the spec's content is at fault: ``run`` may then remove a fresh directory
         exc.input_error = True
         raise
-    entry = {"rows": table.num_rows, **write_table(path, table, "parquet", digest=True, write_page_checksum=True)}
+    codec = {"compression": compression} if compression is not None else {}
+    entry = {"rows": table.num_rows, **write_table(path, table, "parquet", digest=True, write_page_checksum=True,
+                                                   **codec)}
     return {**summary, "part": os.path.basename(path), "file": entry, "seconds": time.perf_counter() - t0}
 
 
@@ -643,7 +647,8 @@ def _compute(job: Job, out, manifest: Manifest, missing: list[int], engine: str,
     if engine == "local":
         for i in missing:
             start, stop = job.parts[i]
-            landed(write_part(job.compute, job.spec, start, stop, str(out / part_name(i)), threads), i)
+            landed(write_part(job.compute, job.spec, start, stop, str(out / part_name(i)), threads,
+                              parquet_defaults()["compression"]), i)
         return summaries
     from distributed import as_completed
 
@@ -651,7 +656,8 @@ def _compute(job: Job, out, manifest: Manifest, missing: list[int], engine: str,
     # key of its own (hash=False): a content-hashed key is the one an earlier run of the same job released,
     # and that release reaching the scheduler late would drop this run's copy ("lost dependencies").
     [spec] = client.scatter([job.spec], hash=False)
-    futures = {client.submit(write_part, job.compute, spec, *job.parts[i], str(out / part_name(i)), -1,
+    codec = parquet_defaults()["compression"]
+    futures = {client.submit(write_part, job.compute, spec, *job.parts[i], str(out / part_name(i)), -1, codec,
                              key=f"scalesweep-{job.spec_hash[:16]}-{i}", retries=3, pure=False): i
                for i in missing}
     try:

@@ -175,3 +175,42 @@ def test_a_file_uri_is_the_local_path(tmp_path):
     run([*ARGS, "-o", tmp_path / "local.csv"])
     assert (tmp_path / "a b.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a b.csv", "local.csv"]
+
+
+def _codecs(path):
+    md = pq.ParquetFile(path).metadata
+    return {md.row_group(i).column(j).compression for i in range(md.num_row_groups) for j in range(md.num_columns)}
+
+
+def test_compression_option_sets_the_parquet_codec_of_files_and_parts(tmp_path):
+    """--compression picks the codec (default snappy) of a single file and of every part of a dataset; the
+    values are the same whatever the codec; a codec with a format that has none is refused."""
+    from click.testing import CliRunner
+
+    from scalesweep.cli import cli
+
+    base = ["frontier", "--flops-range", "1e18:1e24:40", "--max-params", "1e10"]
+
+    def run_ok(*args):
+        res = CliRunner().invoke(cli, [*base, *map(str, args)], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+
+    run_ok("-o", tmp_path / "default.parquet")
+    run_ok("--compression", "zstd", "-o", tmp_path / "zstd.parquet")
+    run_ok("--compression", "none", "-o", tmp_path / "none.parquet")
+    run_ok("--compression", "zstd", "--partition-rows", "10", "-o", tmp_path / "ds")
+    assert _codecs(tmp_path / "default.parquet") == {"SNAPPY"}
+    assert _codecs(tmp_path / "zstd.parquet") == {"ZSTD"}
+    assert _codecs(tmp_path / "none.parquet") == {"UNCOMPRESSED"}
+    parts = sorted((tmp_path / "ds").glob("part-*.parquet"))
+    assert len(parts) == 4 and all(_codecs(p) == {"ZSTD"} for p in parts)
+    want = pq.read_table(tmp_path / "default.parquet")
+    for name in ("zstd.parquet", "none.parquet", "ds"):
+        assert pq.read_table(tmp_path / name).to_pandas().equals(want.to_pandas())
+    run_ok("-o", tmp_path / "again.parquet")  # the codec of one command does not carry over to the next
+    assert _codecs(tmp_path / "again.parquet") == {"SNAPPY"}
+    res = CliRunner().invoke(cli, [*base, "--compression", "zstd", "-o", str(tmp_path / "f.csv")])
+    assert res.exit_code == 2 and "--compression applies to Parquet output, not csv" in res.output
+    assert not (tmp_path / "f.csv").exists()
+    res = CliRunner().invoke(cli, [*base, "--compression", "brotli9", "-o", str(tmp_path / "b.parquet")])
+    assert res.exit_code == 2 and "brotli9" in res.output
