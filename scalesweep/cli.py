@@ -423,8 +423,20 @@ def _set_compression(ctx, param, value):
     return value
 
 
+def _set_columns(ctx, param, value):
+    from .output import set_columns
+
+    if value is not None:
+        set_columns(value.split(","))
+        ctx.call_on_close(lambda: set_columns(None))
+    return value
+
+
 def _output_option(required: bool = False, help_: str | None = None):
     def decorate(f):
+        f = _opt("Output", "--columns", default=None, expose_value=False, callback=_set_columns, is_eager=True,
+                 metavar="NAME[,NAME...]", help="Write only these columns, in this order (single-file outputs; "
+                 "unknown names are refused with the list of columns) [default: all].")(f)
         f = _opt("Output", "--compression", type=click.Choice(COMPRESSIONS), default=None, expose_value=False,
                  callback=_set_compression, is_eager=True,
                  help=f"Parquet compression codec [default: {DEFAULT_COMPRESSION}; zstd writes 16-34% smaller "
@@ -471,6 +483,10 @@ def _partitioned(engine, scheduler, workers, partition_rows, output) -> bool:
 def _run_dataset(job, output, engine, scheduler, workers):
     """Write a job as a partitioned dataset, locally or on Dask, and report it."""
     from . import dataset
+    from .output import columns_given
+
+    if columns_given():  # parts are verified against the job's whole schema when a run resumes
+        raise click.UsageError("--columns applies to single-file outputs, not to partitioned datasets")
 
     if engine == "dask":
         with dataset.dask_client(scheduler, workers) as client, _progress("parts", job.kind) as progress:

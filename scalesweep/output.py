@@ -55,6 +55,35 @@ def set_compression(name: str | None) -> None:
     _compression = name
 
 
+_columns: tuple[str, ...] | None = None  # --columns for the running command; None: every column
+
+
+def set_columns(names) -> None:
+    """Write only these columns, in this order, in every table from now on (None: every column)."""
+    global _columns
+    if names is not None:
+        names = tuple(n.strip() for n in names)
+        if not names or any(not n for n in names) or len(set(names)) != len(names):
+            raise ScalesweepError(f"--columns must name columns once each, separated by commas, got {','.join(names)!r}")
+    _columns = names
+
+
+def columns_given() -> bool:
+    return _columns is not None
+
+
+def _project(schema):
+    """The schema written under ``--columns`` (the selected fields, in the order given)."""
+    if _columns is None:
+        return schema
+    unknown = [n for n in _columns if n not in schema.names]
+    if unknown:
+        raise ScalesweepError(f"--columns: no column {unknown[0]!r} in this output (columns: {', '.join(schema.names)})")
+    import pyarrow as pa
+
+    return pa.schema([schema.field(n) for n in _columns], metadata=schema.metadata)
+
+
 def compression_given() -> bool:
     return _compression is not None
 
@@ -372,9 +401,10 @@ class TableWriter:
     the bytes committed) is kept in ``self.digest`` on close."""
 
     def __init__(self, output, schema, fmt: str, *, parquet_options: dict | None = None, digest: bool = False):
-        self.fmt, self.schema = fmt, schema
+        self.fmt, self.schema = fmt, _project(schema)  # --columns: the columns written
         self.want_digest, self.digest = digest, None
         self._fields = [(f.name, f.type) for f in schema]  # every batch must have exactly these columns
+        self._select = self.schema.names if _columns is not None else None
         self.to_stdout = output is None or str(output) == STDOUT
         self._atomic = None
         if self.to_stdout:
@@ -418,6 +448,8 @@ class TableWriter:
         if [(f.name, f.type) for f in batch.schema] != self._fields:  # a writer given other columns may crash
             raise RuntimeError(f"batch columns {batch.schema.names} differ from the output's "
                                f"{[name for name, _ in self._fields]}")
+        if self._select is not None:
+            batch = batch.select(self._select)
         if self.fmt == "parquet":
             self._w.write_batch(batch, row_group_size=row_group_size or max(1, batch.num_rows))
         else:

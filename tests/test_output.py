@@ -214,3 +214,37 @@ def test_compression_option_sets_the_parquet_codec_of_files_and_parts(tmp_path):
     assert not (tmp_path / "f.csv").exists()
     res = CliRunner().invoke(cli, [*base, "--compression", "brotli9", "-o", str(tmp_path / "b.parquet")])
     assert res.exit_code == 2 and "brotli9" in res.output
+
+
+def test_columns_option_writes_the_chosen_columns_in_order(tmp_path):
+    """--columns keeps the named columns in the order given (values and metadata as in the full file), refuses an
+    unknown name with the list of columns and no file, and is refused for partitioned datasets."""
+    from click.testing import CliRunner
+
+    from scalesweep.cli import cli
+
+    base = ["frontier", "--flops-range", "1e18:1e24:40", "--gpu", "H100", "--gpus", "64"]
+
+    def invoke(*args):
+        return CliRunner().invoke(cli, [*base, *map(str, args)])
+
+    assert invoke("-o", tmp_path / "all.parquet").exit_code == 0
+    assert invoke("--columns", "loss,flops,gpu_hours", "-o", tmp_path / "some.parquet").exit_code == 0
+    full, some = pq.read_table(tmp_path / "all.parquet"), pq.read_table(tmp_path / "some.parquet")
+    assert some.column_names == ["loss", "flops", "gpu_hours"]
+    for name in some.column_names:
+        assert some.column(name).equals(full.column(name))
+        assert some.schema.field(name).metadata == full.schema.field(name).metadata
+    assert some.schema.metadata == full.schema.metadata
+    res = invoke("--columns", "flops,loss", "--format", "csv", "-o", tmp_path / "some.csv")
+    assert res.exit_code == 0 and (tmp_path / "some.csv").read_text().splitlines()[0] == "flops,loss"
+    res = invoke("--columns", "flops,parms", "-o", tmp_path / "bad.parquet")
+    assert res.exit_code == 1 and "--columns: no column 'parms' in this output (columns: flops, params" in res.output
+    assert not (tmp_path / "bad.parquet").exists()
+    res = invoke("--columns", "flops,,loss", "-o", tmp_path / "bad.parquet")
+    assert res.exit_code == 1 and "--columns must name columns once each" in res.output
+    res = CliRunner().invoke(cli, ["frontier", "--flops-range", "1e18:1e24:40", "--columns", "flops",
+                                   "--partition-rows", "10", "-o", str(tmp_path / "ds")])
+    assert res.exit_code == 2 and "--columns applies to single-file outputs" in res.output
+    assert invoke("-o", tmp_path / "again.parquet").exit_code == 0  # the choice does not carry over
+    assert pq.read_table(tmp_path / "again.parquet").column_names == full.column_names
