@@ -34,6 +34,7 @@ from .validate import BYTES_PER_ROW_HELD, check_size, choice, positive_array
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
     from numpy.typing import ArrayLike, DTypeLike
 
 LawLike = str | Law | None  # a preset name or alias, a Law, or None for the default law
@@ -95,6 +96,7 @@ def isoflop(law: LawLike, flops: ArrayLike, params: ArrayLike, *,
     Returns columns flops, params, tokens, loss; rows budget-major.
     """
     import pandas as pd
+    import pyarrow as pa
 
     law = as_law(law)
     surfaces.require_loss(law)
@@ -132,7 +134,7 @@ def write_surface(path: str | os.PathLike[str], law: LawLike, params: ArrayLike,
     done = 0
     with table_writer(path, surfaces.schema(dtype).with_metadata(meta), fmt,
                       parquet_options={"use_dictionary": surfaces.DICTIONARY_COLUMNS}) as w:
-        def write(batch):
+        def write(batch: pa.RecordBatch) -> None:
             nonlocal done
             w.write(batch, row_group_size=batch.num_rows)
             done += batch.num_rows
@@ -253,6 +255,7 @@ def frontier_bands(samples: ArrayLike, family: str, flops: ArrayLike, percentile
     is told the budgets done after each chunk.
     """
     import pandas as pd
+    import pyarrow as pa
 
     c = positive_array(flops, "flops")
     qs = [float(q) for q in percentiles]
@@ -302,6 +305,7 @@ def compare(flops: ArrayLike, laws: Sequence[str | Law] | None = None) -> pd.Dat
     budgets are C_min): see ``scalesweep laws``.
     """
     import pandas as pd
+    import pyarrow as pa
 
     c = positive_array(flops, "flops")
     chosen = [get_law(x) for x in PRESETS] if laws is None else as_laws(list(laws))
@@ -332,6 +336,7 @@ def solve_scenarios(spec: pd.DataFrame | Mapping[str, Any] | str | os.PathLike[s
     import tempfile
 
     import pandas as pd
+    import pyarrow as pa
     import pyarrow as pa
     import pyarrow.parquet as pq
 
