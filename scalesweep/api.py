@@ -10,19 +10,21 @@ pandas is imported inside the functions that return DataFrames: importing it cos
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import numba
 import numpy as np
 
 from . import engine, questions, surfaces
 from .codes import FLOPS_PER_PARAM_TOKEN, SOLVER_NAMES
-from .errors import ScalesweepError
+from .errors import ScalesweepError, UnknownArgument
 from .kernels.frontier import frontier_kernel, percentile_rows
 from .kernels.loss import loss_array
 from .laws import FAMILIES, PRESETS, Law, as_law, as_laws, get_law, law_arrays
@@ -30,7 +32,7 @@ from .options import Constraints, Hardware, Workload, from_values
 from .output import table_writer
 from .pipeline import overlapped
 from .tables import METADATA_KEY, read_metadata, to_frame
-from .validate import BYTES_PER_ROW_HELD, check_size, choice, positive_array
+from .validate import BYTES_PER_ROW_HELD, check_size, choice, positive_array, suggest
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,6 +41,25 @@ if TYPE_CHECKING:
 
 LawLike = str | Law | None  # a preset name or alias, a Law, or None for the default law
 LawsLike = str | Law | Sequence[str | Law] | None  # one law, several (a list, or names joined by commas)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def keywords_checked(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``fn`` refusing a keyword it does not take with one line naming the closest one (``UnknownArgument``,
+    a ``ScalesweepError`` and a ``TypeError``), e.g. ``max_param=`` for ``max_params=``."""
+    names = [p.name for p in inspect.signature(fn).parameters.values()
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+    @functools.wraps(fn)
+    def checked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        for k in kwargs:
+            if k not in names:
+                raise UnknownArgument(f"{fn.__name__}() has no argument {k!r}{suggest(k, names)} "
+                                      f"(it takes: {', '.join(names)})")
+        return fn(*args, **kwargs)
+
+    return checked
 
 
 def set_threads(n: int | None) -> int:
@@ -71,6 +92,7 @@ def provenance(source: pd.DataFrame | str | os.PathLike[str] | Mapping[bytes, by
     return dict(source.attrs[key])
 
 
+@keywords_checked
 def surface(law: LawLike, params: ArrayLike, tokens: ArrayLike, *, out: np.ndarray | None = None,
             dtype: DTypeLike = np.float64) -> np.ndarray:
     """Loss on the grid params x tokens: a 2-D array of shape (len(params), len(tokens)).
@@ -89,6 +111,7 @@ def surface(law: LawLike, params: ArrayLike, tokens: ArrayLike, *, out: np.ndarr
     return surfaces.grid_loss(law, n, d, out)
 
 
+@keywords_checked
 def isoflop(law: LawLike, flops: ArrayLike, params: ArrayLike, *,
             k: float = FLOPS_PER_PARAM_TOKEN) -> pd.DataFrame:
     """IsoFLOP slices (Chinchilla Approach 2): for each budget, each model size, tokens = C/(k*N).
@@ -108,6 +131,7 @@ def isoflop(law: LawLike, flops: ArrayLike, params: ArrayLike, *,
     return pd.DataFrame({"flops": cc, "params": nn, "tokens": dd, "loss": loss_array(law.family_id, law.vector, nn, dd)})
 
 
+@keywords_checked
 def write_surface(path: str | os.PathLike[str], law: LawLike, params: ArrayLike, tokens: ArrayLike | None = None,
                   flops: ArrayLike | None = None, *, dtype: DTypeLike = np.float64, fmt: str | None = None,
                   chunk_points: int = surfaces.CHUNK_POINTS, grid: dict[str, Any] | None = None,
@@ -149,6 +173,7 @@ def write_surface(path: str | os.PathLike[str], law: LawLike, params: ArrayLike,
 # --------------------------------------------------------------------------------------------- frontier
 
 
+@keywords_checked
 def frontier(law: LawsLike = None, flops: ArrayLike | None = None, *, unit: str = "flops", solver: str = "auto",
              min_params: float | None = None, max_params: float | None = None, min_tokens: float | None = None,
              max_tokens: float | None = None, min_tokens_per_param: float | None = None,
@@ -204,6 +229,7 @@ def frontier(law: LawsLike = None, flops: ArrayLike | None = None, *, unit: str 
     return df
 
 
+@keywords_checked
 def target_loss(law: LawsLike = None, loss: ArrayLike | None = None, *, inference_tokens: float | None = None,
                 min_params: float | None = None, max_params: float | None = None, min_tokens: float | None = None,
                 max_tokens: float | None = None, min_tokens_per_param: float | None = None,
@@ -292,6 +318,7 @@ def frontier_bands(samples: ArrayLike, family: str, flops: ArrayLike, percentile
     return pd.DataFrame({"flops": c.copy(), **cols, "feasible_fraction": frac}, copy=False)
 
 
+@keywords_checked
 def compare(flops: ArrayLike, laws: Sequence[str | Law] | None = None) -> pd.DataFrame:
     """What each law recommends at each budget, side by side: one row per (law, budget), law-major, with
     family, flops, params, tokens, tokens_per_param, loss, feasible and infeasible_reason.
@@ -324,6 +351,7 @@ def compare(flops: ArrayLike, laws: Sequence[str | Law] | None = None) -> pd.Dat
     })
 
 
+@keywords_checked
 def solve_scenarios(spec: pd.DataFrame | Mapping[str, Any] | str | os.PathLike[str]) -> pd.DataFrame:
     """Solve scenarios and return them as a DataFrame: the rows, columns and metadata (``df.attrs["scalesweep"]``)
     that ``scalesweep scenarios SPEC -o out.parquet`` writes, read back.

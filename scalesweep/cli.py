@@ -197,7 +197,10 @@ class _Group(click.Group):
             click.echo(exc.ctx.get_help(), err=True)
             sys.exit(exc.exit_code)
         except click.ClickException as exc:  # usage errors (exit 2) included
-            click.echo(f"Error: {exc.format_message()}", err=True)
+            hint = ""
+            if isinstance(exc, click.NoSuchOption) and exc.option_name in GROUP_OPTIONS:
+                hint = f" ({exc.option_name} goes before the command: scalesweep {exc.option_name} COMMAND ...)"
+            click.echo(f"Error: {exc.format_message()}{hint}", err=True)
             sys.exit(exc.exit_code)
         except (click.Abort, KeyboardInterrupt) as exc:  # Ctrl-C, SIGTERM, SIGHUP: files already cleaned up
             cause = exc if isinstance(exc, Interrupted) else exc.__cause__ or exc.__context__
@@ -300,7 +303,9 @@ def _check_laws_from_env(ctx, param, value):
 
 
 def _check_gpu(ctx, param, value):
-    if value is not None:
+    """A GPU given on the command line is checked as it is read; one from SCALESWEEP_GPU only once it is used
+    (``_take_hardware``: it gives way to --peak-tflops and to a partitioned frontier)."""
+    if value is not None and ctx.get_parameter_source(param.name) is not ParameterSource.ENVIRONMENT:
         units.gpu_preset(value)
     return value
 
@@ -328,6 +333,8 @@ def _from_env(name: str) -> bool:
 
 
 # ------------------------------------------------------------------------------------------- the group
+
+GROUP_OPTIONS = ("-q", "--quiet", "-v", "--verbose", "--max-rows")  # options of scalesweep itself
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -390,8 +397,14 @@ def _take(cls, kwargs: dict):
 def _take_hardware(kwargs: dict, partitioned: bool = False):
     """The Hardware options. A GPU from SCALESWEEP_GPU gives way to --peak-tflops (a custom GPU) and to a
     partitioned frontier (which takes no hardware)."""
-    if _from_env("gpu") and (kwargs["peak_tflops"] is not None or partitioned):
-        kwargs["gpu"] = None
+    if _from_env("gpu"):
+        if kwargs["peak_tflops"] is not None or partitioned:
+            kwargs["gpu"] = None
+        else:
+            try:
+                units.gpu_preset(kwargs["gpu"])
+            except ScalesweepError as exc:
+                raise ScalesweepError(f"{GPU_ENV}={kwargs['gpu']!r} (the default of --gpu): {exc}") from None
     return _take(opts.Hardware, kwargs)
 
 

@@ -404,6 +404,8 @@ def open_dir(outdir):
 def _open_dir(outdir) -> tuple:
     """(the output directory, whether this call created it). At a URI nothing is created (a prefix exists
     once an object is stored under it): the target must not be a file and its bucket must exist."""
+    if storage.is_uri(outdir) and (problem := storage.object_key_problem(str(outdir), directory=True)):
+        raise ScalesweepError(f"cannot write dataset {storage.redacted(str(outdir))!r}: {problem}")
     out = storage.locate(outdir)
     if isinstance(out, storage.Location):
         out = storage.Location(out.fs, out.path.rstrip("/"), out.text.rstrip("/"), out.scheme)

@@ -10,6 +10,10 @@ class ScalesweepError(ValueError):
     """Invalid user input: the message is one line and says what to change."""
 
 
+class UnknownArgument(ScalesweepError, TypeError):
+    """A keyword argument a function does not take (a ``TypeError`` too, as Python's own would be)."""
+
+
 class Interrupted(KeyboardInterrupt):
     """SIGTERM or SIGHUP, raised where the program is, so that it unwinds like Ctrl-C: temporary files are
     removed and older outputs kept. ``signum`` gives the exit status 128 + signum."""

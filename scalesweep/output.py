@@ -163,6 +163,8 @@ def check_target(path, inputs=()):
     filesystem (``_check_remote``) and returned as a ``storage.Location``; a local path (``file://`` URIs
     included) is returned as a ``Path``.
     """
+    if storage.is_uri(path) and (problem := storage.object_key_problem(str(path))) is not None:
+        raise ScalesweepError(f"cannot write {storage.redacted(str(path))!r}: {problem}")
     target = storage.locate(path)
     if isinstance(target, storage.Location):
         return _check_remote(target, inputs)
@@ -187,11 +189,9 @@ def check_target(path, inputs=()):
 
 
 def _check_remote(loc, inputs):
-    """A URI target: not a name ending in ``/``, not a directory (on an object store, a prefix that objects
-    are stored under), its bucket exists, and it is none of ``inputs``."""
+    """A URI target (its text already checked by ``storage.object_key_problem``): not a directory (on an
+    object store, a prefix that objects are stored under), its bucket exists, and it is none of ``inputs``."""
     text = str(loc)
-    if text.endswith("/"):
-        raise ScalesweepError(f"cannot write {text!r}: a name ending in / is a directory; give a file name")
     if loc.is_dir():
         raise ScalesweepError(f"cannot write {text!r}: it is a directory (objects are stored under {text}/)")
     loc.check_bucket()

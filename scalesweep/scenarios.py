@@ -648,7 +648,10 @@ def job(spec_path, *, partition_rows: int, command_line=None):
     rows = loaded.count_rows()
     digest = hashlib.sha256(storage.read_bytes(path)).hexdigest()
     # The metadata's description of the spec is made once here; every part adds only the command line.
-    spec = {"path": path, "sha256": digest, "metadata": _metadata_fields(loaded), "command_line": command_line}
+    fields = _metadata_fields(loaded)
+    if fields["spec"].get("source") == path:  # the spec as the user named it, as a single-file run records it
+        fields["spec"]["source"] = str(spec_path)
+    spec = {"path": path, "sha256": digest, "metadata": fields, "command_line": command_line}
     return Job("scenarios", spec, plan(rows, partition_rows), rows, compute_part)
 
 

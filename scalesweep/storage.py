@@ -47,6 +47,13 @@ PYARROW_SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
 ALIASES = {"gcs": "gs"}  # schemes that name the same filesystem (for comparing targets)
 OBJECT_STORES = ("s3", "gcs")  # pyarrow filesystem types whose first path component is a bucket
 ENV_HINT = "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, ..."
+READ_ONLY_SCHEMES = ("http", "https")  # fsspec reads them; nothing can be written there
+# Schemes a name like ``file:x.parquet`` (one colon, no ``//``) was probably meant as.
+KNOWN_SCHEMES = ("file", "memory", "http", "https", *PYARROW_SCHEMES)
+_SCHEME_NO_SLASHES = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):(?!//)")
+# How long the Google Cloud client retries (a missing credential, an unreachable endpoint) before giving up;
+# without a limit it retries for minutes inside a call that signals cannot interrupt.
+GCS_RETRY_SECONDS = 10.0
 # Who owns a temporary file or directory: this host and process (``output`` names its temporary files so).
 HOST = socket.gethostname().replace(".", "_").replace("~", "_") or "host"
 RUN_ID = f"{HOST}~{os.getpid()}"
@@ -64,6 +71,8 @@ def _alive(pid: int) -> bool:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
+    if "OAuth2 access token" in text:  # the Google Cloud client, after its retries
+        return "no Google Cloud credentials were found (GOOGLE_APPLICATION_CREDENTIALS, or run on Google Cloud)"
     return text.splitlines()[0] if text else type(exc).__name__
 
 
@@ -199,14 +208,18 @@ def locate(target: Target) -> Local | Location:
         return target  # a Location already, or an os.PathLike: always local
     m = _SCHEME.match(target)
     if m is None:
+        half = _SCHEME_NO_SLASHES.match(target)
+        if half is not None and half.group(1).lower() in KNOWN_SCHEMES:
+            raise ScalesweepError(f"cannot use {target!r}: a URI is {half.group(1)}://...; for a local file of "
+                                  f"that name write ./{target}")
         return target
     scheme = m.group(1).lower()
     if scheme == "file":
         return _file_path(target)
     parts = urlsplit(target)
     if "@" in parts.netloc:
-        raise ScalesweepError(f"cannot use {target!r}: credentials come from the environment ({ENV_HINT}), "
-                              "not from the URI")
+        raise ScalesweepError(f"cannot use {redacted(target)!r}: credentials come from the environment "
+                              f"({ENV_HINT}), not from the URI")
     if parts.query:
         raise ScalesweepError(f"cannot use {target!r}: options (endpoint, region, ...) come from the environment "
                               f"({ENV_HINT}), not from a query in the URI")
@@ -214,6 +227,36 @@ def locate(target: Target) -> Local | Location:
         raise ScalesweepError(f"cannot use {target!r}: it names no file")
     fs, path = _filesystem(target, scheme)
     return Location(fs, path, target, scheme)
+
+
+def redacted(text: str) -> str:
+    """``text`` with the user and password of a URI replaced by ``***`` (for messages)."""
+    m = _SCHEME.match(text)
+    if m is None:
+        return text
+    netloc, slash, rest = text[m.end():].partition("/")
+    if "@" not in netloc:
+        return text
+    return f"{text[:m.end()]}***@{netloc.rpartition('@')[2]}{slash}{rest}"
+
+
+def object_key_problem(text: str, *, directory: bool = False) -> str | None:
+    """Why the URI ``text`` cannot name an object (or, with ``directory``, a prefix) to write, from its text
+    alone, before any network call: it names only a bucket, ends in ``/`` (for one object), or its scheme is
+    read-only."""
+    m = _SCHEME.match(text)
+    if m is None:
+        return None
+    scheme = m.group(1).lower()
+    if scheme in READ_ONLY_SCHEMES:
+        return f"{scheme}:// is read-only (it can be an input, not an output)"
+    if not text[m.end():].strip("/"):
+        return "it names no file"
+    if text.endswith("/") and not directory:
+        return "a name ending in / is a directory; give a file name"
+    if scheme in ("s3", "gs", "gcs", "abfs", "abfss") and not urlsplit(text).path.strip("/"):
+        return f"it names the bucket {urlsplit(text).netloc!r}, not an object in it; give {text.rstrip('/')}/NAME"
+    return None
 
 
 def _file_path(text: str) -> str:
@@ -231,6 +274,12 @@ def _filesystem(text: str, scheme: str) -> tuple[Any, str]:
         import pyarrow.fs as pafs
 
         try:
+            if scheme in ("gs", "gcs"):
+                import datetime
+
+                parts = urlsplit(text)
+                retry = datetime.timedelta(seconds=GCS_RETRY_SECONDS)
+                return pafs.GcsFileSystem(retry_time_limit=retry), unquote(parts.netloc + parts.path)
             return pafs.FileSystem.from_uri(text)
         except pa.ArrowNotImplementedError:  # this pyarrow was built without it: fsspec may have it
             pass
@@ -299,7 +348,7 @@ def upload(local_path: Local, loc: Location) -> None:
             if src.size():
                 out.write(src.read_buffer())
             out.close()
-    except OSError as exc:
+    except (OSError, NotImplementedError) as exc:  # fsspec filesystems that cannot write raise the latter
         raise ScalesweepError(f"cannot write {loc.text!r}: {_first_line(exc)}") from None
 
 

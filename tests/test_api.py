@@ -1,5 +1,6 @@
 """The public Python API: what `import scalesweep` offers, loaded lazily, and the module entry point."""
 
+import inspect
 import subprocess
 import sys
 
@@ -42,3 +43,17 @@ def test_python_dash_m_runs_the_cli():
 def test_option_dicts_suggest_the_closest_name():
     with pytest.raises(ss.ScalesweepError, match="unknown constraint 'max_param'; did you mean 'max_params'"):
         ss.build_lookup("hoffmann2022", 1e18, 1e20, 2, max_param=1e9)
+
+
+@pytest.mark.parametrize("call, wrong, right", [
+    (lambda **kw: ss.frontier("hoffmann2022", [1e22], **kw), "max_param", "max_params"),
+    (lambda **kw: ss.target_loss("hoffmann2022", [2.0], **kw), "inference_token", "inference_tokens"),
+    (lambda **kw: ss.surface("hoffmann2022", [1e9], [1e10], **kw), "dtyp", "dtype"),
+    (lambda **kw: ss.compare([1e22], **kw), "law", "laws"),
+])
+def test_a_misspelled_keyword_is_one_line_naming_the_closest(call, wrong, right):
+    with pytest.raises(ss.ScalesweepError, match=f"has no argument '{wrong}'; did you mean '{right}'") as info:
+        call(**{wrong: 1})
+    assert isinstance(info.value, TypeError)  # what Python's own error would be, for code that catches it
+    assert "\n" not in str(info.value)
+    assert ss.frontier.__name__ == "frontier" and "max_params" in str(inspect.signature(ss.frontier))

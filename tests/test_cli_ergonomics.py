@@ -185,6 +185,14 @@ def test_environment_defaults(tmp_path):
     assert invoke([*FRONTIER, "--peak-tflops", "500", "--gpus", "8"], env={"SCALESWEEP_GPU": "H200"}).stdout == custom
     res = invoke([*FRONTIER, "--partition-rows", "2", "-o", tmp_path / "ds"], env={"SCALESWEEP_GPU": "H100"})
     assert res.exit_code == 0, res.output  # a partitioned frontier takes no hardware: the default gives way
+    # ... even a default that names no GPU: it is not used, so it is not checked
+    assert invoke([*FRONTIER, "--peak-tflops", "500", "--gpus", "8"], env={"SCALESWEEP_GPU": "H10"}).stdout == custom
+    res = invoke([*FRONTIER, "--partition-rows", "2", "-o", tmp_path / "ds2"], env={"SCALESWEEP_GPU": "H10"})
+    assert res.exit_code == 0, res.output
+    assert_one_line_error(invoke([*FRONTIER, "--gpus", "8"], env={"SCALESWEEP_GPU": "H10"}),
+                          "SCALESWEEP_GPU='H10' (the default of --gpu): unknown GPU 'H10'; did you mean", 1)
+    assert_one_line_error(invoke([*FRONTIER, "--gpu", "H10"], env={"SCALESWEEP_GPU": "H100"}),
+                          "unknown GPU 'H10'", 1)  # the command line's own value is checked as it is read
 
     res = invoke(["-v", *FRONTIER], env={"SCALESWEEP_THREADS": "1"})
     assert res.exit_code == 0 and "numba threads: 1" in res.stderr
@@ -247,6 +255,11 @@ def test_quiet_and_verbose(tmp_path):
     assert any(line.startswith("debug: ") and " frontier took " in line for line in debug)
     assert f"wrote 5 budgets to {out}" in res.stderr.splitlines()
     assert_one_line_error(invoke(["-q", "-v", *FRONTIER]), "give -q or -v, not both", 2)
+    for option in C.GROUP_OPTIONS:  # scalesweep's own options after the command: where they go
+        assert_one_line_error(invoke([*FRONTIER, option]), f"({option} goes before the command: scalesweep "
+                              f"{option} COMMAND ...)", 2)
+    assert set(C.GROUP_OPTIONS) == {o for p in C.cli.params for o in p.opts} - {"--version"}
+    assert "goes before" not in invoke([*FRONTIER, "--no-such"]).stderr
 
 
 def test_messages_go_through_the_scalesweep_logger(tmp_path):

@@ -255,3 +255,16 @@ def test_sizes_with_suffixes_in_sweep_specs(tmp_path):
     assert_one_line_error(res, "field 'max_params', item 1: expected a number, got '7X'")
     res = run(["scenarios", write(tmp_path, "d.yaml", "flops: 6e22\ngpu: A100\nmfu: 4B\n")], ok=False)
     assert_one_line_error(res, "field 'mfu', item 1: expected a number, got '4B'")
+
+
+def test_partitioned_and_single_file_runs_record_the_spec_as_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.csv").write_text("flops,max_params\n1e22,1e9\n1e23,\n1e24,1e11\n")
+    run(["scenarios", "s.csv", "-o", "one.parquet"])
+    run(["scenarios", "s.csv", "--partition-rows", "2", "-o", "ds"])
+    single = json.loads(pq.read_schema("one.parquet").metadata[METADATA_KEY])["spec"]
+    parts = sorted((tmp_path / "ds").glob("*.parquet"))
+    assert len(parts) == 2
+    for part in parts:
+        assert json.loads(pq.read_schema(part).metadata[METADATA_KEY])["spec"] == single
+    assert single["source"] == "s.csv"

@@ -193,6 +193,65 @@ def test_bad_uris_are_one_line_errors(target, needle):
     assert_one_line_error(run(["frontier", "--flops-file", target], ok=False), needle)
 
 
+@pytest.mark.parametrize("target, needle", [
+    ("s3://bucket", "it names the bucket 'bucket', not an object in it"),
+    ("gs://bucket/", "ending in / is a directory"),
+    ("s3://b/dir/", "ending in / is a directory"),
+    ("http://127.0.0.1:9/f.parquet", "http:// is read-only"),
+    ("https://example.invalid/ds", "https:// is read-only"),
+    ("file:x.parquet", "a URI is file://...; for a local file of that name write ./file:x.parquet"),
+    ("S3:bucket/x.csv", "a URI is S3://..."),
+])
+def test_outputs_refused_from_their_text_before_any_network_call(target, needle, monkeypatch, tmp_path):
+    def no_network(*args, **kwargs):
+        raise AssertionError("a filesystem was made for a target refused by its text")
+
+    monkeypatch.setattr(storage, "_filesystem", no_network)
+    monkeypatch.chdir(tmp_path)
+    assert_one_line_error(run([*COMMANDS["frontier"], "-o", target], ok=False), needle)
+    assert list(tmp_path.iterdir()) == []
+    if target.endswith("/") or "://" not in target:
+        return
+    assert_one_line_error(run([*COMMANDS["frontier"], "--partition-rows", "1", "-o", target], ok=False), needle)
+
+
+def test_a_password_in_a_uri_is_not_repeated():
+    res = run([*COMMANDS["frontier"], "-o", "s3://alice:hunter2@bucket/f.parquet"], ok=False)
+    assert_one_line_error(res, "credentials come from the environment")
+    assert "hunter2" not in res.output and "alice" not in res.output and "s3://***@bucket/f.parquet" in res.output
+    assert storage.redacted("s3://u:p@b/k/x") == "s3://***@b/k/x" and storage.redacted("s3://b/k") == "s3://b/k"
+
+
+def test_google_cloud_without_credentials_gives_up_within_its_retry_limit(monkeypatch, tmp_path):
+    import time
+
+    monkeypatch.setattr(storage, "GCS_RETRY_SECONDS", 1.0)
+    for var in ("GOOGLE_APPLICATION_CREDENTIALS", "STORAGE_EMULATOR_HOST"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")  # no metadata server: what a laptop sees
+    monkeypatch.setenv("GCE_METADATA_ROOT", "127.0.0.1:9")
+    t0 = time.monotonic()
+    res = run([*COMMANDS["frontier"], "-o", "gs://scalesweep-no-such-bucket/k.parquet"], ok=False)
+    assert time.monotonic() - t0 < 30
+    assert_one_line_error(res, "cannot use 'gs://scalesweep-no-such-bucket/k.parquet'")
+
+
+def test_a_read_only_filesystem_write_is_one_line(tmp_path):
+    fsspec = pytest.importorskip("fsspec")
+
+    class ReadOnly(fsspec.implementations.memory.MemoryFileSystem):
+        protocol = ("readonly",)
+
+        def _open(self, path, mode="rb", **kwargs):
+            if "w" in mode:
+                raise NotImplementedError("write not supported")
+            return super()._open(path, mode, **kwargs)
+
+    fsspec.register_implementation("readonly", ReadOnly, clobber=True)
+    assert_one_line_error(run([*COMMANDS["frontier"], "-o", "readonly://x/f.parquet"], ok=False),
+                          "cannot write 'readonly://x/f.parquet': write not supported")
+
+
 def test_a_scheme_whose_package_is_missing_names_the_install():
     try:
         import adlfs  # noqa: F401
