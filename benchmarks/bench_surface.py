@@ -2,7 +2,11 @@
 
 * chinchilla (memory-bound): kernel into a reused buffer vs numpy filling an array of the same size;
 * kaplan (one power per point): kernel vs the numpy broadcasting expression a user would write;
-* CLI to Parquet vs pyarrow alone writing the identical table with the same writer options.
+* CLI to Parquet vs pyarrow alone writing the identical table with the same writer options (target <= 1.3x),
+  with the parts of the CLI run beside it: the process floor (`python -c "import numba, pyarrow.parquet"`) and
+  ``write_surface`` in a warm process. pyarrow encodes a file in one thread, so the encoding is the same work
+  on both sides; what the CLI adds is start-up, the final fsync's tail and the chunk computed before the first
+  one is encoded.
 Run: python benchmarks/bench_surface.py [--size 4096]
 """
 
@@ -20,6 +24,7 @@ import pyarrow.parquet as pq
 sys.path.insert(0, os.path.dirname(__file__))
 import scalesweep as ss  # noqa: E402
 from _timing import median_time, row  # noqa: E402
+from bench_startup import cpu, wall  # noqa: E402
 from scalesweep.output import parquet_defaults  # noqa: E402
 from scalesweep.surfaces import CHUNK_POINTS, DICTIONARY_COLUMNS  # noqa: E402
 
@@ -57,6 +62,8 @@ def main():
     d = np.geomspace(1e8, 1e14, m)
     buf = np.empty((m, m))
     buf.fill(0.0)  # fault the pages in once: both sides then write into warm memory
+    if not args.kaplan_only:
+        print(f"CPU: {cpu()}")
     print(f"surface: {m} x {m} = {m * m / 1e6:.1f}M points, float64, {numba.get_num_threads()} threads, "
           f"median of {args.repeat}")
 
@@ -102,10 +109,16 @@ def main():
         def cli():
             subprocess.run(cmd, check=True, capture_output=True)
 
-        t_cli, _ = median_time(cli, repeat=3, warmup=0)
-        row("scalesweep surface CLI -> Parquet (process wall)", t_cli, f"{t_cli / t_pa:5.2f}x pyarrow (target <= 1.5)")
+        t_cli, t_clis = median_time(cli, repeat=5, warmup=0)
+        verdict = "met" if t_cli / t_pa <= 1.3 else "NOT met"
+        row("scalesweep surface CLI -> Parquet (process wall)", t_cli,
+            f"{t_cli / t_pa:5.2f}x pyarrow (target <= 1.3: {verdict}; runs "
+            + ", ".join(f"{t:.2f}" for t in t_clis) + ")")
         t_api, _ = median_time(lambda: ss.write_surface(out, law, n, tokens=d), repeat=3)
         row("scalesweep.write_surface (in process)", t_api, f"{t_api / t_pa:5.2f}x pyarrow")
+        floor, _ = wall([sys.executable, "-c", "import numba, pyarrow.parquet"], 5)
+        row("floor: python -c 'import numba, pyarrow.parquet'", floor,
+            f"(floor + pyarrow) / pyarrow = {(floor + t_pa) / t_pa:4.2f}x")
         same = pq.read_table(out).equals(table)
         print(f"  CLI output equals the pyarrow table: {same}; file {os.path.getsize(out) / 2**20:.0f} MiB")
 

@@ -10,7 +10,8 @@ and in the text table, and ``null`` in JSON. JSON output is strict JSON: infinit
 too. Parquet and Arrow files carry the ``scalesweep`` metadata and each column's field metadata; CSV and JSON
 cannot.
 
-Every local file is written to a temporary name beside the target, flushed to disk (fsync), given the mode
+Every local file is written to a temporary name beside the target (large files are written to disk while
+they grow, by a background ``fdatasync`` after each large batch), flushed to disk (fsync), given the mode
 any new file gets under the process umask (0644 under umask 022) and renamed into place; on any error or
 interrupt the temporary file is removed and an older file of the target's name is kept. A target given as a
 URI other than ``file://`` (``s3://``, ``gs://``, ``memory://``, ...; see ``storage``) is written to a local
@@ -395,6 +396,51 @@ class _Csv:
             self.writer.close()
 
 
+FLUSH_ROWS = 1 << 16  # batches of at least this many rows start writing the file to disk while it grows
+
+
+class _Flusher:
+    """Writes a growing file's bytes to disk while the file is still being written: ``kick()`` (after each
+    batch) asks a background thread to ``fdatasync`` what has been written so far, so the final fsync of
+    ``atomic_path`` has only the tail left (a 187 MiB file's fsync otherwise adds about 0.25 s after the
+    encoding). Requests made while a sync runs merge into one. Best effort: a failed sync is ignored here,
+    because the final fsync, which raises, still follows."""
+
+    def __init__(self, path):
+        import threading
+
+        self._fd = os.open(path, os.O_RDONLY)
+        self._cond = threading.Condition()
+        self._wanted = self._closing = False
+        self._thread = threading.Thread(target=self._run, name="scalesweep-flush", daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        sync = getattr(os, "fdatasync", os.fsync)
+        while True:
+            with self._cond:
+                while not (self._wanted or self._closing):
+                    self._cond.wait()
+                if not self._wanted:
+                    return
+                self._wanted = False
+            with contextlib.suppress(OSError):
+                sync(self._fd)
+
+    def kick(self):
+        with self._cond:
+            self._wanted = True
+            self._cond.notify()
+
+    def close(self):
+        """Stop the thread (a sync in progress is finished first) and release the file."""
+        with self._cond:
+            self._wanted, self._closing = False, True
+            self._cond.notify()
+        self._thread.join()
+        os.close(self._fd)
+
+
 class TableWriter:
     """Streams record batches to a file or stdout in one format; ``close()`` commits (a file appears under
     its name only then), ``abort()`` discards. With ``digest`` a file's ``file_digest`` (size and SHA-256 of
@@ -407,6 +453,8 @@ class TableWriter:
         self._select = self.schema.names if _columns is not None else None
         self.to_stdout = output is None or str(output) == STDOUT
         self._atomic = None
+        self._flusher: _Flusher | None = None
+        self._local = not self.to_stdout and not storage.is_uri(str(output))  # a file of this machine's
         if self.to_stdout:
             self._buffer = io.BytesIO() if fmt in BINARY_FORMATS else None
             self.sink = self._buffer if self._buffer is not None else stdout().buffer
@@ -454,10 +502,24 @@ class TableWriter:
             self._w.write_batch(batch, row_group_size=row_group_size or max(1, batch.num_rows))
         else:
             self._w.write(batch) if self.fmt != "arrow" else self._w.write_batch(_plain(batch))
+        if self._local and batch.num_rows >= FLUSH_ROWS:
+            if self._flusher is None:
+                try:
+                    self._flusher = _Flusher(self._tmp)
+                except OSError:  # the file cannot be opened again: the final fsync does all the syncing
+                    self._local = False
+                    return
+            self._flusher.kick()
+
+    def _stop_flusher(self):
+        if self._flusher is not None:
+            flusher, self._flusher = self._flusher, None
+            flusher.close()
 
     def close(self):
         try:
             self._w.close()
+            self._stop_flusher()
             if getattr(self, "_fh", None) is not None:
                 self._fh.close()
             if self.to_stdout:
@@ -476,6 +538,8 @@ class TableWriter:
         with contextlib.suppress(Exception):
             if getattr(self, "_fh", None) is not None:
                 self._fh.close()
+        with contextlib.suppress(Exception):
+            self._stop_flusher()
         if self._atomic is not None:
             exc = sys.exc_info()
             with contextlib.suppress(BaseException):

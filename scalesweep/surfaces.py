@@ -10,11 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from .codes import FLOPS_PER_PARAM_TOKEN, KAPLAN
+from .codes import CHINCHILLA, FLOPS_PER_PARAM_TOKEN, KAPLAN
 from .errors import ScalesweepError
 from .grid import row_chunks
-from .kernels.loss import loss_points
-from .kernels.surface import surface_grid
 from .tables import COLUMNS, arrow_float, surface_metadata
 
 CHUNK_POINTS = 1 << 20  # points per streamed chunk (= Parquet row group): 8 MiB per float64 column
@@ -42,6 +40,8 @@ def grid_loss(law, n_axis: np.ndarray, d_axis: np.ndarray, out: np.ndarray) -> n
     as numba uses (numpy releases the GIL): the values numpy broadcasting gives, bit for bit, on any thread
     count. Every other case runs the compiled kernel (the chinchilla grid is one add per point)."""
     if law.family_id != KAPLAN or out.dtype != np.float64 or out.size < 2 * BLOCK_POINTS:
+        from .kernels.surface import surface_grid
+
         surface_grid(law.family_id, law.vector, n_axis, d_axis, out)
         return out
     import numba
@@ -89,6 +89,26 @@ def metadata(law, n, d=None, c=None, *, dtype, grid: dict | None, command_line: 
                             rows=rows, command_line=command_line)
 
 
+class _ChinchillaRows:
+    """Chinchilla's separable grid, L[i, j] = (E + A/N_i^alpha) + B/D_j^beta, for streamed chunks without the
+    compiled kernel: the two axis terms are computed once with Python's float power (the C library's ``pow``,
+    the function the kernel calls), and each chunk is one numpy add of a row term and a column term (a float32
+    output is the float64 sum rounded, as the kernel stores it). The values equal ``surface_grid``'s bit for bit.
+    A streamed surface is bounded by its encoding, so one thread suffices, and a process that writes one
+    never loads the compiled kernels (about half a second of start-up). Python's power costs about 0.1 us a
+    value, so axes longer than ``AXES_MAX`` values in all (a grid of very many rows) use the kernel instead."""
+
+    AXES_MAX = 1 << 17
+
+    def __init__(self, law, n_axis, d_axis):
+        e, a, b, alpha, beta = (float(v) for v in law.vector[:5])
+        self.rows = np.array([e + a / n ** alpha for n in n_axis.tolist()])
+        self.cols = np.array([b / d ** beta for d in d_axis.tolist()])
+
+    def fill(self, sl: slice, out: np.ndarray) -> None:
+        np.add(self.rows[sl, None], self.cols[None, :], out=out)
+
+
 def chunks(law, n_axis, d_axis=None, c_axis=None, dtype=np.float64, chunk_points=CHUNK_POINTS, buffers: int = 1):
     """Yield (params, tokens, flops, loss) column arrays chunk by chunk, reusing ``buffers`` sets of buffers in
     turn: a chunk stays valid while the next ``buffers - 1`` are made (1: consume each chunk before asking for
@@ -101,13 +121,20 @@ def chunks(law, n_axis, d_axis=None, c_axis=None, dtype=np.float64, chunk_points
     size = rows_max * inner.size
     inner_tiled = np.tile(inner, rows_max)
     sets = [(np.empty(size), np.empty(size), np.empty(size, dtype=dtype)) for _ in range(buffers)]
+    chinchilla = (_ChinchillaRows(law, n_axis, d_axis) if d_axis is not None and fam == CHINCHILLA
+                  and n_axis.size + d_axis.size <= _ChinchillaRows.AXES_MAX else None)
+    if d_axis is None:
+        from .kernels.loss import loss_points
     for i, sl in enumerate(row_chunks(outer.size, inner.size, chunk_points)):
         outer_col, third, loss = sets[i % buffers]
         m = (sl.stop - sl.start) * inner.size
         oc, th, lo, it = outer_col[:m], third[:m], loss[:m], inner_tiled[:m]
         oc.reshape(-1, inner.size)[:] = outer[sl, None]
         if d_axis is not None:  # params = oc, tokens = it, flops = 6*params*tokens
-            grid_loss(law, outer[sl], inner, lo.reshape(-1, inner.size))
+            if chinchilla is not None:
+                chinchilla.fill(sl, lo.reshape(-1, inner.size))
+            else:
+                grid_loss(law, outer[sl], inner, lo.reshape(-1, inner.size))
             np.multiply(oc, k, out=th)
             np.multiply(th, it, out=th)
             yield oc, it, th, lo
@@ -118,11 +145,19 @@ def chunks(law, n_axis, d_axis=None, c_axis=None, dtype=np.float64, chunk_points
             yield it, th, oc, lo
 
 
+def _arrow(a: np.ndarray) -> pa.Array:
+    """``tables.arrow_float`` (NaN as null) with one reduction instead of a mask when there is no NaN: the
+    maximum of a float array is NaN exactly when it holds one. The same Arrow array either way."""
+    if a.size and not np.isnan(a.max()):
+        return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), a.size, [None, pa.py_buffer(a)])
+    return arrow_float(a)
+
+
 def batches(law, n_axis, d_axis=None, c_axis=None, dtype=np.float64, chunk_points=CHUNK_POINTS, buffers: int = 1):
     """Record batches of ``chunks``: views of reused buffers, valid while the next ``buffers - 1`` are made."""
     sch = schema(dtype)
     for cols in chunks(law, n_axis, d_axis, c_axis, dtype, chunk_points, buffers):
-        yield pa.RecordBatch.from_arrays([arrow_float(a) for a in cols], schema=sch)
+        yield pa.RecordBatch.from_arrays([_arrow(a) for a in cols], schema=sch)
 
 
 def job(law, n, d=None, c=None, *, dtype="float64", partition_rows: int, grid=None, command_line=None):

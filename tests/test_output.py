@@ -248,3 +248,33 @@ def test_columns_option_writes_the_chosen_columns_in_order(tmp_path):
     assert res.exit_code == 2 and "--columns applies to single-file outputs" in res.output
     assert invoke("-o", tmp_path / "again.parquet").exit_code == 0  # the choice does not carry over
     assert pq.read_table(tmp_path / "again.parquet").column_names == full.column_names
+
+
+def test_a_growing_file_is_synced_while_written_and_the_bytes_are_unchanged(tmp_path, monkeypatch):
+    """Batches of FLUSH_ROWS rows or more start a background sync of the file so far; the file's bytes are
+    those written without it, and no thread is left once the writer is closed or aborted."""
+    import threading
+
+    schema = pa.schema([("x", pa.float64())])
+    batch = pa.RecordBatch.from_arrays([pa.array(np.arange(output.FLUSH_ROWS, dtype=np.float64))], schema=schema)
+    syncs = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: syncs.append(fd) or real(fd))
+
+    def write(path, flush_rows):
+        monkeypatch.setattr(output, "FLUSH_ROWS", flush_rows)
+        with output.table_writer(path, schema) as w:
+            for _ in range(4):
+                w.write(batch)
+        return path.read_bytes()
+
+    assert write(tmp_path / "a.parquet", output.FLUSH_ROWS) == write(tmp_path / "b.parquet", 1 << 60)
+    assert syncs  # the first file was synced while written
+    assert all(t.name != "scalesweep-flush" for t in threading.enumerate())
+    with pytest.raises(RuntimeError, match="stop"):
+        with output.table_writer(tmp_path / "c.parquet", schema) as w:
+            w.write(batch)
+            raise RuntimeError("stop")
+    assert not (tmp_path / "c.parquet").exists()
+    assert all(t.name != "scalesweep-flush" for t in threading.enumerate())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.parquet", "b.parquet"]

@@ -103,3 +103,105 @@ def test_disk_full_while_writing_is_one_error_and_no_file(tmp_path, monkeypatch)
     res = run(["scenarios", spec, "-o", tmp_path / "out.parquet"], ok=False)
     assert_one_line_error(res, "No space left on device")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]  # no file, no temp
+
+
+@pytest.mark.parametrize("name, chunk", [("hoffmann2022", 1000), ("kaplan2020", 150_000)])
+def test_surface_overlapped_equals_the_sequential_loop_on_one_and_two_threads(tmp_path, monkeypatch, name, chunk):
+    """write_surface through the pipeline, on 1 and on 2 threads, writes the bytes of the chunk-by-chunk loop
+    (the kaplan chunks are large enough for its threaded power)."""
+    import numpy as np
+
+    from scalesweep import api
+
+    n, d = np.geomspace(1e6, 1e12, 600), np.geomspace(1e8, 1e14, 600)
+    before = ss.set_threads(None)
+    try:
+        for threads in sorted({1, min(2, before)}):
+            ss.set_threads(threads)
+            ss.write_surface(tmp_path / f"overlapped{threads}.parquet", name, n, tokens=d, chunk_points=chunk)
+        ss.set_threads(1)
+        monkeypatch.setattr(api, "overlapped", lambda items, consume, depth=1: [consume(b) for b in items])
+        ss.write_surface(tmp_path / "sequential.parquet", name, n, tokens=d, chunk_points=chunk)
+    finally:
+        ss.set_threads(before)
+    files = sorted(tmp_path.glob("*.parquet"))
+    assert len({digest(f) for f in files}) == 1, [f.name for f in files]
+
+
+def test_scenario_memory_does_not_grow_with_the_sweep(tmp_path):
+    """Memory follows the chunks in flight, not the sweep: a sweep 8x as long (96 chunks instead of 12) peaks
+    at about the same traced memory (numpy buffers included) and Arrow memory."""
+    import tracemalloc
+
+    import pyarrow as pa
+
+    peaks = []
+    for days in (40, 320):
+        spec = tmp_path / f"s{days}.yaml"
+        spec.write_text(SPEC.replace('"1:100:40"', f'"1:100:{days}"'))
+        arrow = [0]
+
+        def watch(done, total, arrow=arrow):
+            arrow[0] = max(arrow[0], pa.total_allocated_bytes())
+
+        sc.run(spec, tmp_path / "warm.parquet", chunk_rows=200)
+        tracemalloc.start()
+        summary = sc.run(spec, tmp_path / f"out{days}.parquet", chunk_rows=200, progress=watch)
+        peaks.append((tracemalloc.get_traced_memory()[1], arrow[0], summary["rows"]))
+        tracemalloc.stop()
+    (small, small_arrow, rows_small), (big, big_arrow, rows_big) = peaks
+    assert rows_big == 8 * rows_small == 8 * 960
+    assert big < 1.5 * small + (1 << 20), peaks
+    assert big_arrow < 1.5 * small_arrow + (1 << 20), peaks
+
+
+def _no_flusher_left():
+    return all(t.name not in ("scalesweep-writer", "scalesweep-flush") for t in threading.enumerate())
+
+
+def test_surface_disk_full_while_writing_is_one_error_and_no_file(tmp_path, monkeypatch):
+    real, calls = TableWriter.write, []
+
+    def full(self, batch, row_group_size=None):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, batch, row_group_size)
+
+    monkeypatch.setattr(TableWriter, "write", full)
+    import inspect
+
+    monkeypatch.setitem(inspect.unwrap(ss.write_surface).__kwdefaults__, "chunk_points", 8000)  # 20 chunks
+    res = run(["surface", "--params-range", "1e8:1e10:400", "--tokens-range", "1e9:1e12:400", "-o",
+               tmp_path / "out.parquet"], ok=False)
+    assert_one_line_error(res, "No space left on device")
+    assert list(tmp_path.iterdir()) == []  # no file, no temp
+    assert _no_flusher_left()
+
+
+@pytest.mark.parametrize("command", [
+    ["surface", "--params-range", "1e8:1e10:600", "--tokens-range", "1e9:1e12:600"],
+    ["scenarios", "{spec}"]])
+def test_disk_full_at_the_final_sync_is_one_error_and_no_file(tmp_path, monkeypatch, command):
+    """The file is written to disk while it grows; a failure of the final fsync (the disk filled up as the last
+    bytes went out) is still one error and leaves nothing behind."""
+    import os
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(SPEC.replace('"1:100:40"', '"1:100:4000"'))  # 96,000 scenarios: batches big enough to flush
+    target = tmp_path / "out" / "out.parquet"
+    target.parent.mkdir()
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if os.path.basename(os.readlink(f"/proc/self/fd/{fd}")).startswith(".out.parquet."):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    if not os.path.exists("/proc/self/fd"):
+        pytest.skip("needs /proc/self/fd")
+    monkeypatch.setattr(os, "fsync", fsync)
+    res = run([c.format(spec=spec) for c in command] + ["-o", target], ok=False)
+    assert_one_line_error(res, "No space left on device")
+    assert list(target.parent.iterdir()) == []
+    assert _no_flusher_left()

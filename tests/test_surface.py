@@ -110,7 +110,8 @@ def test_surface_identical_for_one_and_two_threads():
     assert out[0] == out[1]
 
 
-def test_write_surface_memory_is_bounded_by_the_chunk(tmp_path):
+@pytest.mark.parametrize("name", ["kaplan2020", "hoffmann2022"])
+def test_write_surface_memory_is_bounded_by_the_chunk(tmp_path, name):
     """Peak memory follows the chunk size, not the grid: 2M points (4 columns = 64 MB) in 64K-point chunks."""
     import tracemalloc
 
@@ -124,9 +125,9 @@ def test_write_surface_memory_is_bounded_by_the_chunk(tmp_path):
         nonlocal peak_arrow
         peak_arrow = max(peak_arrow, pa.total_allocated_bytes())
 
-    write_surface(tmp_path / "warm.parquet", "kaplan2020", n[:2], tokens=d, chunk_points=chunk)  # compile first
+    write_surface(tmp_path / "warm.parquet", name, n[:2], tokens=d, chunk_points=chunk)  # compile first
     tracemalloc.start()
-    write_surface(tmp_path / "s.parquet", "kaplan2020", n, tokens=d, chunk_points=chunk, progress=watch)
+    write_surface(tmp_path / "s.parquet", name, n, tokens=d, chunk_points=chunk, progress=watch)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     full = n.size * d.size * 8 * 4
@@ -228,3 +229,59 @@ def test_write_surface_overlapped_equals_one_chunk_at_a_time(tmp_path, monkeypat
     write_surface(tmp_path / "b.parquet", law, n, chunk_points=50, **kw)
     digest = [hashlib.sha256((tmp_path / f).read_bytes()).hexdigest() for f in ("a.parquet", "b.parquet")]
     assert digest[0] == digest[1]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_streamed_chinchilla_rows_equal_the_compiled_kernel_bit_for_bit(dtype):
+    """The streamed chinchilla grid (axis terms by Python's float power, one numpy add per chunk) gives the
+    compiled kernel's values bit for bit, for every chinchilla preset and random axes."""
+    from scalesweep.codes import CHINCHILLA
+    from scalesweep.kernels.surface import surface_grid
+    from scalesweep.surfaces import _ChinchillaRows
+
+    rng = np.random.default_rng(7)
+    names = [name for name in PRESETS if ss.get_law(name).family_id == CHINCHILLA]
+    assert "hoffmann2022" in names
+    for name in names:
+        law = ss.get_law(name)
+        for _ in range(3):
+            n, d = np.sort(10 ** rng.uniform(3, 14, 203)), 10 ** rng.uniform(5, 16, 131)
+            expect = np.empty((n.size, d.size), dtype)
+            surface_grid(law.family_id, law.vector, n, d, expect)
+            got = np.empty_like(expect)
+            rows = _ChinchillaRows(law, n, d)
+            for start in range(0, n.size, 50):  # chunk by chunk, as the stream fills them
+                rows.fill(slice(start, start + 50), got[start:start + 50])
+            assert got.tobytes() == expect.tobytes(), name
+
+
+def test_a_streamed_chunk_with_nan_keeps_its_nulls():
+    """A streamed column is the same Arrow array ``tables.arrow_float`` makes: NaN as null, no validity
+    bitmap when there is no NaN."""
+    from scalesweep.surfaces import _arrow
+    from scalesweep.tables import arrow_float
+
+    for a in (np.array([1.0, np.nan, 3.0]), np.array([1.0, 2.0, 3.0]), np.array([np.nan], np.float32),
+              np.arange(5, dtype=np.float32), np.array([np.inf, -np.inf])):
+        got, expect = _arrow(a), arrow_float(a)
+        assert got.equals(expect) and got.null_count == int(np.isnan(a).sum())
+        assert (got.buffers()[0] is None) == (expect.buffers()[0] is None)
+
+
+def test_a_streamed_grid_surface_of_chinchilla_loads_no_compiled_kernel():
+    """A chinchilla grid written in a fresh process never dispatches a compiled kernel (their loading is about
+    half a second of a CLI run)."""
+    import subprocess
+    import sys
+
+    code = ("import numba.core.registry as r, numpy as np, scalesweep as ss, tempfile, os\n"
+            "calls = []\n"
+            "real = r.CPUDispatcher._compile_for_args\n"
+            "r.CPUDispatcher._compile_for_args = lambda self, *a, **k: calls.append(self.py_func.__name__) or "
+            "real(self, *a, **k)\n"
+            "d = tempfile.mkdtemp()\n"
+            "ss.write_surface(os.path.join(d, 's.parquet'), 'hoffmann2022', np.geomspace(1e6, 1e9, 40), "
+            "tokens=np.geomspace(1e8, 1e11, 30), chunk_points=100)\n"
+            "print(calls)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
