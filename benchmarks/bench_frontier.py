@@ -1,7 +1,15 @@
-"""Frontier throughput: 1,000,000 constrained budgets, scalesweep vs a scipy minimize_scalar loop.
+"""Frontier throughput: 1,000,000 constrained budgets in process, against the baselines the targets name.
 
-Also times a second `scalesweep frontier` CLI call (1,000 budgets) to check the numba cache.
-Run: python benchmarks/bench_frontier.py [--n 1000000] [--sample 2000]
+Targets, each timed against its baseline in the same run (medians):
+* ``ss.frontier(law, budgets)`` (default solver, DataFrame out) within 3x the strongest numpy a user would write:
+  the closed form N = G (C/6)^(beta/(alpha+beta)) clipped to the limits' interval, D = C/(6N),
+  L = E + A N^-alpha + B D^-beta;
+* ``solver="newton"`` (the general solver every family can use) at >= 10 M budgets/s.
+Also: the share of the time spent in the compiled kernel (the rest builds the rows), a scipy minimize_scalar
+loop, a second `scalesweep frontier` CLI call (numba cache), and the CPU's SIMD features, which decide how fast
+numpy's own vectorised ufuncs are. ``--numpy-without-avx512`` times the numpy baseline again in a child process
+with numpy's AVX-512 kernels switched off (NPY_DISABLE_CPU_FEATURES), the path numpy takes on a CPU without them.
+Run: python benchmarks/bench_frontier.py [--n 1000000] [--sample 2000] [--numpy-without-avx512]
 """
 
 import argparse
@@ -18,9 +26,55 @@ from scipy.optimize import minimize_scalar
 
 sys.path.insert(0, os.path.dirname(__file__))
 import scalesweep as ss  # noqa: E402
+from scalesweep import engine  # noqa: E402
+from scalesweep.codes import SOLVER_NAMES  # noqa: E402
+from scalesweep.kernels.frontier import frontier_kernel  # noqa: E402
+from scalesweep.options import Constraints  # noqa: E402
 from _timing import median_time, row  # noqa: E402
 
 CONS = dict(max_params=1e11, min_tokens_per_param=10.0, max_tokens=1e14)
+NEWTON_TARGET = 10e6  # budgets/s
+NUMPY_RATIO_TARGET = 3.0
+
+
+def numpy_closed_form(law, flops):
+    """The strongest numpy a user would write: Hoffmann's closed form clipped to the limits' interval in N."""
+    p = law.params
+    a, b = p["alpha"], p["beta"]
+    g = (a * p["A"] / (b * p["B"])) ** (1.0 / (a + b))
+    s = flops / 6.0
+    lo = np.maximum(1.0, s / CONS["max_tokens"])
+    hi = np.minimum(np.minimum(CONS["max_params"], np.sqrt(s / CONS["min_tokens_per_param"])), s)
+    n = np.clip(g * s ** (b / (a + b)), lo, hi)
+    d = s / n
+    return n, d, p["E"] + p["A"] * n ** -a + p["B"] * d ** -b
+
+
+def simd_features():
+    """(CPU flags from /proc/cpuinfo that name SIMD extensions, numpy's detected features, numpy's dispatch
+    targets)."""
+    flags = []
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = sorted({x for x in line.split(":", 1)[1].split() if x.startswith(("avx", "sse", "fma"))})
+                    break
+    except OSError:
+        pass
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    except ImportError:  # numpy < 2
+        from numpy.core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    return flags, [k for k, v in __cpu_features__.items() if v], list(__cpu_dispatch__)
+
+
+def numpy_child(n, repeat):
+    """Median seconds of ``numpy_closed_form`` over n budgets (run in a child with NPY_DISABLE_CPU_FEATURES)."""
+    law = ss.get_law("hoffmann2022")
+    flops = np.geomspace(1e18, 1e26, n)
+    t, _ = median_time(lambda: numpy_closed_form(law, flops), repeat=repeat)
+    print(t)
 
 
 def scipy_loop(law, flops):
@@ -48,16 +102,56 @@ def main():
     ap.add_argument("--n", type=int, default=1_000_000)
     ap.add_argument("--sample", type=int, default=2000)
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--numpy-without-avx512", action="store_true")
+    ap.add_argument("--numpy-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.numpy_child:
+        numpy_child(args.n, args.repeat)
+        return
     law = ss.get_law("hoffmann2022")
     flops = np.geomspace(1e18, 1e26, args.n)
+    cpu, found, dispatch = simd_features()
+    print(f"CPU SIMD flags: {' '.join(cpu) or 'unknown'}")
+    simd = [f for f in found if f.startswith(("SSE4", "AVX", "FMA", "X86_V"))]
+    print(f"numpy {np.__version__} SIMD: found {' '.join(simd)}; dispatch targets {' '.join(dispatch)}; "
+          f"numba {numba.__version__}; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} on "
+          f"{os.cpu_count()} CPUs (a loaded machine makes every time here noisy)")
     print(f"frontier: {args.n:,} constrained budgets {CONS}, law hoffmann2022, "
           f"{numba.get_num_threads()} threads, median of {args.repeat}")
-    rates = {}
+    t_np, _ = median_time(lambda: numpy_closed_form(law, flops), repeat=args.repeat)
+    row("numpy closed form clipped to the limits (baseline)", t_np, f"{args.n / t_np / 1e6:6.1f} M budgets/s")
+    rates, times = {}, {}
     for solver in ("auto", "newton", "newton-midpoint"):
         t, _ = median_time(lambda s=solver: ss.frontier(law, flops, solver=s, **CONS), repeat=args.repeat)
-        rates[solver] = args.n / t
+        rates[solver], times[solver] = args.n / t, t
         row(f"scalesweep.frontier(solver={solver!r})", t, f"{args.n / t / 1e6:6.1f} M budgets/s")
+    # the kernel alone, on the same inputs (the rest of ss.frontier builds the rows and the DataFrame)
+    raw, lb = engine.constraint_bounds(Constraints(**CONS))
+    fams, params = np.array([law.family_id]), law.vector[None, :].copy()
+    m = flops.size
+    outs = (np.empty(m), np.empty(m), np.empty(m), np.empty(m, dtype=np.bool_), np.empty(m, dtype=np.int8))
+    for solver in ("auto", "newton"):
+        code = SOLVER_NAMES.index(solver)
+        t, _ = median_time(lambda c=code: frontier_kernel(fams, params, np.zeros(1, dtype=np.int64), flops, 6.0, lb,
+                                                          raw, c, *outs), repeat=args.repeat)
+        row(f"  of which the kernel (solver={solver!r})", t, f"{t / times[solver]:6.0%} of the call")
+    ratio = times["auto"] / t_np
+    print(f"  target 1: ss.frontier within {NUMPY_RATIO_TARGET:g}x numpy: {ratio:.2f}x "
+          f"{'met' if ratio <= NUMPY_RATIO_TARGET else 'NOT met'}")
+    print(f"  target 2: solver='newton' >= {NEWTON_TARGET / 1e6:g} M budgets/s: {rates['newton'] / 1e6:.1f} M/s "
+          f"{'met' if rates['newton'] >= NEWTON_TARGET else 'NOT met'}")
+    if args.numpy_without_avx512:
+        off = [f for f in found if f.startswith("AVX512")]
+        if not off:
+            print("  numpy without AVX-512: this CPU has none, so the baseline above is already that path")
+        else:
+            env = {**os.environ, "NPY_DISABLE_CPU_FEATURES": " ".join(off)}
+            out = subprocess.run([sys.executable, __file__, "--numpy-child", "--n", str(args.n), "--repeat",
+                                  str(args.repeat)], env=env, check=True, capture_output=True, text=True)
+            t_off = float(out.stdout.split()[-1])
+            row(f"numpy baseline, NPY_DISABLE_CPU_FEATURES='{' '.join(off)}'", t_off,
+                f"ss.frontier {times['auto'] / t_off:.2f}x of it")
+
     sample = flops[np.linspace(0, args.n - 1, args.sample).astype(int)]
     t0 = time.perf_counter()
     ref = scipy_loop(law, sample)
@@ -68,6 +162,11 @@ def main():
     ok = np.isfinite(ref)
     err = np.max(np.abs(df.params[ok] / ref[ok] - 1))
     print(f"  max relative difference in params vs scipy (xatol 1e-5): {err:.1e}")
+    n_np = numpy_closed_form(law, flops)[0]
+    full = ss.frontier(law, flops, **CONS)
+    feasible = full.feasible.to_numpy()
+    err = np.max(np.abs(full.params.to_numpy()[feasible] / n_np[feasible] - 1))
+    print(f"  max relative difference in params vs the numpy closed form (feasible rows): {err:.1e}")
     for solver, rate in rates.items():
         print(f"  speed-up {solver:<16} {rate * per:10.0f}x scipy")
 

@@ -10,11 +10,13 @@ import sys
 
 def main():
     try:
+        from . import storage
         from .cli import main as run
     except KeyboardInterrupt:
         sys.stderr.write("Aborted.\n")
         sys.stderr.flush()
         os._exit(130)
+    storage.ONE_SHOT = True
     run()
 
 

@@ -28,7 +28,7 @@ from .errors import ScalesweepError, UnknownArgument
 from .kernels.frontier import frontier_kernel, percentile_rows
 from .kernels.loss import loss_array
 from .laws import FAMILIES, PRESETS, Law, as_law, as_laws, get_law, law_arrays
-from .options import Constraints, Hardware, Workload, from_values
+from .options import Constraints, Hardware, Shape, Workload, from_values
 from .output import table_writer
 from .pipeline import overlapped
 from .tables import METADATA_KEY, read_metadata, to_frame
@@ -177,11 +177,18 @@ def write_surface(path: str | os.PathLike[str], law: LawLike, params: ArrayLike,
 def frontier(law: LawsLike = None, flops: ArrayLike | None = None, *, unit: str = "flops", solver: str = "auto",
              min_params: float | None = None, max_params: float | None = None, min_tokens: float | None = None,
              max_tokens: float | None = None, min_tokens_per_param: float | None = None,
-             max_tokens_per_param: float | None = None, max_overfit: float | None = None, overfit: bool = False,
-             gpu: str | None = None, peak_tflops: float | None = None, gpu_memory_gb: float | None = None,
+             max_tokens_per_param: float | None = None, max_overfit: float | None = None,
+             max_convergence_gap: float | None = None, overfit: bool = False, gpu: str | None = None,
+             peak_tflops: float | None = None, gpu_memory_gb: float | None = None,
              mfu: float | None = None, gpus: float | None = None, usd_per_gpu_hour: float | None = None,
              bytes_per_param: float | None = None, max_days: float | None = None, unique_tokens: float | None = None,
-             inference_tokens: float | None = None, loss_law: LawLike = None) -> pd.DataFrame:
+             inference_tokens: float | None = None, loss_law: LawLike = None, precision: str | None = None,
+             hardware_file: str | os.PathLike[str] | None = None, board_power_w: float | None = None,
+             power_fraction: float | None = None, pue: float | None = None, grid_gco2_per_kwh: float | None = None,
+             usd_per_kwh: float | None = None, energy: bool = False, vocab: float | None = None,
+             context: float | None = None, aspect_ratio: float | None = None, head_size: float | None = None,
+             positions: str | None = None, params_convention: str | None = None, flops_model: str | None = None,
+             shapes: bool = False, convergence_gap: bool = False) -> pd.DataFrame:
     """Compute-optimal allocation per budget under constraints (C = 6*N*D).
 
     ``law``: a Law, a preset name or alias, or several (a list, or names joined by commas): rows are then law-major
@@ -197,12 +204,24 @@ def frontier(law: LawsLike = None, flops: ArrayLike | None = None, *, unit: str 
     (given gpus: ``gpus x memory / bytes_per_param`` caps params, active constraint ``memory``). Rows whose
     constraints cannot be met have ``feasible=False``, NaN results and the reason in ``infeasible_reason``.
 
+    ``precision`` (``"bf16"``, the default, or ``"fp8"``) picks the preset's dense peak; ``hardware_file`` is a
+    TOML catalogue adding or replacing presets (see ``scalesweep/hardware.toml``). Energy: ``energy=True``, or
+    any of ``board_power_w``, ``power_fraction``, ``pue``, ``grid_gco2_per_kwh`` (adds ``co2_t``) and
+    ``usd_per_kwh`` (``usd`` includes the energy), adds ``energy_kwh``; ``unit="kwh"`` states budgets in kWh.
+    Shapes: ``shapes=True``, or any of ``vocab``, ``context``, ``aspect_ratio``, ``head_size``, ``positions``,
+    ``params_convention``, adds n_layer, d_model, n_heads, non_embedding_params and embedding_params.
+    ``flops_model``: ``"6N"`` (the default, C = 6ND), ``"kaplan"`` or ``"chinchilla"`` (FLOPs per token of the
+    row's shape: the frontier solves C = flops_per_token(N) D; chinchilla and kaplan families, no limits).
+    ``convergence_gap=True`` adds loss / L(N, inf) - 1 (Kaplan et al. 2020 Eq. B.5).
+
     ``solver``: ``"auto"`` (closed form where the family has an exact one, else Newton), ``"newton"`` (the
     general safeguarded Newton solver, from the family's initial guess) or ``"newton-midpoint"`` (Newton from
     the middle of the feasible interval: no prior knowledge of the optimum).
 
     ``max_overfit`` limits Kaplan's overfitting measure dL(N, D) (Eq. 4.3, Table 2 constants; 0.02 is Eq. 4.4's
     D >~ 5e3 N^0.74) and adds the ``overfit_penalty`` column, which ``overfit=True`` adds on its own.
+    ``max_convergence_gap`` limits the law's own L(N, D) / L(N, inf) - 1 (the ``convergence_gap`` column;
+    chinchilla, kaplan and kaplan_steps laws; active constraint ``max_convergence_gap``).
 
     An ``allocation_rule`` law (deepseek2024, llama3_2024, ...) gives params and tokens by its formula; its
     loss is NaN unless ``loss_law`` names a law to evaluate it with. A rule's row that breaks a limit is
@@ -219,11 +238,18 @@ def frontier(law: LawsLike = None, flops: ArrayLike | None = None, *, unit: str 
         laws, c, unit=unit, solver=solver,
         constraints=Constraints(min_params=min_params, max_params=max_params, min_tokens=min_tokens,
                                 max_tokens=max_tokens, min_tokens_per_param=min_tokens_per_param,
-                                max_tokens_per_param=max_tokens_per_param, max_overfit=max_overfit),
+                                max_tokens_per_param=max_tokens_per_param, max_overfit=max_overfit,
+                                max_convergence_gap=max_convergence_gap),
         hardware=Hardware(gpu=gpu, peak_tflops=peak_tflops, gpu_memory_gb=gpu_memory_gb, mfu=mfu, gpus=gpus,
-                          usd_per_gpu_hour=usd_per_gpu_hour, bytes_per_param=bytes_per_param, max_days=max_days),
+                          usd_per_gpu_hour=usd_per_gpu_hour, bytes_per_param=bytes_per_param, max_days=max_days,
+                          precision=precision, hardware_file=None if hardware_file is None else str(hardware_file),
+                          board_power_w=board_power_w, power_fraction=power_fraction, pue=pue,
+                          grid_gco2_per_kwh=grid_gco2_per_kwh, usd_per_kwh=usd_per_kwh),
         workload=Workload(unique_tokens=unique_tokens, inference_tokens=inference_tokens),
-        overfit=overfit, loss_law=None if loss_law is None else as_law(loss_law))
+        overfit=overfit, loss_law=None if loss_law is None else as_law(loss_law), energy=energy,
+        shape=Shape(vocab=vocab, context=context, aspect_ratio=aspect_ratio, head_size=head_size, positions=positions,
+                    params_convention=params_convention, flops_model=flops_model), shapes=shapes,
+        convergence_gap=convergence_gap)
     df = to_frame(res.columns, res.rows)
     df.attrs[METADATA_KEY.decode()] = provenance(res.metadata("frontier", {"unit": unit, "solver": solver}, None))
     return df
@@ -236,7 +262,11 @@ def target_loss(law: LawsLike = None, loss: ArrayLike | None = None, *, inferenc
                 max_tokens_per_param: float | None = None, gpu: str | None = None, peak_tflops: float | None = None,
                 gpu_memory_gb: float | None = None, mfu: float | None = None, gpus: float | None = None,
                 usd_per_gpu_hour: float | None = None, bytes_per_param: float | None = None,
-                max_days: float | None = None, unique_tokens: float | None = None) -> pd.DataFrame:
+                max_days: float | None = None, unique_tokens: float | None = None, precision: str | None = None,
+                hardware_file: str | os.PathLike[str] | None = None, board_power_w: float | None = None,
+                power_fraction: float | None = None, pue: float | None = None,
+                grid_gco2_per_kwh: float | None = None, usd_per_kwh: float | None = None,
+                energy: bool = False) -> pd.DataFrame:
     """The least compute that reaches each target loss (the inverse of the frontier).
 
     With ``inference_tokens`` (lifetime inference demand D_inf), minimises lifetime FLOPs
@@ -259,8 +289,11 @@ def target_loss(law: LawsLike = None, loss: ArrayLike | None = None, *, inferenc
                                 max_tokens=max_tokens, min_tokens_per_param=min_tokens_per_param,
                                 max_tokens_per_param=max_tokens_per_param),
         hardware=Hardware(gpu=gpu, peak_tflops=peak_tflops, gpu_memory_gb=gpu_memory_gb, mfu=mfu, gpus=gpus,
-                          usd_per_gpu_hour=usd_per_gpu_hour, bytes_per_param=bytes_per_param, max_days=max_days),
-        workload=Workload(unique_tokens=unique_tokens, inference_tokens=inference_tokens))
+                          usd_per_gpu_hour=usd_per_gpu_hour, bytes_per_param=bytes_per_param, max_days=max_days,
+                          precision=precision, hardware_file=None if hardware_file is None else str(hardware_file),
+                          board_power_w=board_power_w, power_fraction=power_fraction, pue=pue,
+                          grid_gco2_per_kwh=grid_gco2_per_kwh, usd_per_kwh=usd_per_kwh),
+        workload=Workload(unique_tokens=unique_tokens, inference_tokens=inference_tokens), energy=energy)
     df = to_frame(res.columns, res.rows)
     df.attrs[METADATA_KEY.decode()] = provenance(res.metadata("target-loss", {}, None))
     return df
@@ -272,7 +305,8 @@ BANDS_CHUNK_ROWS = 1 << 22  # (sample, budget) pairs solved per pass: bounds the
 def frontier_bands(samples: ArrayLike, family: str, flops: ArrayLike, percentiles: Sequence[float], *,
                    solver: str = "auto", chunk_rows: int = BANDS_CHUNK_ROWS,
                    progress: Callable[[int, int], None] | None = None, **constraints: float | None) -> pd.DataFrame:
-    """Percentile bands of the frontier over parameter samples (e.g. a fit's bootstrap).
+    """Percentile bands of the frontier over parameter samples (e.g. a fit's bootstrap; for an allocation rule,
+    the bootstrap of ``fit-isoflop`` or ``fit-envelope``: its params and tokens, no loss, and no limits).
 
     ``samples`` is (B, K) in the family's parameter order. Every sample's frontier is solved at every budget
     (one compiled pass per chunk of budgets, B x chunk rows), then each budget's params, tokens and loss are
@@ -289,8 +323,12 @@ def frontier_bands(samples: ArrayLike, family: str, flops: ArrayLike, percentile
         raise ScalesweepError(f"--bands: percentiles must lie in [0, 100], got {percentiles!r}")
     code = SOLVER_NAMES.index(choice(solver, SOLVER_NAMES, "solver"))
     fam = FAMILIES[choice(family, list(FAMILIES), "family")]
-    if fam.frontier != "solve":
-        raise ScalesweepError(f"--bands needs a family whose frontier is solved, not {family}")
+    if fam.frontier == "budget_loss":
+        raise ScalesweepError(f"--bands needs a family that allocates params and tokens, not {family}")
+    limits = [k for k, v in constraints.items() if v is not None]
+    if fam.frontier == "rule" and limits:
+        raise ScalesweepError(f"--bands over samples of an allocation rule takes no limits (--"
+                              f"{limits[0].replace('_', '-')} given): a rule's allocation does not move to meet them")
     samples = np.ascontiguousarray(samples, dtype=np.float64)
     b = samples.shape[0]
     fams = np.full(b, fam.id, dtype=np.int64)
@@ -306,7 +344,13 @@ def frontier_bands(samples: ArrayLike, family: str, flops: ArrayLike, percentile
         m = fl.size
         n, d, loss = np.empty(m), np.empty(m), np.empty(m)
         feas, active = np.empty(m, dtype=np.bool_), np.empty(m, dtype=np.int8)
-        frontier_kernel(fams, samples, law_idx, fl, FLOPS_PER_PARAM_TOKEN, lb, raw, code, n, d, loss, feas, active)
+        if fam.allocate is not None:  # an allocation rule (fit-isoflop, fit-envelope): its formula, no loss
+            n[:], d[:] = fam.allocate(samples[law_idx], fl)
+            loss[:] = np.nan
+            feas[:] = np.isfinite(n) & np.isfinite(d)
+        else:
+            frontier_kernel(fams, samples, law_idx, fl, FLOPS_PER_PARAM_TOKEN, lb, raw, code, n, d, loss, feas,
+                            active)
         frac[sl] = feas.reshape(nb, b).mean(axis=1)
         vals = np.empty((nb, len(qs)))
         for what, arr in (("params", n), ("tokens", d), ("loss", loss)):
@@ -352,6 +396,12 @@ def compare(flops: ArrayLike, laws: Sequence[str | Law] | None = None) -> pd.Dat
 
 
 @keywords_checked
+def loss_at(params: ArrayLike | str, tokens: ArrayLike | str, laws: LawsLike = None) -> pd.DataFrame:
+    """The loss each law predicts at (params, tokens), its irreducible loss and the gap: see
+    :func:`scalesweep.questions.loss_at`."""
+    return questions.loss_at(params, tokens, laws)
+
+
 def solve_scenarios(spec: pd.DataFrame | Mapping[str, Any] | str | os.PathLike[str]) -> pd.DataFrame:
     """Solve scenarios and return them as a DataFrame: the rows, columns and metadata (``df.attrs["scalesweep"]``)
     that ``scalesweep scenarios SPEC -o out.parquet`` writes, read back.

@@ -38,7 +38,7 @@ from . import units
 from ._version import __version__
 from .errors import Interrupted, ScalesweepError
 from .output import COMPRESSIONS, DEFAULT_COMPRESSION, FORMATS
-from .validate import BYTES_PER_ROW_HELD, MAX_ROWS_ENV, SIZE_HINT, check_size, number, parse_size, set_max_rows
+from .validate import BYTES_PER_ROW_HELD, MAX_ROWS_ENV, SIZE_HINT, check_size, clip, number, parse_size, set_max_rows
 
 LOG = logging.getLogger("scalesweep")
 LAW_ENV, GPU_ENV, THREADS_ENV = "SCALESWEEP_LAW", "SCALESWEEP_GPU", "SCALESWEEP_THREADS"
@@ -110,8 +110,8 @@ def _watch_compiles() -> None:
 # ------------------------------------------------------------------------------------------- help
 
 
-SECTIONS = ("Law", "Budget", "Grid", "Input", "Limits", "Hardware", "Data and inference", "Solver", "Fit",
-            "Design", "Output", "Scale-out")
+SECTIONS = ("Law", "Budget", "Grid", "Input", "Limits", "Hardware", "Model", "Data and inference", "Solver",
+            "Fit", "Design", "Output", "Scale-out")
 OTHER = "Other options"
 
 
@@ -249,7 +249,7 @@ class _Size(click.ParamType):
         try:
             parse_size(value)
         except ValueError:
-            self.fail(f"{value!r} is not a number ({SIZE_HINT})", param, ctx)
+            self.fail(f"{clip(value)} is not a number ({SIZE_HINT})", param, ctx)
         v = number(value, param.opts[-1] if param is not None else "value", self.rule, size=True)
         return int(v) if self.rule == "int" else v
 
@@ -306,7 +306,7 @@ def _check_gpu(ctx, param, value):
     """A GPU given on the command line is checked as it is read; one from SCALESWEEP_GPU only once it is used
     (``_take_hardware``: it gives way to --peak-tflops and to a partitioned frontier)."""
     if value is not None and ctx.get_parameter_source(param.name) is not ParameterSource.ENVIRONMENT:
-        units.gpu_preset(value)
+        units.gpu_preset(value, ctx.params.get("hardware_file"))  # --hardware-file is eager: read before
     return value
 
 
@@ -364,10 +364,13 @@ def command_line() -> str:
 
 
 _CLICK_TYPES = {"pos": float, "int": int, "fraction": float, "nonneg": float, "name": str}
-_CLASS_SECTIONS = {opts.Constraints: "Limits", opts.Hardware: "Hardware", opts.Workload: "Data and inference"}
+_CLASS_SECTIONS = {opts.Constraints: "Limits", opts.Hardware: "Hardware", opts.Workload: "Data and inference",
+                   opts.Shape: "Model"}
 # What the command line adds to a field: an environment default, a check as it is read, completion.
 _FIELD_CLI = {"gpu": dict(envvar=GPU_ENV, show_envvar=True, callback=_check_gpu, shell_complete=_complete_gpus,
-                          metavar="NAME")}
+                          metavar="NAME"),
+              # read before --gpu, which may name a part the file defines
+              "hardware_file": dict(is_eager=True, metavar="FILE")}
 
 
 def _options_from(cls):
@@ -402,7 +405,7 @@ def _take_hardware(kwargs: dict, partitioned: bool = False):
             kwargs["gpu"] = None
         else:
             try:
-                units.gpu_preset(kwargs["gpu"])
+                units.gpu_preset(kwargs["gpu"], kwargs.get("hardware_file"))
             except ScalesweepError as exc:
                 raise ScalesweepError(f"{GPU_ENV}={kwargs['gpu']!r} (the default of --gpu): {exc}") from None
     return _take(opts.Hardware, kwargs)
@@ -533,7 +536,7 @@ def _numbers(text: str, option: str, sizes: bool = False) -> list[float]:
             out.append(parse_size(part) if sizes else float(part))
         except ValueError:
             hint = f" ({SIZE_HINT})" if sizes else ""
-            raise ScalesweepError(f"{option}: {part.strip()!r} is not a number{hint}") from None
+            raise ScalesweepError(f"{option}: {clip(part.strip())} is not a number{hint}") from None
     return out
 
 
@@ -732,11 +735,19 @@ def surface(law, law_file, overrides, params_range, tokens_range, flops_range, d
       help="Unit of the budgets (gpu_hours and usd need a GPU; days needs a GPU and --gpus).")
 @_options_from(opts.Constraints)
 @_options_from(opts.Hardware)
+@_opt("Hardware", "--energy", is_flag=True,
+      help="Add energy_kwh (and co2_t with --grid-gco2-per-kwh) with the default power fraction and PUE.")
+@_options_from(opts.Shape)
+@_opt("Model", "--shapes", is_flag=True,
+      help="Add the shape columns (n_layer, d_model, n_heads, non_embedding_params, embedding_params) with the "
+           "default vocabulary, context and aspect ratio.")
 @_options_from(opts.Workload)
 @_opt("Solver", "--solver", type=click.Choice(["auto", "newton", "newton-midpoint"]), default="auto",
       show_default=True, help="auto: exact closed form where the family has one, else Newton.")
 @_opt("Solver", "--overfit-penalty", "overfit", is_flag=True,
       help="Add Kaplan's overfitting measure dL(N, D) (Eq. 4.3) as a column.")
+@_opt("Solver", "--convergence-gap", is_flag=True,
+      help="Add loss / L(N, inf) - 1: how far above the converged loss of its size each row stops (Kaplan Eq. B.5).")
 @_opt("Solver", "--loss-law", default=None, metavar="NAME", shell_complete=_complete_laws,
       help="Evaluate the loss of an allocation-rule law (deepseek2024, ...) with this loss law.")
 @_opt("Solver", "--bands", default=None, metavar="Q[,Q...]",
@@ -744,7 +755,8 @@ def surface(law, law_file, overrides, params_range, tokens_range, flops_range, d
 @_output_option(help_="File to write (a directory with --engine dask or --partition-rows); - or none: stdout.")
 @_engine_options
 def frontier(law, law_file, overrides, flops_range, flops_file, flops_column, unit, solver, overfit, loss_law,
-             bands, output, fmt, engine, scheduler, workers, partition_rows, **kwargs):
+             bands, energy, shapes, convergence_gap, output, fmt, engine, scheduler, workers, partition_rows,
+             **kwargs):
     """Compute-optimal params and tokens per budget, under constraints.
 
     Fixed-size questions are the same solve with equal bounds: --min-params 7B --max-params 7B gives the
@@ -760,7 +772,7 @@ def frontier(law, law_file, overrides, flops_range, flops_file, flops_column, un
     laws_ = _resolve(law, law_file, overrides, many=True)
     partitioned = engine == "dask" or partition_rows is not None
     cons, hw = _take(opts.Constraints, kwargs), _take_hardware(kwargs, partitioned)
-    wl = _take(opts.Workload, kwargs)
+    wl, shape = _take(opts.Workload, kwargs), _take(opts.Shape, kwargs)
     if (flops_range is None) == (flops_file is None):
         raise click.UsageError("give --flops-range or --flops-file (one of them)")
     if flops_column is not None and flops_file is None:
@@ -772,7 +784,8 @@ def frontier(law, law_file, overrides, flops_range, flops_file, flops_column, un
         budgets, grid = read_flops_file(flops_file, flops_column), {"flops_file": str(flops_file)}
     grid.update(unit=unit, solver=solver)
     if _partitioned(engine, scheduler, workers, partition_rows, output):
-        if opts.given(hw) or opts.given(wl) or unit != "flops" or bands or loss_law or overfit or len(laws_) > 1:
+        if (opts.given(hw) or opts.given(wl) or opts.given(shape) or energy or shapes or convergence_gap
+                or unit != "flops" or bands or loss_law or overfit or len(laws_) > 1):
             raise click.UsageError("a partitioned frontier takes one law, budgets in FLOPs and the frontier limits "
                                    "only")
         if fmt not in (None, "parquet"):
@@ -786,7 +799,8 @@ def frontier(law, law_file, overrides, flops_range, flops_file, flops_column, un
     fmt = _check_target(output, fmt, law_file, flops_file)
     rows = budgets.size * len(laws_)
     ask = dict(unit=unit, solver=solver, constraints=cons, hardware=hw, workload=wl, overfit=overfit,
-               loss_law=None if loss_law is None else as_law(loss_law))
+               loss_law=None if loss_law is None else as_law(loss_law), energy=energy, shape=shape, shapes=shapes,
+               convergence_gap=convergence_gap)
     if bands is None:  # streamed: memory bounded by the chunk
         check_size("frontier", rows)
         tables = questions.frontier_tables(laws_, budgets, grid=grid, command_line=command_line(), **ask)
@@ -834,9 +848,11 @@ def _with_bands(table, bands, law_file, overrides, solver, cons, hw, wl):
       help="Target loss(es), nats/token, comma-separated.")
 @_options_from(opts.Constraints)
 @_options_from(opts.Hardware)
+@_opt("Hardware", "--energy", is_flag=True,
+      help="Add energy_kwh (and co2_t with --grid-gco2-per-kwh) with the default power fraction and PUE.")
 @_options_from(opts.Workload)
 @_output_option()
-def target_loss_cmd(law, law_file, overrides, losses, output, fmt, **kwargs):
+def target_loss_cmd(law, law_file, overrides, losses, energy, output, fmt, **kwargs):
     """The least compute that reaches a target loss: params, tokens and FLOPs.
 
     With --inference-tokens it minimises lifetime compute 6ND + 2N*D_inf (Sardana et al. 2024). Targets at
@@ -850,7 +866,7 @@ def target_loss_cmd(law, law_file, overrides, losses, output, fmt, **kwargs):
     cons, hw, wl = _take(opts.Constraints, kwargs), _take_hardware(kwargs), _take(opts.Workload, kwargs)
     targets = positive_array(_numbers(losses, "--loss"), "--loss")
     fmt = _check_target(output, fmt, law_file)
-    res = questions.target_loss(laws_, targets, constraints=cons, hardware=hw, workload=wl)
+    res = questions.target_loss(laws_, targets, constraints=cons, hardware=hw, workload=wl, energy=energy)
     _emit(res.table(res.metadata("target-loss", {"loss": losses}, command_line())), output, fmt, "targets")
     _warn_infeasible(res.infeasible(), res.rows, "targets")
 
@@ -860,10 +876,12 @@ def target_loss_cmd(law, law_file, overrides, losses, output, fmt, **kwargs):
     "scalesweep scenarios runs.csv --format csv > results.csv",
     "scalesweep scenarios sweep.yaml --engine dask --scheduler tcp://head:8786 -o results/"])
 @click.argument("spec", type=click.Path(dir_okay=False))
+@_opt("Output", "--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
+      help="Type of the float result columns (inputs are written as given, in float64).")
 @_output_option(help_="File to write (a directory with --engine dask or --partition-rows); - or none: stdout.")
 @_threads_option
 @_engine_options
-def scenarios(spec, output, fmt, engine, scheduler, workers, partition_rows):
+def scenarios(spec, dtype, output, fmt, engine, scheduler, workers, partition_rows):
     """Solve many scenarios at once: SPEC is a table (.csv/.parquet, one scenario per row) or a sweep
     spec (.yaml/.toml) whose lists expand as a cartesian product.
 
@@ -876,7 +894,7 @@ def scenarios(spec, output, fmt, engine, scheduler, workers, partition_rows):
     if _partitioned(engine, scheduler, workers, partition_rows, output):
         if fmt not in (None, "parquet"):
             raise click.UsageError("a partitioned dataset is written as Parquet parts")
-        job = sc.job(spec, partition_rows=partition_rows or sc.CHUNK_ROWS, command_line=command_line())
+        job = sc.job(spec, partition_rows=partition_rows or sc.CHUNK_ROWS, command_line=command_line(), dtype=dtype)
         summary = _run_dataset(job, output, engine, scheduler, workers)
         _warn_infeasible(summary["infeasible"], summary["rows"], "scenarios")
         return
@@ -884,7 +902,7 @@ def scenarios(spec, output, fmt, engine, scheduler, workers, partition_rows):
     loaded = sc.load_spec(spec)
     to_file = output not in (None, "-")
     with _progress("rows", "scenarios", output) as progress:
-        summary = sc.run(loaded, output, fmt=fmt, command_line=command_line(), progress=progress)
+        summary = sc.run(loaded, output, fmt=fmt, command_line=command_line(), progress=progress, dtype=dtype)
     if to_file:
         talk(f"wrote {summary['rows']:,} scenarios to {output} in {summary['seconds']:.2f} s "
              f"({summary['feasible']:,} feasible)")
@@ -894,30 +912,52 @@ def scenarios(spec, output, fmt, engine, scheduler, workers, partition_rows):
 @cli.command("fit", examples=[
     "scalesweep fit runs.csv -o law.json",
     "scalesweep fit runs.parquet -o law.json --method vp --flops-column compute",
-    "scalesweep fit runs.csv -o law.json --bootstrap 1000 --seed 0"])
+    "scalesweep fit runs.csv -o law.json --bootstrap 1000 --seed 0",
+    "scalesweep fit runs.csv -o law.json --estimator huber-likelihood --holdout-top 10"])
 @click.argument("runs", type=click.Path(dir_okay=False))
 @_opt("Output", "-o", "--output", required=True, type=click.Path(dir_okay=False),
       help="Law file (JSON) to write; - prints it.")
 @_opt("Fit", "--family", default="chinchilla", show_default=True,
       help="Family to fit (those whose answers include fit in `scalesweep laws`).")
-@_opt("Fit", "--method", type=click.Choice(["lbfgs", "vp"]), default="lbfgs", show_default=True,
-      help="lbfgs: Huber multi-start (Hoffmann/Besiroglu); vp: variable projection (chinchilla).")
-@_opt("Fit", "--objective", type=click.Choice(["huber", "lad"]), default="huber", show_default=True,
-      help="Loss on log residuals (lbfgs): Huber, or least absolute deviation.")
-@_opt("Fit", "--delta", type=float, default=None, help="Huber delta (lbfgs with huber) [default: 1e-3].")
+@_opt("Fit", "--method", type=click.Choice(["lbfgs", "vp"]), default=None,
+      help="lbfgs: Huber multi-start (Hoffmann/Besiroglu); vp: variable projection (chinchilla) [default: lbfgs, "
+           "or the --estimator's].")
+@_opt("Fit", "--objective", type=click.Choice(["huber", "lad"]), default=None,
+      help="Loss on log residuals (lbfgs): Huber, or least absolute deviation [default: huber].")
+@_opt("Fit", "--estimator", type=click.Choice(["huber", "lad", "huber-likelihood", "ls-vp", "huber-vp"]),
+      default=None, help="The estimator, in place of --method/--objective: huber, lad, huber-likelihood (Epoch's "
+      "scale-adjusted Huber likelihood, sigma fitted), ls-vp (least squares, variable projection), huber-vp "
+      "(Huber on relative residuals, variable projection) [default: huber].")
+@_opt("Fit", "--delta", type=float, default=None,
+      help="Huber delta (huber; in units of sigma for huber-likelihood; of the relative residual for huber-vp) "
+           "[default: 1e-3].")
+@_opt("Fit", "--asymmetry", type=float, default=None,
+      help="Weight factor on runs the law over-predicts (huber, lad) [default: 1].")
 @_opt("Fit", "--exclude-highest", type=int, default=0, show_default=True, help="Leave out the k highest-loss runs.")
 @_opt("Fit", "--grid", "grid_items", multiple=True, metavar="NAME=V1,V2,...",
       help="Replace one axis of the start grid (chinchilla: a, b, e, alpha, beta; kaplan: ln_N_c, ln_D_c, "
            "alpha_N, alpha_D). Repeatable.")
+@_opt("Fit", "--search", type=click.Choice(["screened", "full"]), default=None,
+      help="screened: run the starts best-first in batches until the best basin is found again; full: every "
+           "start of the grid (lbfgs) [default: screened].")
 @_opt("Fit", "--bootstrap", type=int, default=0, show_default=True, help="Resamples for uncertainty (0: none).")
+@_opt("Fit", "--bootstrap-start", type=click.Choice(["optimum", "grid"]), default=None,
+      help="Refit each resample from the full-data optimum, or by the whole grid search (lbfgs); needs "
+           "--bootstrap [default: optimum].")
 @_opt("Fit", "--seed", type=int, default=None, help="Seed of the bootstrap; needs --bootstrap [default: 0].")
+@_opt("Validation", "--holdout-top", type=int, default=0, show_default=True,
+      help="Fit on all but the K largest budgets (6ND) and report the error extrapolating to them.")
+@_opt("Validation", "--cv", type=click.Choice(["budgets"]), default=None,
+      help="Leave-one-budget-out cross-validation table (in the law file).")
+@_opt("Input", "--weights-column", default=None, help="Per-run weights from this column [default: all 1].")
 @_opt("Input", "--params-column", default="params", show_default=True)
 @_opt("Input", "--tokens-column", default=None, help="Tokens column [default: tokens].")
 @_opt("Input", "--flops-column", default=None, help="Use flops instead of tokens (tokens = flops / (6 params)).")
 @_opt("Input", "--loss-column", default="loss", show_default=True)
 @_threads_option
-def fit_cmd(runs, output, family, method, objective, delta, exclude_highest, grid_items, bootstrap, seed,
-            params_column, tokens_column, flops_column, loss_column):
+def fit_cmd(runs, output, family, method, objective, estimator, delta, asymmetry, exclude_highest, grid_items, search,
+            bootstrap, bootstrap_start, seed, holdout_top, cv, weights_column, params_column, tokens_column,
+            flops_column, loss_column):
     """Fit a law to your own training runs (CSV or Parquet: params, tokens or flops, loss).
 
     Writes a law file every other command reads with --law-file.
@@ -931,24 +971,201 @@ def fit_cmd(runs, output, family, method, objective, delta, exclude_highest, gri
     grid = F.parse_grid(family, grid_items)
     n, d, y = F.read_runs(runs, params_column=params_column, tokens_column=tokens_column, flops_column=flops_column,
                           loss_column=loss_column)
+    weights = F.read_weights(runs, weights_column) if weights_column is not None else None
     with _progress("refits", "bootstrap") as progress:
-        res = F.fit(n, d, y, family=family, method=method, delta=delta, objective=objective,
-                    exclude_highest=exclude_highest, grid=grid, bootstrap=bootstrap, seed=seed, progress=progress)
+        res = F.fit(n, d, y, family=family, method=method, estimator=estimator, delta=delta, objective=objective,
+                    asymmetry=asymmetry, exclude_highest=exclude_highest, weights=weights, grid=grid, search=search,
+                    bootstrap=bootstrap, bootstrap_start=bootstrap_start, seed=seed, holdout_top=holdout_top, cv=cv,
+                    progress=progress)
     res.info["runs_file"] = str(runs)
+    if weights_column is not None:
+        res.info["weights_column"] = weights_column
     F.write_law_file(output, res)
-    p = ", ".join(f"{k}={v:.6g}" for k, v in res.law.params.items())
-    used = res.info["n_points"] - res.info["excluded_highest_loss"]
-    excluded = f" ({res.info['excluded_highest_loss']} excluded)" if res.info["excluded_highest_loss"] else ""
-    talk(f"fitted {family} to {used} runs{excluded} ({method}): {p}")
-    extra = f"; {res.info['starts_within_1e-6']} of {res.info['starts']} starts within 1e-6 of the best" \
-        if method == "lbfgs" else ""
-    talk(f"objective {res.info['objective_value']:.6g} in {res.info['seconds']:.2f} s{extra}")
-    if res.samples is not None:
-        se = res.to_dict()["bootstrap"]["standard_errors"]
-        talk(f"bootstrap ({bootstrap} resamples, seed {res.extra['seed']}) standard errors: "
-             + ", ".join(f"{k} {v:.3g}" for k, v in se.items()))
+    for line in res.summary_lines():
+        talk(line)
     if output != STDOUT:
         talk(f"wrote {output}")
+
+
+@cli.command("fit-compare", examples=[
+    "scalesweep fit-compare runs.csv",
+    "scalesweep fit-compare runs.csv --families chinchilla,kaplan --holdout-top 10 -o compare.csv"])
+@click.argument("runs", type=click.Path(dir_okay=False))
+@_opt("Fit", "--families", default="chinchilla", show_default=True, metavar="A,B,...", help="Families to fit.")
+@_opt("Fit", "--estimators", default="huber,huber-likelihood,ls-vp,huber-vp", show_default=True, metavar="A,B,...",
+      help="Estimators to compare (those a family cannot use are skipped).")
+@_opt("Fit", "--delta", type=float, default=None, help="Huber delta of the Huber estimators [default: 1e-3].")
+@_opt("Fit", "--exclude-highest", type=int, default=0, show_default=True, help="Leave out the k highest-loss runs.")
+@_opt("Fit", "--grid", "grid_items", multiple=True, metavar="NAME=V1,V2,...",
+      help="Replace one axis of the start grid of the lbfgs estimators (one family only). Repeatable.")
+@_opt("Fit", "--search", type=click.Choice(["screened", "full"]), default=None,
+      help="Search of the lbfgs estimators [default: screened].")
+@_opt("Validation", "--holdout-top", type=int, default=0, show_default=True,
+      help="Fit each on all but the K largest budgets (6ND) and report the extrapolation error.")
+@_opt("Input", "--weights-column", default=None, help="Per-run weights from this column [default: all 1].")
+@_opt("Input", "--params-column", default="params", show_default=True)
+@_opt("Input", "--tokens-column", default=None, help="Tokens column [default: tokens].")
+@_opt("Input", "--flops-column", default=None, help="Use flops instead of tokens (tokens = flops / (6 params)).")
+@_opt("Input", "--loss-column", default="loss", show_default=True)
+@_output_option()
+@_threads_option
+def fit_compare_cmd(runs, families, estimators, delta, exclude_highest, grid_items, search, holdout_top,
+                    weights_column, params_column, tokens_column, flops_column, loss_column, output, fmt):
+    """Fit several families and estimators to the same runs and compare them: objective, Gaussian log-likelihood
+    of the log residuals, AIC, the estimator's own log-likelihood, held-out errors."""
+    from . import fit as F
+    from .tables import frame_to_arrow, metadata
+
+    fmt = _check_target(output, fmt, runs)
+    fams = [x.strip() for x in families.split(",") if x.strip()]
+    ests = [x.strip() for x in estimators.split(",") if x.strip()]
+    if grid_items and len(fams) != 1:
+        raise click.UsageError("--grid needs exactly one family in --families (start grids differ by family)")
+    grid = F.parse_grid(fams[0], grid_items) if grid_items else None
+    n, d, y = F.read_runs(runs, params_column=params_column, tokens_column=tokens_column, flops_column=flops_column,
+                          loss_column=loss_column)
+    weights = F.read_weights(runs, weights_column) if weights_column is not None else None
+    df = F.fit_compare(n, d, y, families=fams, estimators=ests, holdout_top=holdout_top, delta=delta,
+                       exclude_highest=exclude_highest, weights=weights, grid=grid, search=search)
+    meta = metadata("fit-compare", runs_file=str(runs), families=fams, estimators=ests, holdout_top=holdout_top,
+                    rows=len(df), command_line=command_line())
+    _emit(frame_to_arrow(df, meta), output, fmt, "fits")
+
+
+def _approach_options(f):
+    """-o, --table, --bootstrap, --seed and --level: what fit-isoflop and fit-envelope share."""
+    for decorate in (
+        _opt("Fit", "--level", type=float, default=0.8, show_default=True,
+             help="Coverage of the bootstrap intervals (0.8: the 10th-90th percentiles, as Hoffmann et al. Table 2)."),
+        _opt("Fit", "--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap."),
+        _opt("Fit", "--bootstrap", type=int, default=1000, show_default=True,
+             help="Resamples of the runs for the intervals (0: none)."),
+        _opt("Output", "--table", default=None, type=click.Path(dir_okay=False),
+             help="Also write the per-budget (per-point) table: .parquet, .csv, .jsonl, .json or .arrow; - prints it."),
+        _opt("Output", "-o", "--output", required=True, type=click.Path(dir_okay=False),
+             help="Law file (JSON, family allocation_rule) to write; - prints it. Read it with --law-file."),
+    ):
+        f = decorate(f)
+    return f
+
+
+def _report_approach(res, output, table, fmt, command: str, noun: str) -> None:
+    """Write the law file (and the table), then say what was fitted, with the warnings, on stderr."""
+    from .output import STDOUT
+    from .tables import frame_to_arrow, metadata
+
+    res.write_law_file(output)
+
+    def iv(key: str) -> str:
+        lo, hi = res.intervals[key]
+        return "" if lo != lo else f" [{lo:.4g}, {hi:.4g}]"
+
+    used = int(res.to_frame()["used"].sum())
+    talk(f"N_opt = {res.params_coef:.4g} C^{res.a:.4f}{iv('N_exp')}, D_opt = {res.tokens_coef:.4g} C^{res.b:.4f}"
+         f"{iv('D_exp')} (C in FLOPs) from {used} of {len(res.to_frame())} {noun}"
+         + (f"; {res.level:.0%} bootstrap intervals of the exponents ({res.info['bootstrap']} resamples, seed "
+            f"{res.info['seed']})" if res.samples is not None else ""))
+    for line in res.warnings:
+        warn(line)
+    if table is not None:
+        df = res.to_frame()
+        meta = metadata(command, law=res.law.to_dict(), fit=res.to_dict()["fit"], rows=len(df),
+                        command_line=command_line())
+        _emit(frame_to_arrow(df, meta), table, fmt, noun)
+    if output != STDOUT:
+        talk(f"wrote {output}")
+
+
+def _check_approach_outputs(runs, output, table):
+    """Both targets writable, neither the input nor each other, and not both on stdout; the table's format from
+    its suffix."""
+    from . import storage
+    from .fit import check_law_path
+    from .output import STDOUT, check_target
+
+    check_law_path(output)
+    if output == STDOUT and table == STDOUT:
+        raise click.UsageError("-o - and --table - would both print to stdout: write one of them to a file")
+    if output != STDOUT:
+        check_target(output, (runs,))
+    if table is not None and output != STDOUT and table != STDOUT and storage.same(output, table):
+        raise click.UsageError(f"-o and --table name the same file ({output!r}): give the table another name")
+    return None if table is None else _check_target(table, None, runs)
+
+
+@cli.command("fit-isoflop", kernels=False, examples=[
+    "scalesweep fit-isoflop data/example_isoflop_runs.csv -o law.json",
+    "scalesweep fit-isoflop runs.csv -o law.json --table budgets.parquet --bootstrap 2000 --seed 1",
+    "scalesweep fit-isoflop runs.parquet -o law.json --budgets 6e18,1e19,3e19,1e20 --rtol 0.1"])
+@click.argument("runs", type=click.Path(dir_okay=False))
+@_approach_options
+@_opt("Fit", "--budgets", default=None, metavar="C[,C...]",
+      help="The budgets the runs were planned at (FLOPs); each run goes to the nearest [default: from the flops "
+           "column, else C = 6ND, runs within --rtol of each other forming one budget].")
+@_opt("Fit", "--rtol", type=float, default=0.05, show_default=True,
+      help="How far (relative) a run's budget may lie from its group's.")
+@_opt("Fit", "--exclude-extrapolated", is_flag=True,
+      help="Leave budgets whose minimum lies outside the sampled sizes out of the power laws (always flagged).")
+@_opt("Input", "--params-column", default="params", show_default=True)
+@_opt("Input", "--tokens-column", default=None, help="Tokens column [default: tokens, else flops / (6 params)].")
+@_opt("Input", "--flops-column", default=None, help="Budget column [default: flops where there is one, else 6ND].")
+@_opt("Input", "--loss-column", default="loss", show_default=True)
+def fit_isoflop_cmd(runs, output, table, bootstrap, seed, level, budgets, rtol, exclude_extrapolated, params_column,
+                    tokens_column, flops_column, loss_column):
+    """Fit N_opt(C) and D_opt(C) to final losses of runs by IsoFLOP profiles (Hoffmann et al. 2022, Approach 2).
+
+    Runs (CSV or Parquet: params, loss, and tokens or flops) are grouped by budget; per budget a parabola in
+    log N (and one in log D) gives the optimum, and power laws through the optima give the allocation, with
+    bootstrap intervals (runs resampled within each budget). Writes an allocation_rule law file (frontier
+    --law-file reads it). A budget whose minimum lies outside its sampled sizes is flagged (extrapolated) and
+    warned about.
+    """
+    from .approaches import isoflop_fit
+    from .validate import positive_array
+
+    fmt = _check_approach_outputs(runs, output, table)
+    planned = None if budgets is None else positive_array(_numbers(budgets, "--budgets", sizes=True), "--budgets")
+    with _progress("refits", "bootstrap") as progress:
+        res = isoflop_fit(runs, params_column=params_column, tokens_column=tokens_column, flops_column=flops_column,
+                          loss_column=loss_column, budgets=planned, rtol=rtol,
+                          exclude_extrapolated=exclude_extrapolated, bootstrap=bootstrap, seed=seed, level=level,
+                          progress=progress)
+    _report_approach(res, output, table, fmt, "fit-isoflop", "budgets")
+
+
+@cli.command("fit-envelope", kernels=False, examples=[
+    "scalesweep fit-envelope data/example_training_curves.csv -o law.json",
+    "scalesweep fit-envelope curves.parquet -o law.json --points 250 --flops-range 1e18:1e21 --table points.csv"])
+@click.argument("runs", type=click.Path(dir_okay=False))
+@_approach_options
+@_opt("Fit", "--points", type=int, default=100, show_default=True, help="Log-spaced FLOPs points of the envelope.")
+@_opt("Fit", "--flops-range", default=None, metavar="LO:HI",
+      help="FLOPs span of the points [default: first checkpoint of any run to the last of any run].")
+@_opt("Fit", "--include-edge", is_flag=True,
+      help="Keep points whose envelope is the smallest or largest model covering them (always flagged).")
+@_opt("Input", "--run-column", default="run", show_default=True)
+@_opt("Input", "--params-column", default="params", show_default=True)
+@_opt("Input", "--tokens-column", default="tokens", show_default=True)
+@_opt("Input", "--loss-column", default="loss", show_default=True)
+def fit_envelope_cmd(runs, output, table, bootstrap, seed, level, points, flops_range, include_edge, run_column,
+                     params_column, tokens_column, loss_column):
+    """Fit N_opt(C) and D_opt(C) to training curves by their lower envelope (Hoffmann et al. 2022, Approach 1).
+
+    One row per checkpoint (CSV or Parquet: run, params, tokens seen, loss); C = 6ND per checkpoint, each run's
+    loss interpolated in log C. At log-spaced FLOPs the run with the least loss gives N; power laws through those
+    give the allocation, with bootstrap intervals (runs resampled). Writes an allocation_rule law file (frontier
+    --law-file reads it). Points whose envelope is the smallest or largest model there are flagged (edge) and
+    left out unless --include-edge.
+    """
+    from .approaches import envelope_fit
+
+    fmt = _check_approach_outputs(runs, output, table)
+    span = None if flops_range is None else _parse_lo_hi(flops_range, "--flops-range", "the count is --points")
+    with _progress("resamples", "bootstrap") as progress:
+        res = envelope_fit(runs, run_column=run_column, params_column=params_column, tokens_column=tokens_column,
+                           loss_column=loss_column, points=points, flops_range=span, include_edge=include_edge,
+                           bootstrap=bootstrap, seed=seed, level=level, progress=progress)
+    _report_approach(res, output, table, fmt, "fit-envelope", "points")
 
 
 @cli.command(examples=["scalesweep compare --flops 1e24",
@@ -969,6 +1186,25 @@ def compare(flops_values, law_names, output, fmt):
     df = compare_laws(budgets, names)
     meta = metadata("compare", flops=budgets, laws=[str(x) for x in df["law"].cat.categories], rows=len(df),
                     command_line=command_line())
+    _emit(frame_to_arrow(df, meta), output, fmt, "rows")
+
+
+@cli.command(examples=["scalesweep loss --params 7B --tokens 2T",
+                       "scalesweep loss --params 7B,70B --tokens 2T,15T --law hoffmann2022,besiroglu2024,kaplan2020"])
+@_opt("Input", "--params", "params", required=True, metavar="N[,N...]", help="Model size(s), parameters: 7B, 70B.")
+@_opt("Input", "--tokens", "tokens", required=True, metavar="D[,D...]", help="Training tokens: 2T, 15T.")
+@_opt("Law", "--law", "law_names", default=None, metavar="NAME[,NAME...]", shell_complete=_complete_laws,
+      help="Laws to ask, joined by commas (default: hoffmann2022).")
+@_output_option()
+def loss(params, tokens, law_names, output, fmt):
+    """The loss each law predicts for a model size and token count, its irreducible loss and the gap between."""
+    from .questions import loss_at
+    from .tables import frame_to_arrow, metadata
+
+    fmt = _check_target(output, fmt)
+    df = loss_at(params, tokens, law_names)
+    meta = metadata("loss", laws=[str(x) for x in df["law"].cat.categories], params=params, tokens=tokens,
+                    rows=len(df), command_line=command_line())
     _emit(frame_to_arrow(df, meta), output, fmt, "rows")
 
 
@@ -1092,6 +1328,49 @@ def plot_fit_cmd(law_file, runs, columns, output, figure):
 
     plot_fit(law_file, runs, output, columns=columns, **figure)
     talk(f"wrote {output}")
+
+
+@cli.command(examples=[
+    "scalesweep report frontier.parquet -o report.html",
+    "scalesweep report f.parquet scenarios.parquet law.json -o report.html --title 'H100 plans'"])
+@click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@_opt("Output", "-o", "--output", required=True, type=click.Path(dir_okay=False),
+      help="HTML file to write: one self-contained file that opens offline.")
+@_opt("Output", "--title", default=None, help="Title of the report [default: names the files].")
+def report(results, output, title):
+    """One HTML file of interactive charts (zoom, hover for a row's values, a law shown or hidden) and the
+    tables of frontier, target-loss, scenarios and compare outputs (Parquet, Arrow, CSV, JSON) and fit law
+    files, with the law, limits, command line and version each was made with.
+
+    Needs plotly, whose plotly.js is inlined: pip install 'scalesweep[report]'.
+    """
+    from .report import write_report
+
+    summary = write_report(list(results), output, title=title)
+    talk(f"wrote {output} from {summary['inputs']} result{'s' if summary['inputs'] != 1 else ''}")
+
+
+@cli.command(examples=["scalesweep serve", "scalesweep serve --port 8080"])
+@_opt("Server", "--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+      help="Port to listen on (0: any free port; the URL is printed).")
+@_opt("Server", "--host", default="127.0.0.1", show_default=True,
+      help="Address to listen on; the default keeps the calculator on this machine.")
+def serve(port, host):
+    """A local web calculator: the optimum and the frontier around a budget, updated as you type.
+
+    Takes the law(s), one budget in any --unit, the hardware and the limits of `scalesweep frontier`, checked
+    by the same rules; downloads the table as CSV or Parquet and copies the equivalent command line. Ctrl-C
+    stops it. Needs starlette and uvicorn: pip install 'scalesweep[web]'.
+    """
+    from .web import serve as run_server
+
+    def ready(url):
+        talk(f"calculator at {url} (Ctrl-C stops it)")
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            warn(f"--host {host}: the calculator can be reached from other machines, without any authentication")
+
+    run_server(host, port, ready=ready, log_level="info" if LOG.isEnabledFor(logging.DEBUG) else "warning")
+    talk("calculator stopped")
 
 
 @cli.group()

@@ -17,8 +17,9 @@ KAPLAN_SINGLE = 5
 FAMILY_NAMES = ("chinchilla", "kaplan", "data_constrained", "kaplan_steps", "allocation_rule", "kaplan_single")
 
 # ------------------------------------------------------------------------------ active constraints
-# ``active_constraint`` of a frontier row: which limit the optimum sits on. Codes 0-6 and 10 are set by the
-# frontier kernel; 7-9 by the engine when a hardware, data or time limit supplied the binding bound.
+# ``active_constraint`` of a frontier row: which limit the optimum sits on. Codes 0-6, 10 and 11 are set by the
+# frontier kernel; 7-9 by the engine when a hardware, data or time limit supplied the binding bound. New codes
+# are appended, so a code keeps its value (and a stored table its meaning).
 NONE = 0
 MIN_PARAMS = 1
 MAX_PARAMS = 2
@@ -30,8 +31,9 @@ MEMORY = 7  # max params = gpus x GPU memory / bytes per param
 UNIQUE_TOKENS = 8  # tokens capped by the unique data available (single-epoch laws)
 MAX_DAYS = 9  # a target-loss row needs more compute than the GPUs deliver in max_days
 MAX_OVERFIT = 10  # Kaplan's overfitting measure (Eq. 4.3) at its limit
+MAX_CONVERGENCE_GAP = 11  # the law's own L(N, D) / L(N, inf) - 1 at its limit
 ACTIVE_NAMES = ("none", "min_params", "max_params", "min_tokens", "max_tokens", "min_tokens_per_param",
-                "max_tokens_per_param", "memory", "unique_tokens", "max_days", "max_overfit")
+                "max_tokens_per_param", "memory", "unique_tokens", "max_days", "max_overfit", "max_convergence_gap")
 CONSTRAINT_NAMES = ACTIVE_NAMES[MIN_PARAMS:MAX_TPP + 1]  # the six limits on params, tokens and tokens/param
 
 # ``budget_limited_by``: whether a row's budget was cut to what the GPUs deliver in max_days.

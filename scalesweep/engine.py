@@ -13,6 +13,10 @@ scalars shared by every row, or arrays of length m; NaN means "not given") and r
 6. ``name_limits``: the hardware or data limit behind a binding bound, and the reason of each infeasible row;
 7. ``derived_columns``: the real-unit columns.
 
+A budget given in another unit whose FLOPs are beyond the float range, or a row whose real-unit column
+(``OVERFLOW_COLUMNS``) is, is infeasible with reason ``budget_overflow`` or ``<column>_overflow`` (``solve``
+with ``overflow="error"`` refuses the first such budget instead); no numpy warning is left to escape.
+
 ``api.frontier``, ``api.target_loss`` and the scenario sweeps all go through it, so a row means the same
 thing everywhere.
 """
@@ -39,13 +43,26 @@ REASON_NO_ALLOCATION = "no_allocation"  # a limit on N or D given to a law that 
 # The allocation leaves the physical domain N >= 1 parameter, D >= 1 token: the budget itself is too small (for
 # a solved frontier, too small for the limits given; for an allocation rule, its power law gives N or D < 1).
 REASON_DOMAIN = "budget"
+# The real-unit columns checked for overflow (a value beyond the float range from finite inputs).
+OVERFLOW_COLUMNS = ("gpu_hours", "wall_days", "usd", "energy_kwh", "co2_t", "inference_flops", "lifetime_flops",
+                    "max_params_memory")
+REASON_BUDGET_OVERFLOW = "budget_overflow"
+FLOAT_MAX = float(np.finfo(np.float64).max)
+# Limits the frontier kernel applies and the inverse (target-loss) kernel does not.
+FRONTIER_ONLY_LIMITS = ("max_overfit", "max_convergence_gap")
 # The inputs that limit the allocation: a law without one (loss at a budget) cannot honour them.
-ALLOCATION_LIMITS = (*CONSTRAINT_NAMES, "max_overfit", "unique_tokens")
+ALLOCATION_LIMITS = (*CONSTRAINT_NAMES, "max_overfit", "max_convergence_gap", "unique_tokens")
 
 
 def _col(inputs, name):
     v = inputs.get(name)
     return NAN if v is None else v
+
+
+def _any_given(v) -> bool:
+    """Whether a column gives a value on some row (not all NaN); a column whose first row has one needs no pass."""
+    a = np.asarray(v)
+    return (a.size > 0 and not np.isnan(a.flat[0])) or not np.all(np.isnan(a))
 
 
 def materialize(v, m: int, dtype=np.float64) -> np.ndarray:
@@ -61,22 +78,40 @@ class _Hardware:
     peak: object
     mfu: object
     gpus: object
-    price: object
+    price: object  # USD per GPU-hour: the GPU-hour price, plus the energy of the hour where usd_per_kwh is given
     per_hour: object  # model FLOPs one GPU delivers in an hour (NaN without a GPU)
+    kwh_per_hour: object  # facility energy of one GPU-hour (NaN without a board power)
 
 
 def _hardware(inputs) -> _Hardware:
     peak, mfu = _col(inputs, "peak_tflops"), inputs.get("mfu", units.DEFAULT_MFU)
-    return _Hardware(peak, mfu, _col(inputs, "gpus"), _col(inputs, "usd_per_gpu_hour"),
-                     units.model_flops_per_gpu_hour(peak, mfu))
+    price = _col(inputs, "usd_per_gpu_hour")
+    kwh = NAN
+    with np.errstate(over="ignore"):  # an overflow shows as inf in a converted budget or a column (``solve``)
+        return _hardware_rates(inputs, peak, mfu, price, kwh)
+
+
+def _hardware_rates(inputs, peak, mfu, price, kwh) -> _Hardware:
+    """The per-GPU-hour rates: model FLOPs, facility energy (with a board power) and price (the GPU-hour's,
+    plus its energy's where usd_per_kwh is given)."""
+    if inputs.get("board_power_w") is not None:
+        kwh = units.energy_kwh(1.0, inputs["board_power_w"], inputs.get("power_fraction", units.DEFAULT_POWER_FRACTION),
+                               inputs.get("pue", units.DEFAULT_PUE))
+        if inputs.get("usd_per_kwh") is not None:  # a GPU-hour's price plus its energy's, where either is given
+            usd_kwh = inputs["usd_per_kwh"]
+            with np.errstate(invalid="ignore"):
+                price = np.where(np.isnan(price) & np.isnan(usd_kwh), np.nan,
+                                 np.where(np.isnan(price), 0.0, price) + np.where(np.isnan(usd_kwh), 0.0, kwh * usd_kwh))
+    return _Hardware(peak, mfu, _col(inputs, "gpus"), price, units.model_flops_per_gpu_hour(peak, mfu), kwh)
 
 
 def budget_flops(inputs, given, m, hw: _Hardware):
     """Each row's budget in FLOPs (exactly one form is given per row; NaN for target-loss rows)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         forms = [(name, factor) for name, factor in (
             ("flops", None), ("pf_days", PF_DAY), ("gpu_hours", hw.per_hour), ("usd", hw.per_hour / hw.price),
-            ("days", units.HOURS_PER_DAY * hw.gpus * hw.per_hour)) if name in given]
+            ("days", units.HOURS_PER_DAY * hw.gpus * hw.per_hour), ("kwh", hw.per_hour / hw.kwh_per_hour))
+            if name in given]
         if len(forms) == 1 and not np.isnan(inputs[forms[0][0]]).any():  # one form for every row
             name, factor = forms[0]
             return inputs[name] if factor is None else inputs[name] * factor
@@ -91,7 +126,7 @@ def time_limit(inputs, given, budget, hw: _Hardware):
     """(flops, cap, time_capped): the budget capped at what the GPUs deliver in max_days."""
     if "max_days" not in given:
         return budget, np.inf, np.False_
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         cap = units.flops_for_days(_col(inputs, "max_days"), hw.gpus, hw.peak, hw.mfu)
         time_capped = cap < budget
         return np.where(time_capped, cap, budget), cap, time_capped
@@ -133,7 +168,7 @@ def _unique_tokens_into_laws(fams, P, law_idx, uniq, m):
 def hardware_limits(inputs, given, fams, P, law_idx, m, hw: _Hardware) -> _Limits:
     """GPU memory caps params (fully sharded training state, ``units.max_params_for_memory``); unique data caps
     tokens for single-epoch families and becomes the law's own parameter for families that model repeats."""
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         max_params, mem_params, memory_binds = _col(inputs, "max_params"), NAN, np.False_
         if "gpus" in given and "gpu_memory_gb" in given:
             mem_params = units.max_params_for_memory(hw.gpus, _col(inputs, "gpu_memory_gb"),
@@ -151,24 +186,29 @@ def hardware_limits(inputs, given, fams, P, law_idx, m, hw: _Hardware) -> _Limit
                    np.ascontiguousarray(law_idx, dtype=np.int64).reshape(-1))
 
 
-def bounds(cons, overfit, m):
-    """(raw, log) bounds arrays for the kernels: (1, 7) when every limit is shared, else (m, 7)."""
-    shared = all(np.ndim(c) == 0 for c in cons) and np.ndim(overfit) == 0
+def bounds(cons, overfit, m, gap=NAN):
+    """(raw, log) bounds arrays for the kernels: (1, 8) when every limit is shared, else (m, 8). Columns: the
+    six limits, the overfitting limit (raw; log: ln K of its floor on D) and the convergence-gap limit (the
+    gap itself in both; the kernel turns it into a bound with the row's law). Absent: 0 or +inf (raw)."""
+    shared = all(np.ndim(c) == 0 for c in cons) and np.ndim(overfit) == 0 and np.ndim(gap) == 0
     rows = 1 if shared else m
-    raw = np.empty((rows, 7))
+    raw = np.empty((rows, 8))
     for i, (name, c) in enumerate(zip(CONSTRAINT_NAMES, cons, strict=True)):
         raw[:, i] = np.where(np.isnan(c), 0.0 if name.startswith("min") else np.inf, c)
     raw[:, 6] = np.where(np.isnan(overfit), np.inf, overfit)
+    raw[:, 7] = np.where(np.isnan(gap), np.inf, gap)
     with np.errstate(divide="ignore"):
         lb = np.log(raw)
     lb[:, 6] = overfit_log_k(overfit)
+    lb[:, 7] = raw[:, 7]
     return raw, lb
 
 
 def constraint_bounds(cons) -> tuple[np.ndarray, np.ndarray]:
     """(raw, log) bounds of one ``options.Constraints`` shared by every row."""
     cols = columns(cons)
-    return bounds([cols.get(name, NAN) for name in CONSTRAINT_NAMES], cols.get("max_overfit", NAN), 1)
+    return bounds([cols.get(name, NAN) for name in CONSTRAINT_NAMES], cols.get("max_overfit", NAN), 1,
+                  cols.get("max_convergence_gap", NAN))
 
 
 def run_kernels(lim: _Limits, m, flops, target, is_target, dinf, raw, lb, solver):
@@ -216,14 +256,16 @@ def _rule_label(broken_row, below_one) -> str:
     return "+".join(parts + ([REASON_DOMAIN] if below_one else [])) or "undefined_loss"
 
 
-def family_rows(lim: _Limits, m, flops, is_target, raw, n, d, loss, feas, active, reasons: dict, limited=False):
+def family_rows(lim: _Limits, m, flops, is_target, raw, n, d, loss, feas, active, reasons: dict, limited=False,
+                gap=NAN):
     """Rows whose family's frontier is not a kernel solve, and rows whose family cannot answer at all.
 
     Allocation rules give N and D by formula (a rule cannot be steered: a row breaking a limit, or whose N or
     D is below one, is infeasible);
     loss-at-budget laws give the loss and no allocation, so a row of theirs with a limit on N or D
     (``limited``, per row or shared) is infeasible with reason ``no_allocation``; a law without a frontier, or a
-    target-loss row of a family without a level-curve solver, is infeasible with reason ``unsupported_family``.
+    target-loss row of a family without a level-curve solver, and a row with a convergence-gap limit (``gap``,
+    NaN: none) whose family has none, is infeasible with reason ``unsupported_family``.
     """
     fams, P = lim.fams, lim.P
     li_full = np.broadcast_to(lim.law_idx, (m,)) if lim.law_idx.size == 1 else lim.law_idx
@@ -243,7 +285,7 @@ def family_rows(lim: _Limits, m, flops, is_target, raw, n, d, loss, feas, active
         if kind == "rule":
             nn, dd = _allocate_mixed(specs, li_full[rows], p, f_rows)
             b = raw if raw.shape[0] == 1 else raw[rows]
-            ok, broken, below_one = _rule_violations(nn, dd, np.broadcast_to(b, (rows.size, 7)))
+            ok, broken, below_one = _rule_violations(nn, dd, np.broadcast_to(b, (rows.size, b.shape[1])))
             n[rows], d[rows] = np.where(ok, nn, np.nan), np.where(ok, dd, np.nan)
             loss[rows], feas[rows], active[rows] = np.nan, ok, NONE
             # Each infeasible row's broken limits (and N or D below one) as the bits of a small code: one label
@@ -267,8 +309,16 @@ def family_rows(lim: _Limits, m, flops, is_target, raw, n, d, loss, feas, active
             if blocked.any():
                 reasons["rows"].append((rows[blocked], np.full(int(blocked.sum()), REASON_NO_ALLOCATION,
                                                                dtype=object)))
-    bad = (unsupported_law[li_full] & ~np.broadcast_to(is_target, (m,))) | (no_target[li_full] & is_target)
-    if bad.any():
+    # Each test runs over the rows only where some law of the table fails it (most sweeps: none).
+    bad = np.False_
+    if unsupported_law.any():
+        bad = unsupported_law[li_full] & ~np.broadcast_to(is_target, (m,))
+    if no_target.any() and np.any(is_target):
+        bad = bad | (no_target[li_full] & is_target)
+    no_gap = np.array([not s.convergence_limit and s.frontier != "budget_loss" for s in specs])
+    if no_gap.any() and not np.all(np.isnan(gap)):  # budget-loss laws: no_allocation, above
+        bad = bad | (no_gap[li_full] & ~np.isnan(np.broadcast_to(gap, (m,))))
+    if np.any(bad):
         rows = np.flatnonzero(bad)
         n[rows], d[rows], loss[rows], feas[rows], active[rows] = np.nan, np.nan, np.nan, False, NONE
         reasons["rows"].append((rows, np.full(rows.size, REASON_UNSUPPORTED, dtype=object)))
@@ -331,6 +381,23 @@ def _grouped(rows, keys, label_of):
     return rows, [label_of(int(rows[f]), k) for f, k in zip(first, uniq, strict=True)], inverse.reshape(-1)
 
 
+_CODE_BITS = 5  # an active-constraint code + 1 (from -1: the interval is not empty) fits in 5 bits
+assert len(ACTIVE_NAMES) < 1 << _CODE_BITS
+
+
+def _frontier_groups(rows, lo, hi, memory, unique):
+    """``_grouped`` for infeasible budget rows, keyed by (lower-end code, upper-end code, memory flag, data flag)
+    packed into one small integer whose order is that of the tuples: the groups come from a count per key (no
+    sort of the rows), in the order ``_grouped`` gives them."""
+    key = ((lo + 1) << (_CODE_BITS + 2) | (hi + 1) << 2 | memory.astype(np.int64) << 1 | unique.astype(np.int64))
+    present = np.flatnonzero(np.bincount(key))
+    lut = np.empty(present[-1] + 1, dtype=np.int64)
+    lut[present] = np.arange(present.size)
+    labels = [_frontier_label(int(k >> (_CODE_BITS + 2)) - 1, int(k >> 2 & (1 << _CODE_BITS) - 1) - 1,
+                              bool(k >> 1 & 1), bool(k & 1)) for k in present]
+    return rows, labels, lut[key]
+
+
 def infeasible_reasons(lim: _Limits, m, flops, target, is_target, raw, lb, feas, reasons: dict):
     """The reason of every infeasible row: the limits that conflict (joined by '+'; ``budget`` for the domain
     N >= 1, D >= 1), ``max_days``, ``irreducible_loss``, ``unsupported_family``, ``no_allocation`` or
@@ -362,13 +429,13 @@ def infeasible_reasons(lim: _Limits, m, flops, target, is_target, raw, lb, feas,
     frontier_rows, target_rows = todo[~tgt[todo]], todo[tgt[todo]]
     if frontier_rows.size:
         lo, hi = np.empty(frontier_rows.size, np.int64), np.empty(frontier_rows.size, np.int64)
-        interval_conflicts(materialize(flops, m), FLOPS_PER_PARAM_TOKEN, lb, frontier_rows, lo, hi)
-        keys = np.stack([lo, hi, mem[frontier_rows], uniq_b[frontier_rows]], axis=1).astype(np.int64)
-        assign(*_grouped(frontier_rows, keys, lambda i, k: _frontier_label(k[0], k[1], k[2], k[3])))
+        interval_conflicts(lim.fams, lim.P, lim.law_idx, materialize(flops, m), FLOPS_PER_PARAM_TOKEN, lb,
+                           frontier_rows, lo, hi)
+        assign(*_frontier_groups(frontier_rows, lo, hi, mem[frontier_rows], uniq_b[frontier_rows]))
     if target_rows.size:
         why = np.empty(target_rows.size, np.int64)
         target_conflicts(lim.fams, lim.P, lim.law_idx, materialize(target, m), lb, target_rows, why)
-        bnd = np.broadcast_to(raw, (m, 7)) if raw.shape[0] == 1 else raw
+        bnd = np.broadcast_to(raw, (m, raw.shape[1])) if raw.shape[0] == 1 else raw
         given = np.concatenate([bnd[target_rows, 0:6:2] > 0, bnd[target_rows, 1:6:2] < np.inf], axis=1)
         keys = np.concatenate([why[:, None], given, mem[target_rows, None], uniq_b[target_rows, None]],
                               axis=1).astype(np.int64)
@@ -379,7 +446,7 @@ def infeasible_reasons(lim: _Limits, m, flops, target, is_target, raw, lb, feas,
 def derived_columns(inputs, given, m, hw: _Hardware, lim: _Limits, budget, flops, time_capped, n, d, loss, feas,
                     active, dinf, overfit):
     """The result columns: arrays of length m, or scalars where a value is shared by every row."""
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         hours = flops / hw.per_hour if "peak_tflops" in given else NAN
         if dinf.size == 1 and dinf[0] == 0.0:
             inf_flops = np.float64(0.0)  # no inference demand: skip two passes over every row
@@ -397,7 +464,10 @@ def derived_columns(inputs, given, m, hw: _Hardware, lim: _Limits, budget, flops
             "budget_limited_by": np.asarray(time_capped).astype(np.int8),
             "gpu_hours": hours,
             "wall_days": units.wall_days(hours, hw.gpus) if "gpus" in given else NAN,
-            "usd": hours * hw.price if "usd_per_gpu_hour" in given else NAN,
+            "usd": hours * hw.price if "usd_per_gpu_hour" in given or "usd_per_kwh" in given else NAN,
+            "energy_kwh": hours * hw.kwh_per_hour if "board_power_w" in given else NAN,
+            "co2_t": units.co2_tonnes(hours * hw.kwh_per_hour, _col(inputs, "grid_gco2_per_kwh"))
+            if "board_power_w" in given and "grid_gco2_per_kwh" in given else NAN,
             "inference_flops": inf_flops,
             "lifetime_flops": flops + inf_flops,
             "epochs": d / lim.uniq if "unique_tokens" in given else NAN,
@@ -406,26 +476,78 @@ def derived_columns(inputs, given, m, hw: _Hardware, lim: _Limits, budget, flops
         }
 
 
+def _budget_overflow(inputs, given, m, budget, is_target, overflow: str):
+    """Rows whose budget, given in another unit, is beyond the float range in FLOPs (the inputs are finite:
+    an infinite budget is an overflow of the conversion). With ``overflow="error"``, the first is refused."""
+    over = np.isinf(budget) & ~is_target
+    if not np.any(over) or overflow != "error":
+        return over
+    row = int(np.argmax(np.broadcast_to(over, (m,))))
+    name, value = next((n, float(v)) for n in BUDGET_FIELDS[:-1] if n in given and n != "flops"
+                       for v in (np.broadcast_to(inputs[n], (m,))[row],) if not np.isnan(v))
+    raise ScalesweepError(f"a budget of {value:g} {name} is more than {FLOAT_MAX:.2g} FLOPs, the largest number "
+                          "a float holds: give a smaller budget, or check the hardware figures it is converted with")
+
+
+def _overflow_rows(out: dict, over, m: int, reasons: dict) -> None:
+    """Make the rows whose budget (``over``: already NaN in flops and budget_flops) or real-unit column
+    (``OVERFLOW_COLUMNS``) overflowed infeasible, their results null and the reason naming what overflowed."""
+    hit = {REASON_BUDGET_OVERFLOW: np.broadcast_to(over, (m,))} if np.any(over) else {}
+    seen = np.zeros(m, dtype=bool)
+    if hit:
+        seen |= hit[REASON_BUDGET_OVERFLOW]
+    for name in OVERFLOW_COLUMNS:
+        v = out[name]
+        if np.ndim(v) == 0 and not np.isinf(v):
+            continue
+        bad = np.broadcast_to(np.isinf(v), (m,)) & ~seen  # a row is named by the first overflow met
+        if bad.any():
+            hit[f"{name}_overflow"] = bad
+            seen |= bad
+    if not hit:
+        return
+    for name, v in out.items():
+        a = np.asarray(v)
+        if name in ("flops", "budget_flops") or a.dtype.kind != "f":
+            continue
+        if a.ndim == 0:  # a value shared by every row stays shared unless it overflowed itself
+            out[name] = NAN if np.isinf(a) else v
+        else:
+            out[name] = np.where(seen, np.nan, a)
+    out["feasible"] = np.where(seen, False, out["feasible"])
+    out["active_constraint"] = np.where(seen, np.int8(NONE), out["active_constraint"]).astype(np.int8)
+    for reason, bad in hit.items():
+        rows = np.flatnonzero(bad)
+        reasons["rows"].append((rows, np.full(rows.size, reason, dtype=object)))
+
+
 def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.ndarray, *, solver: int = SOLVER_AUTO,
-          overfit: bool = True) -> dict:
+          overfit: bool = True, overflow: str = "row") -> dict:
     """Solve m rows; returns the result columns (``derived_columns``) plus ``infeasible_reason`` as
     (codes, names). Categorical columns are codes.
 
     Inputs are assumed valid (the option classes and the scenario loader check them first). Work that the
     inputs do not call for (no GPU, no time limit, ...) is skipped, so a plain frontier costs little more
-    than its kernel. ``overfit=False`` skips the overfit_penalty column (a power per row).
+    than its kernel. ``overfit=False`` skips the overfit_penalty column (a power per row). ``overflow``:
+    "row" makes a row whose budget or real-unit column is beyond the float range infeasible (reason
+    ``budget_overflow`` or ``<column>_overflow``), so one such row does not stop a sweep; "error" refuses a
+    budget that overflows with a one-line error naming its value and unit.
     """
-    given = {name for name, v in inputs.items() if v is not None and not np.all(np.isnan(v))}
+    given = {name for name, v in inputs.items() if v is not None and _any_given(v)}
     hw = _hardware(inputs)
     budget = budget_flops(inputs, given, m, hw)
     target = _col(inputs, "target_loss")
     is_target = ~np.isnan(target)
     any_target = bool(np.any(is_target))
+    over = _budget_overflow(inputs, given, m, budget, is_target, overflow)
+    if np.any(over):  # the kernels see no budget on those rows (NaN: infeasible), the reason is set below
+        budget = np.where(over, np.nan, budget)
     flops, cap, time_capped = time_limit(inputs, given, budget, hw)
     lim = hardware_limits(inputs, given, fams, P, law_idx, m, hw)
-    if "max_overfit" in given and any_target:
-        raise ScalesweepError("max_overfit is a frontier limit; target-loss rows do not support it yet")
-    raw, lb = bounds(lim.cons, _col(inputs, "max_overfit"), m)
+    for name in FRONTIER_ONLY_LIMITS:
+        if name in given and any_target:
+            raise ScalesweepError(f"{name} is a frontier limit; target-loss rows do not support it yet")
+    raw, lb = bounds(lim.cons, _col(inputs, "max_overfit"), m, _col(inputs, "max_convergence_gap"))
     dinf = np.ascontiguousarray(np.atleast_1d(np.asarray(inputs.get("inference_tokens", 0.0), dtype=np.float64)))
     n, d, loss, feas, active = run_kernels(lim, m, flops, target, is_target, dinf, raw, lb, solver)
     reasons = {"rows": []}
@@ -433,7 +555,8 @@ def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.nda
     for name in ALLOCATION_LIMITS:
         if name in given:
             limited = limited | ~np.isnan(inputs[name])
-    family_rows(lim, m, flops, is_target, raw, n, d, loss, feas, active, reasons, limited)
+    family_rows(lim, m, flops, is_target, raw, n, d, loss, feas, active, reasons, limited,
+                _col(inputs, "max_convergence_gap"))
     name_limits(active, lim, m)
     train = flops
     if any_target:  # the answer is the training compute; a time limit makes too-costly targets infeasible
@@ -450,5 +573,7 @@ def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.nda
             reasons["rows"].append((rows, np.full(rows.size, "max_days", dtype=object)))
     out = derived_columns(inputs, given, m, hw, lim, budget, train, time_capped, n, d, loss, feas, active, dinf,
                           overfit)
+    _overflow_rows(out, over, m, reasons)
+    feas = out["feasible"]
     out["infeasible_reason"] = infeasible_reasons(lim, m, flops, target, is_target, raw, lb, feas, reasons)
     return out

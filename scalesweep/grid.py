@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import ScalesweepError
-from .validate import SIZE_HINT, check_size, parse_size
+from .validate import SIZE_HINT, check_size, clip, parse_size
 
 
 @dataclass(frozen=True)
@@ -55,11 +55,11 @@ def _positive_number(text: str, what: str, option: str) -> float:
     try:
         v = parse_size(text)
     except ValueError:
-        raise ScalesweepError(f"{option}: {what} {text!r} is not a number ({SIZE_HINT})") from None
+        raise ScalesweepError(f"{option}: {what} {clip(text)} is not a number ({SIZE_HINT})") from None
     if not math.isfinite(v):
-        raise ScalesweepError(f"{option}: {what} must be finite, got {text!r}")
+        raise ScalesweepError(f"{option}: {what} must be finite, got {clip(text)}")
     if v <= 0:
-        raise ScalesweepError(f"{option}: {what} must be > 0, got {text!r}")
+        raise ScalesweepError(f"{option}: {what} must be > 0, got {clip(text)}")
     return v
 
 
@@ -71,13 +71,13 @@ def parse_range(text: str, option: str = "range") -> LogRange:
         v = _positive_number(parts[0], "value", option)
         return LogRange(v, v, 1)
     if len(parts) != 3:
-        raise ScalesweepError(f"{option}: expected LO:HI:COUNT (log-spaced, inclusive), got {text!r}")
+        raise ScalesweepError(f"{option}: expected LO:HI:COUNT (log-spaced, inclusive), got {clip(text)}")
     lo = _positive_number(parts[0], "LO", option)
     hi = _positive_number(parts[1], "HI", option)
     try:
         count = int(parts[2])
     except ValueError:
-        raise ScalesweepError(f"{option}: COUNT must be a whole number, got {parts[2]!r}") from None
+        raise ScalesweepError(f"{option}: COUNT must be a whole number, got {clip(parts[2])}") from None
     if count < 1:
         raise ScalesweepError(f"{option}: COUNT must be >= 1, got {count}")
     if lo > hi:

@@ -90,6 +90,11 @@ class Family:
     no_frontier: Callable[[str, Mapping[str, float]], str | None] | None = None
     extra_columns: tuple[str, ...] = ()
     extra: Callable[[np.ndarray, np.ndarray, np.ndarray], dict[str, np.ndarray]] | None = None
+    irreducible: str | None = None  # the parameter that is the loss as N, D -> inf (None: the loss tends to 0)
+    # --max-convergence-gap: the frontier kernel bounds L(N, D)/L(N, inf) - 1 (kernels.loss.gap_max_x)
+    convergence_limit: bool = False
+    # (params, N, D) -> (dL/d ln N, dL/d ln D), exact: what --flops-model's frontier follows (None: not offered)
+    log_partials: Callable[[Mapping[str, float], Any, Any], tuple[Any, Any]] | None = None
 
     def __post_init__(self) -> None:
         def fail(why: str) -> None:
@@ -107,12 +112,15 @@ class Family:
             fail("budget_loss() is missing")
         if (self.closed_form or self.target_loss) and self.frontier != "solve":
             fail("closed forms and target-loss solves exist only for solved frontiers")
+        if self.convergence_limit and self.frontier != "solve":
+            fail("a convergence-gap limit needs a solved frontier")
         if bool(self.extra_columns) != (self.extra is not None):
             fail("extra_columns and extra() go together")
         if self.fit is not None and not self.has_loss:
             fail("a fit needs a loss")
         unknown = [n for n in (*self.positive, *self.may_be_inf, *(c for c, _ in self.choices),
-                               *([self.unique_tokens_param] if self.unique_tokens_param else [])) if n not in self.param_names]
+                               *([self.unique_tokens_param] if self.unique_tokens_param else []),
+                               *([self.irreducible] if self.irreducible else [])) if n not in self.param_names]
         if unknown:
             fail(f"{unknown[0]!r} is not one of its parameters")
 
@@ -124,6 +132,10 @@ class Family:
     def frontier_error(self, law_name: str, params: Mapping[str, float]) -> str | None:
         """Why a law of this family has no frontier (None when it has one)."""
         return None if self.no_frontier is None else self.no_frontier(law_name, params)
+
+    def irreducible_loss(self, params: Mapping[str, float]) -> float:
+        """The loss as N and D grow without limit: the ``irreducible`` parameter, or 0 for pure power laws."""
+        return float(params[self.irreducible]) if self.irreducible else 0.0
 
 
 # ---------------------------------------------------------------------- family-specific numpy pieces
@@ -157,6 +169,19 @@ def _kaplan_theta_params(theta: np.ndarray) -> dict[str, float]:
 
 def _kaplan_params_theta(p: Mapping[str, float]) -> np.ndarray:
     return np.array([math.log(p["N_c"]), math.log(p["D_c"]), p["alpha_N"], p["alpha_D"]])
+
+
+def _chinchilla_log_partials(p: Mapping[str, float], n: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(dL/d ln N, dL/d ln D) of L = E + A/N^alpha + B/D^beta."""
+    return -p["alpha"] * p["A"] * n ** -p["alpha"], -p["beta"] * p["B"] * d ** -p["beta"]
+
+
+def _kaplan_log_partials(p: Mapping[str, float], n: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(dL/d ln N, dL/d ln D) of L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D."""
+    a = (p["N_c"] / n) ** (p["alpha_N"] / p["alpha_D"])
+    b = p["D_c"] / d
+    outer = p["alpha_D"] * (a + b) ** (p["alpha_D"] - 1.0)
+    return -outer * (p["alpha_N"] / p["alpha_D"]) * a, -outer * b
 
 
 def _rule_allocate(P: np.ndarray, flops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -213,7 +238,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
         positive=("A", "B", "alpha", "beta"),
         source=f"{_HOFFMANN2022}, Eq. 2 (Approach 3 parametric loss)",
         frontier="solve", closed_form=True, target_loss=True, has_loss=True,
-        initial_guess="the closed form (Hoffmann Eq. 4)", fit=CHINCHILLA_FIT,
+        initial_guess="the closed form (Hoffmann Eq. 4)", fit=CHINCHILLA_FIT, irreducible="E",
+        convergence_limit=True, log_partials=_chinchilla_log_partials,
     ),
     Family(
         id=codes.KAPLAN,
@@ -223,7 +249,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
         positive=("N_c", "D_c", "alpha_N", "alpha_D"),
         source=f"{_KAPLAN2020}, Eq. 1.5 = 4.1",
         frontier="solve", closed_form=True, target_loss=True, has_loss=True,
-        initial_guess="the closed form of Eq. 1.5 with C = 6ND", fit=KAPLAN_FIT,
+        initial_guess="the closed form of Eq. 1.5 with C = 6ND", fit=KAPLAN_FIT, convergence_limit=True,
+        log_partials=_kaplan_log_partials,
     ),
     Family(
         id=codes.DATA_CONSTRAINED,
@@ -236,7 +263,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
         "Scaling Laws'); U_D = unique tokens available (inf: unlimited, which is the chinchilla law)",
         frontier="solve", closed_form=False, target_loss=False, has_loss=True,
         initial_guess="the chinchilla optimum of its base constants", fit=None,
-        may_be_inf=("R_D_star", "R_N_star", "U_D"), unique_tokens_param="U_D",
+        may_be_inf=("R_D_star", "R_N_star", "U_D"), unique_tokens_param="U_D", irreducible="E",
     ),
     Family(
         id=codes.KAPLAN_STEPS,
@@ -248,7 +275,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
         "budgets are C_min = 6 N B_crit S_min",
         frontier="solve", closed_form=False, target_loss=False, has_loss=True,
         initial_guess="Kaplan's Table 6 frontier N = 1.3e9 (C_min/PF-day)^0.73", fit=None,
-        extra_columns=("batch", "steps"), extra=_steps_extra,
+        extra_columns=("batch", "steps"), extra=_steps_extra, convergence_limit=True,
     ),
     Family(
         id=codes.ALLOCATION_RULE,
@@ -325,6 +352,13 @@ class Law:
         return self._vector
 
     @property
+    def params_convention(self) -> str:
+        """How the law counts N: ``"non_embedding"`` (Kaplan et al. 2020 §2.1 and the fits that follow them) or
+        ``"total"`` (embeddings included, Hoffmann et al. 2022 App. F); a law not from a preset counts total."""
+        preset = PRESETS.get(self.preset) if self.preset else None
+        return preset.params_convention if preset is not None else "total"
+
+    @property
     def name(self) -> str:
         """The preset (or law file, or family) with ``+NAME,...`` for overridden parameters."""
         base = self.preset or (Path(self.source_file).name if self.source_file else self.family)
@@ -378,6 +412,7 @@ class Preset:
     params: dict[str, float]
     citation: str
     conventions: str
+    params_convention: str = "total"  # how N is counted: "total" (embeddings included) or "non_embedding"
 
 
 PRESETS: dict[str, Preset] = {
@@ -415,6 +450,7 @@ PRESETS: dict[str, Preset] = {
         citation=f"{_KAPLAN2020}, Eq. 1.5 = 4.1 with Table 2 values",
         conventions="N = NON-embedding parameters; D = tokens (WebText2, GPT-2 BPE, n_vocab 50257); "
         "L = WebText2 test loss, nats/token, 1024-token context; C = 6ND FLOPs",
+        params_convention="non_embedding",
     ),
     "kaplan2020-steps": Preset(
         family="kaplan_steps",
@@ -425,6 +461,7 @@ PRESETS: dict[str, Preset] = {
         conventions="N = NON-embedding parameters; tokens D = E_min = B_crit S_min; budgets are C_min = 6 N D "
         "(compute at B << B_crit, Eq. 5.5); the frontier also reports batch (B_crit) and steps (S_min); "
         "L = WebText2 test loss, nats/token",
+        params_convention="non_embedding",
     ),
     "deepseek2024": Preset(
         family="allocation_rule",
@@ -434,6 +471,7 @@ PRESETS: dict[str, Preset] = {
         citation="DeepSeek-AI 2024, 'DeepSeek LLM: Scaling Open-Source Language Models with Longtermism', "
         "arXiv:2401.02954, Eq. 4 (M_opt and D_opt fits)",
         conventions="params = M/6 with M = non-embedding FLOPs per token incl. attention; C = M D FLOPs",
+        params_convention="non_embedding",
     ),
     "llama3_2024": Preset(
         family="allocation_rule",
@@ -452,6 +490,7 @@ PRESETS: dict[str, Preset] = {
         citation="Porian et al. 2024, 'Resolving Discrepancies in Compute-Optimal Scaling of Language Models', "
         "arXiv:2406.19146, tuned RefinedWeb fit (from the authors' released data)",
         conventions="N includes the head, excludes embeddings; C in FLOPs",
+        params_convention="non_embedding",
     ),
     "kaplan2020-table6": Preset(
         family="allocation_rule",
@@ -460,12 +499,14 @@ PRESETS: dict[str, Preset] = {
         citation=f"{_KAPLAN2020}, Table 6 / Eq. 1.7 empirical frontier",
         conventions="N = NON-embedding parameters; budgets are C_min (training at B << B_crit); D is one "
         "epoch of data at B_crit, so 6ND = 2 C_min (Eq. 6.7)",
+        params_convention="non_embedding",
     ),
     "kaplan2020-N": Preset(
         family="kaplan_single",
         params={"X_c": 8.8e13, "alpha": 0.076, "variable": 0.0},  # Eq. 1.1, Table 5
         citation=f"{_KAPLAN2020}, Eq. 1.1 and Table 5 (converged, data-unlimited)",
         conventions="L(N) = (8.8e13/N)^0.076, N = NON-embedding parameters; a function of N only",
+        params_convention="non_embedding",
     ),
     "kaplan2020-D": Preset(
         family="kaplan_single",
@@ -478,12 +519,14 @@ PRESETS: dict[str, Preset] = {
         params={"X_c": 3.1e8, "alpha": 0.050, "variable": 2.0},  # Eq. 1.3, Table 5 (Fig. 1 draws 2.3e8)
         citation=f"{_KAPLAN2020}, Eq. 1.3 and Table 5 (Fig. 1 draws C_c = 2.3e8)",
         conventions="L(C_min) = (3.1e8/C_min)^0.050, C_min in PF-days (budgets are C_min); loss only",
+        params_convention="non_embedding",
     ),
     "kaplan2020-C": Preset(
         family="kaplan_single",
         params={"X_c": 1.6e7, "alpha": 0.057, "variable": 3.0},  # Eq. 3.3, Table 5: naive fixed-batch fit
         citation=f"{_KAPLAN2020}, Eq. 3.3 and Table 5 (fixed batch of 2^19 tokens)",
         conventions="L(C) = (1.6e7/C)^0.057, C in PF-days, the naive fixed-batch fit; loss only",
+        params_convention="non_embedding",
     ),
     "muennighoff2023": Preset(
         family="data_constrained",

@@ -46,7 +46,7 @@ LEVEL_DECADES = 2  # surface levels span 10^-2 .. 1 of the loss range above its 
 BUDGET_TOLERANCE = math.log10(1.01)  # runs whose 6ND differ by less than 1% share a budget
 FRONTIER_COMMANDS = ("frontier", "lookup", "lookup query", "target-loss")
 OVERLAY_COLORS = ["tab:red", "tab:orange", "white", "tab:pink", "tab:cyan", "black"]  # frontiers on a surface
-LIMIT_MARKERS = dict(zip(ACTIVE_NAMES[1:], "^vs>D<Ph*X", strict=True))  # a marker per limit that can bind
+LIMIT_MARKERS = dict(zip(ACTIVE_NAMES[1:], "^vs>D<Ph*Xd", strict=True))  # a marker per limit that can bind
 
 
 # ---------------------------------------------------------------------------------- labels and conventions

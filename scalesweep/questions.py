@@ -13,11 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import engine
-from .codes import SOLVER_NAMES
+from . import engine, units
+from .codes import NONE, SOLVER_NAMES
 from .errors import ScalesweepError
-from .laws import Law, law_arrays
-from .options import BUDGET_UNITS, Constraints, Hardware, Workload, check_rules, cli_name, columns, flag, given
+from .laws import FAMILIES, Law, law_arrays
+from .options import BUDGET_UNITS, Constraints, Hardware, Shape, Workload, check_rules, cli_name, columns, flag, given
+from .shapes import SHAPE_COLUMNS
+from .shapes import shape as shape_of
 from .tables import RESULT_HEAD, frontier_metadata, optional_columns, to_arrow
 from .validate import choice
 
@@ -60,14 +62,146 @@ def _rows(laws, m0):
     return fams, P, idx, (idx.astype(np.int32), [law.name for law in laws])
 
 
-def _describe(cons: Constraints, hw: Hardware, wl: Workload) -> dict:
-    return {"constraints": cons.as_dict(), "hardware": hw.describe(), "workload": given(wl)}
+def _describe(cons: Constraints, hw: Hardware, wl: Workload, shape: Shape | None = None) -> dict:
+    out = {"constraints": cons.as_dict(), "hardware": hw.describe(), "workload": given(wl)}
+    if shape is not None and given(shape):
+        out["model"] = given(shape)
+    return out
+
+
+def _log_partials(law: Law, n, d):
+    """(dL/d ln N, dL/d ln D) of a law whose family has them exactly (``Family.log_partials``)."""
+    return law.spec.log_partials(law.params, n, d)
+
+
+FLOPS_MODEL_FAMILIES = tuple(f.name for f in FAMILIES.values() if f.log_partials is not None)
+CONVERGENCE_FAMILIES = tuple(f.name for f in FAMILIES.values() if f.convergence_limit)
+_LOG_STEP = 1e-5  # step of the central difference of ln f(N) in ln N (f is smooth: error ~1e-10 relative)
+
+
+def frontier_flops_model(law: Law, flops, model: str, spec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(N, D, loss) minimising the law's loss on C = flops_per_token(N) D (``shapes.flops_per_token``), with N
+    >= 1 and D >= 1: the root of dL/d ln N along the curve, d ln D / d ln N = -d ln f / d ln N, found by
+    bisection in ln N to the last bits (the loss is unimodal along the curve for these families). Rows where
+    even N = 1 cannot buy one token are NaN."""
+    from .shapes import flops_per_token
+
+    if law.family not in FLOPS_MODEL_FAMILIES:
+        raise ScalesweepError(f"--flops-model {model} supports the {' and '.join(FLOPS_MODEL_FAMILIES)} families, "
+                              f"not {law.name} (family {law.family})")
+    c = np.asarray(flops, dtype=np.float64)
+    ln_c = np.log(c)
+
+    def ln_f(x):
+        return np.log(flops_per_token(np.exp(x), model, spec))
+
+    def slope(x):
+        n = np.exp(x)
+        d = np.exp(ln_c - ln_f(x))
+        dn, dd = _log_partials(law, n, d)
+        dlnf = 1.0 if model == "6N" else (ln_f(x + _LOG_STEP) - ln_f(x - _LOG_STEP)) / (2 * _LOG_STEP)
+        return dn - dd * dlnf
+
+    def bisect(lo, hi, rising):
+        """The x in [lo, hi] where ``rising(x)`` turns true (rising is false at lo, true at hi)."""
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            r = rising(mid)
+            lo, hi = np.where(r, lo, mid), np.where(r, mid, hi)
+            if np.all(hi - lo <= 4e-16 * np.maximum(1.0, np.abs(hi))):
+                break
+        return 0.5 * (lo + hi)
+
+    feasible = ln_f(np.zeros_like(c)) <= ln_c  # N = 1 buys at least one token
+    top = np.where(feasible, ln_c, 1.0)  # f(N) >= 6N > N, so D >= 1 ends below ln C
+    hi = bisect(np.zeros_like(c), top, lambda x: ln_f(x) > ln_c)  # D = 1
+    lo = np.zeros_like(c)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        s_lo, s_hi = slope(lo), slope(hi)
+        x = bisect(lo, hi, lambda x: slope(x) > 0)
+        x = np.where(s_lo > 0, lo, np.where(s_hi <= 0, hi, x))  # an end of the domain when L is monotone on it
+        n = np.exp(x)
+        d = c / flops_per_token(n, model, spec)
+        loss = np.asarray(law.loss(n, d), dtype=np.float64)
+    bad = ~feasible
+    return np.where(bad, np.nan, n), np.where(bad, np.nan, d), np.where(bad, np.nan, loss)
+
+
+def _flops_model_rows(laws, cols, m0, shape: Shape, cons, hw, wl, overfit) -> None:
+    """Re-solve every row for N and D on C = flops_per_token(N) D (``frontier_flops_model``); the budget and
+    the columns of the budget (flops, gpu_hours, usd, energy) stay as they are."""
+    limits = [flag(x) for x in given(cons)]
+    limits += [flag(x) for x, on in (("unique_tokens", wl.unique_tokens is not None),
+                                      ("inference_tokens", wl.inference_tokens is not None),
+                                      ("gpus", hw.gpus is not None and hw.memory is not None),
+                                      ("overfit_penalty", overfit)) if on]
+    if limits:
+        raise ScalesweepError(f"--flops-model {shape.flops_model} solves frontiers without limits: "
+                              f"{', '.join(limits)} cannot apply to it")
+    m = m0 * len(laws)
+    flops = np.broadcast_to(cols["flops"], (m,))
+    n_all, d_all, l_all = (np.array(np.broadcast_to(cols[k], (m,)), dtype=np.float64)
+                           for k in ("params", "tokens", "loss"))
+    feas = np.array(np.broadcast_to(cols["feasible"], (m,)))
+    for i, law in enumerate(laws):
+        sl = slice(i * m0, (i + 1) * m0)
+        n, d, loss = frontier_flops_model(law, flops[sl], shape.flops_model, shape.spec(law.params_convention))
+        n_all[sl], d_all[sl], l_all[sl] = n, d, loss
+        feas[sl] = ~np.isnan(n)
+    codes, names = cols["infeasible_reason"]
+    newly = ~feas & (np.broadcast_to(codes, (m,)) < 0)  # even one parameter's FLOPs per token exceed the budget
+    if newly.any():
+        names = list(names) + ([] if engine.REASON_DOMAIN in names else [engine.REASON_DOMAIN])
+        codes = np.where(newly, names.index(engine.REASON_DOMAIN), np.broadcast_to(codes, (m,))).astype(np.int32)
+        cols["infeasible_reason"] = (codes, names)
+        cols["active_constraint"] = np.where(newly, NONE, np.broadcast_to(cols["active_constraint"], (m,)))
+    cols.update(params=n_all, tokens=d_all, loss=l_all, tokens_per_param=d_all / n_all, feasible=feas)
+
+
+def _convergence_gap(laws, cols, m0) -> None:
+    """L(N, D) / L(N, inf) - 1 per row: the loss over the converged loss of the row's model size (the law at
+    unlimited data); NaN for a row without N or loss, and for a law without a loss of N and D."""
+    m = m0 * len(laws)
+    out = np.full(m, np.nan)
+    params, loss = np.broadcast_to(cols["params"], (m,)), np.broadcast_to(cols["loss"], (m,))
+    for i, law in enumerate(laws):
+        if not law.spec.has_loss or law.spec.frontier == "budget_loss":
+            continue
+        sl = slice(i * m0, (i + 1) * m0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            n = np.array(params[sl], dtype=np.float64)
+            out[sl] = loss[sl] / np.asarray(law.loss(n, np.full(n.size, np.inf)), dtype=np.float64) - 1.0
+    cols["convergence_gap"] = out
+
+
+def _shape_columns(laws, cols, m0, shape: Shape | None, asked: bool) -> None:
+    """The shape of each row's model (``shapes.shape``), each law's params read in its own convention unless
+    ``params_convention`` says otherwise."""
+    shape = shape if shape is not None else Shape()
+    if not (asked or shape.wanted):
+        return
+    m = m0 * len(laws)
+    out = {name: np.full(m, np.nan) for name in SHAPE_COLUMNS}
+    params = np.broadcast_to(cols["params"], (m,))
+    for i, law in enumerate(laws):
+        sl = slice(i * m0, (i + 1) * m0)
+        sh = shape_of(params[sl], shape.spec(law.params_convention))
+        for name in SHAPE_COLUMNS:
+            out[name][sl] = sh[name]
+    cols.update(out)
 
 
 def frontier(laws: list[Law], budgets: np.ndarray, *, unit: str = "flops", solver: str = "auto",
              constraints: Constraints | None = None, hardware: Hardware | None = None,
-             workload: Workload | None = None, overfit: bool = False, loss_law: Law | None = None) -> Result:
-    """The compute-optimal allocation of each budget (in ``unit``) under each law; see ``api.frontier``."""
+             workload: Workload | None = None, overfit: bool = False, loss_law: Law | None = None,
+             energy: bool = False, shape: Shape | None = None, shapes: bool = False,
+             convergence_gap: bool = False) -> Result:
+    """The compute-optimal allocation of each budget (in ``unit``) under each law; see ``api.frontier``.
+    ``energy`` asks for the energy columns with the default power fraction and PUE (an energy option of
+    ``hardware``, or a budget in kWh, asks for them too). ``shapes`` asks for the shape columns (n_layer,
+    d_model, n_heads, non_embedding_params, embedding_params) by the rule of ``shape`` (a field given asks
+    for them too). ``convergence_gap`` adds L(N, D) / L(N, inf) - 1: how far above the converged loss of its
+    size the row stops (Kaplan et al. 2020 Eq. B.5: about alpha_N / alpha_S = 10% on Kaplan's frontier)."""
     cons, hw, wl = _options(constraints, hardware, workload)
     choice(unit, BUDGET_UNITS, "budget unit")
     choice(solver, SOLVER_NAMES, "solver")
@@ -82,6 +216,10 @@ def frontier(laws: list[Law], budgets: np.ndarray, *, unit: str = "flops", solve
             if limits:
                 raise ScalesweepError(f"{law.name} gives the loss at a budget, not an allocation of params and tokens: "
                                   f"{', '.join(flag(x) for x in limits)} cannot apply to it")
+        if cons.max_convergence_gap is not None and not law.spec.convergence_limit:
+            raise ScalesweepError(f"--max-convergence-gap needs a law whose loss of N and D has a converged limit "
+                                  f"L(N, inf) the frontier can bound (families {', '.join(CONVERGENCE_FAMILIES)}), "
+                                  f"not {law.name} (family {law.family})")
     if loss_law is not None:
         if not loss_law.spec.has_loss:
             raise ScalesweepError(f"--loss-law must be a loss law, not {loss_law.name} (family {loss_law.family})")
@@ -91,13 +229,16 @@ def frontier(laws: list[Law], budgets: np.ndarray, *, unit: str = "flops", solve
     m0 = budgets.size
     inputs = columns(hw, wl, cons)
     check_rules({**{k: True for obj in (hw, wl, cons) for k in given(obj)}, unit: True}, 1, lambda i: "frontier", cli_name)
+    energy = _energy_inputs(inputs, hw, energy or unit == "kwh")
     fams, P, law_idx, law_col = _rows(laws, m0)
     m = m0 * len(laws)
     inputs[unit] = budgets if len(laws) == 1 else np.tile(budgets, len(laws))
+    priced = hw.usd_per_gpu_hour is not None or hw.usd_per_kwh is not None
     opt = optional_columns(budget_converted=unit != "flops", max_days=hw.max_days is not None, gpu=hw.given,
-                           gpus=hw.gpus is not None, price=hw.usd_per_gpu_hour is not None,
+                           gpus=hw.gpus is not None, price=priced,
                            inference=wl.inference_tokens is not None, unique_tokens=wl.unique_tokens is not None,
-                           overfit=overfit or cons.max_overfit is not None)
+                           overfit=overfit or cons.max_overfit is not None, energy=energy,
+                           co2=hw.grid_gco2_per_kwh is not None)
     res = engine.solve(inputs, m, fams, P, law_idx, solver=SOLVER_NAMES.index(solver),
                        overfit="overfit_penalty" in opt)
     spent = res["flops"]
@@ -106,7 +247,28 @@ def frontier(laws: list[Law], budgets: np.ndarray, *, unit: str = "flops", solve
     cols.update({name: res[name] for name in RESULT_HEAD[1:]})
     cols.update({name: res[name] for name in opt})
     _family_columns(laws, cols, m0, loss_law)
-    return Result(cols, m, list(laws), _describe(cons, hw, wl))
+    if shape is not None and shape.flops_model not in (None, "6N"):
+        _flops_model_rows(laws, cols, m0, shape, cons, hw, wl, overfit)
+    _shape_columns(laws, cols, m0, shape, shapes)
+    if convergence_gap:
+        _convergence_gap(laws, cols, m0)
+    return Result(cols, m, list(laws), _describe(cons, hw, wl, shape))
+
+
+def _energy_inputs(inputs, hw: Hardware, asked: bool) -> bool:
+    """Whether the energy columns are wanted (asked for, or an energy option given); puts the board power and
+    the energy defaults among the engine inputs when they are."""
+    if not (asked or hw.energy):
+        return False
+    if not hw.given:
+        raise ScalesweepError("the energy columns need a GPU (--gpu, or --peak-tflops with --board-power-w)")
+    if hw.power is None:
+        raise ScalesweepError(f"{hw.gpu or 'a custom GPU'} has no board power in the hardware catalogue: give "
+                              "--board-power-w")
+    inputs["board_power_w"] = hw.power
+    inputs.setdefault("power_fraction", units.DEFAULT_POWER_FRACTION)
+    inputs.setdefault("pue", units.DEFAULT_PUE)
+    return True
 
 
 def _family_columns(laws, cols, m0, loss_law):
@@ -126,31 +288,81 @@ def _family_columns(laws, cols, m0, loss_law):
 
 
 def target_loss(laws: list[Law], targets: np.ndarray, *, constraints: Constraints | None = None,
-                hardware: Hardware | None = None, workload: Workload | None = None) -> Result:
-    """The least compute reaching each target loss under each law; see ``api.target_loss``."""
+                hardware: Hardware | None = None, workload: Workload | None = None, energy: bool = False) -> Result:
+    """The least compute reaching each target loss under each law; see ``api.target_loss``. ``energy`` as for
+    :func:`frontier`."""
     cons, hw, wl = _options(constraints, hardware, workload)
     for law in laws:
         if not law.spec.target_loss:
             raise ScalesweepError(f"target-loss does not support {law.name} (family {law.family}): the inverse solver "
                                   "has no level curve for it")
-    if cons.max_overfit is not None:
-        raise ScalesweepError("--max-overfit is a frontier limit; target-loss does not support it")
+    for name in engine.FRONTIER_ONLY_LIMITS:
+        if getattr(cons, name) is not None:
+            raise ScalesweepError(f"{flag(name)} is a frontier limit; target-loss does not support it")
     m0 = targets.size
     inputs = columns(hw, wl, cons)
     check_rules({**{k: True for obj in (hw, wl, cons) for k in given(obj)}, "target_loss": True}, 1, lambda i: "target-loss", cli_name)
+    energy = _energy_inputs(inputs, hw, energy)
     fams, P, law_idx, law_col = _rows(laws, m0)
     m = m0 * len(laws)
     inputs["target_loss"] = targets if len(laws) == 1 else np.tile(targets, len(laws))
     res = engine.solve(inputs, m, fams, P, law_idx, overfit=False)
     opt = optional_columns(budget_converted=False, max_days=False, gpu=hw.given, gpus=hw.gpus is not None,
-                           price=hw.usd_per_gpu_hour is not None, inference=wl.inference_tokens is not None,
-                           unique_tokens=wl.unique_tokens is not None, overfit=False)
+                           price=hw.usd_per_gpu_hour is not None or hw.usd_per_kwh is not None,
+                           inference=wl.inference_tokens is not None, unique_tokens=wl.unique_tokens is not None,
+                           overfit=False, energy=energy, co2=hw.grid_gco2_per_kwh is not None)
     cols = {} if law_col is None else {"law": law_col}
     cols["target_loss"] = np.array(inputs["target_loss"], copy=True)
     cols["flops"] = res["flops"]
     cols.update({name: res[name] for name in RESULT_HEAD[1:]})
     cols.update({name: res[name] for name in opt})
     return Result(cols, m, list(laws), _describe(cons, hw, wl))
+
+
+def _sizes(values, what: str) -> np.ndarray:
+    """Numbers or sizes (``7B``) as a 1-D array of finite positive floats."""
+    from .validate import SIZE_HINT, parse_size, positive_array
+
+    items = values.split(",") if isinstance(values, str) else np.atleast_1d(np.asarray(values, dtype=object)).tolist()
+    out = []
+    for v in items:
+        try:
+            out.append(parse_size(v.strip() if isinstance(v, str) else v))
+        except (TypeError, ValueError):
+            raise ScalesweepError(f"{what}: {v!r} is not a number or a size ({SIZE_HINT})") from None
+    return positive_array(out, what)
+
+
+def loss_at(params, tokens, laws=None):
+    """The loss each law predicts for a model of ``params`` parameters trained on ``tokens`` tokens: a small
+    DataFrame with one row per (law, point), law-major: law, params, tokens, loss, irreducible_loss (the loss
+    as N and D grow without limit: E for the chinchilla and data-constrained families, 0 for Kaplan's power
+    laws) and gap = loss - irreducible_loss (what more parameters and data could still win).
+
+    ``params`` and ``tokens`` are numbers or sizes (``"7B"``, ``"2T"``), or equal-length lists of them;
+    ``laws`` a law, a preset name, names joined by commas or a list (default: the default law). Each law reads
+    N in its own convention (``scalesweep laws``: Kaplan's presets count non-embedding parameters). An
+    allocation rule has no loss and is refused.
+    """
+    from .laws import as_laws
+    from .tables import to_frame
+
+    chosen = as_laws(laws)
+    n, d = _sizes(params, "params"), _sizes(tokens, "tokens")
+    if n.size != d.size:
+        if n.size != 1 and d.size != 1:
+            raise ScalesweepError(f"give as many params as tokens (or one of either), got {n.size} and {d.size}")
+        n, d = (np.array(a) for a in np.broadcast_arrays(n, d))
+    for law in chosen:
+        if not law.spec.has_loss:
+            raise ScalesweepError(f"{law.name} is an allocation rule (family {law.family}): it gives no loss")
+    k = n.size
+    loss = np.concatenate([np.atleast_1d(law.loss(n, d)) for law in chosen])
+    floor = np.repeat([law.spec.irreducible_loss(law.params) for law in chosen], k)
+    cols = {"law": (np.repeat(np.arange(len(chosen), dtype=np.int32), k), [law.name for law in chosen]),
+            "params": np.tile(n, len(chosen)), "tokens": np.tile(d, len(chosen)), "loss": loss,
+            "irreducible_loss": floor, "gap": loss - floor}
+    return to_frame(cols, k * len(chosen))
 
 
 CHUNK_ROWS = 1 << 18  # budgets solved and written at a time when streaming (~60 MB of columns)

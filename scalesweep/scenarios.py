@@ -23,14 +23,17 @@ from .errors import ScalesweepError
 from .grid import parse_range
 from .codes import FAMILY_NAMES
 from .laws import FAMILIES, PRESETS, get_law, law_arrays, preset_name
-from .options import DEFAULTS, FIELDS, STRING_FIELDS, check_rules
+from .options import DEFAULTS, ENERGY_FIELDS, FIELDS, STRING_FIELDS, check_rules
 from .output import jsonable, table_writer
 from .pipeline import overlapped
 from .readers import csv_row_offset, scan_csv, toml_loads, yaml_load
-from .tables import COLUMNS, ENGINE_COLUMNS, OVERRIDE_PREFIX, arrow_column, input_column, metadata, to_arrow
-from .validate import RULES, bad_mask, check_size, parse_size, suggest
+from .tables import (COLUMNS, OVERRIDE_PREFIX, arrow_column, arrow_float, input_column, metadata,
+                     scenario_result_columns, to_arrow)
+from .validate import RULES, bad_mask, check_size, clip, parse_size, suggest
 
 CHUNK_ROWS = 1 << 19  # scenarios per chunk (= Parquet row group)
+# Columns written dictionary-encoded in Parquet (names repeated over many rows); the rest plain.
+DICTIONARY_COLUMNS = ["law", "gpu", "loss_law", "active_constraint", "infeasible_reason", "budget_limited_by"]
 # Input columns whose names are also result columns are written with a budget_ prefix.
 INPUT_RENAMES = {"pf_days": "budget_pf_days", "gpu_hours": "budget_gpu_hours", "usd": "budget_usd"}
 AS_USED = ("mfu", "bytes_per_param")  # inputs written as used (their default where not given): never null
@@ -98,7 +101,7 @@ class _Laws:
 def _shown(v) -> str:
     """A value for a message: a list or mapping by its kind (it may be long), anything else by its repr."""
     if not isinstance(v, (list, dict)):
-        return repr(v)
+        return clip(v)
     text = repr(v)
     text = text if len(text) <= 40 else text[:37] + "..."
     return f"a {'list' if isinstance(v, list) else 'mapping'} ({text})"
@@ -176,10 +179,10 @@ class SweepSpec:
                 except ValueError:
                     v = None
                 if v is None:
-                    raise ScalesweepError(f"{where}, item {i + 1}: expected a number, got {values[i]!r}")
+                    raise ScalesweepError(f"{where}, item {i + 1}: expected a number, got {clip(values[i])}")
             if _is_override(name):
                 if not math.isfinite(v):
-                    raise ScalesweepError(f"{where}, item {i + 1}: must be finite, got {v!r}")
+                    raise ScalesweepError(f"{where}, item {i + 1}: must be finite, got {clip(v)}")
             elif bad_mask(FIELDS[name]["rule"], np.array([float(v)]))[0] or math.isnan(v):
                 raise ScalesweepError(f"{where}, item {i + 1}: must be {RULES[FIELDS[name]['rule']]}, "
                                       f"got {values[i]!r}")
@@ -227,21 +230,37 @@ class SweepSpec:
 
     def columns_for(self, start: int, stop: int) -> dict:
         """The scenarios start..stop-1, decoded from their index (mixed radix over the fields' lists)."""
-        idx = np.arange(start, stop, dtype=np.int64)
         cols = {}
         for (name, values), count, stride in zip(self.fields.items(), self.counts, self.strides, strict=True):
-            codes = None if count == 1 else (idx // stride) % count
             if name in STRING_FIELDS:
-                cols[name] = (np.zeros(idx.size, np.int32) if codes is None else codes.astype(np.int32), values)
+                codes = np.arange(count, dtype=np.int32)
+                cols[name] = (np.zeros(stop - start, np.int32) if count == 1 else _digit(codes, start, stop, stride),
+                              values)
             else:
                 arr = self._arrays.get(name)
                 if arr is None:  # converted once per spec, not per chunk
                     arr = self._arrays[name] = np.asarray(values, dtype=np.float64)
-                cols[name] = np.float64(arr[0]) if codes is None else arr[codes]
+                cols[name] = np.float64(arr[0]) if count == 1 else _digit(arr, start, stop, stride)
         return cols
 
     def count_rows(self) -> int:
         return self.rows
+
+
+def _digit(values: np.ndarray, start: int, stop: int, stride: int) -> np.ndarray:
+    """``values[(i // stride) % len(values)]`` for i in start..stop-1: one mixed-radix digit of the scenario
+    index, mapped to its values. The digit is constant over runs of ``stride`` consecutive rows, so the column
+    is built as repeated runs (or, for the fastest field, tiled) rather than by a division per row."""
+    count, m = values.size, stop - start
+    if stride == 1:
+        shift = start % count
+        return np.tile(values, -(-(m + shift) // count))[shift:shift + m]
+    first, last = start // stride, (stop - 1) // stride
+    repeats = np.full(last - first + 1, stride, dtype=np.int64)
+    repeats[0] = min(stop, (first + 1) * stride) - start
+    if repeats.size > 1:
+        repeats[-1] = stop - last * stride
+    return np.repeat(values[np.arange(first, last + 1) % count], repeats)
 
 
 class TableSpec:
@@ -336,7 +355,7 @@ class TableSpec:
             if bad.any():
                 i = int(np.argmax(bad))
                 raise ScalesweepError(f"{self.label(start + i)}, field {name!r}: expected a number, "
-                                      f"got {s.iloc[i]!r}")
+                                      f"got {clip(s.iloc[i])}")
             cols[name] = v
         return cols
 
@@ -442,9 +461,10 @@ def _solve_chunk(spec, start: int, m: int, cols: dict, laws: _Laws, present: lis
             raise ScalesweepError(f"{label(start + (i if np.ndim(v) else 0))}, field {name!r}: must be "
                                   f"{RULES[FIELDS[name]['rule']]}, got {val:g}")
         inputs[name] = v
-    # Hardware: a preset per row, with peak_tflops / gpu_memory_gb columns overriding where given.
+    # Hardware: a preset per row, with peak_tflops / gpu_memory_gb / board_power_w columns overriding where given.
     peak = np.full(m, np.nan)
     mem = np.full(m, np.nan)
+    power = np.full(m, np.nan)
     if "gpu" in cols:
         codes, names = cols["gpu"]
         hw = []
@@ -455,7 +475,8 @@ def _solve_chunk(spec, start: int, m: int, cols: dict, laws: _Laws, present: lis
                 raise ScalesweepError(f"{label(start + int(np.argmax(codes == j)))}, field 'gpu': {exc}") from None
         lut_p = np.array([h.peak_tflops for h in hw] + [np.nan])
         lut_m = np.array([h.memory_gb for h in hw] + [np.nan])
-        peak, mem = lut_p[codes], lut_m[codes]  # code -1 (empty cell) picks the trailing NaN
+        lut_w = np.array([np.nan if h.board_power_w is None else h.board_power_w for h in hw] + [np.nan])
+        peak, mem, power = lut_p[codes], lut_m[codes], lut_w[codes]  # code -1 (empty cell): the trailing NaN
     given = {name: ~np.isnan(inputs[name]) if np.ndim(inputs[name]) else not np.isnan(inputs[name])
              for name in present if name in inputs}
     given["gpu"] = ~np.isnan(peak)
@@ -465,6 +486,12 @@ def _solve_chunk(spec, start: int, m: int, cols: dict, laws: _Laws, present: lis
     if "gpu_memory_gb" in inputs:
         mem = np.where(np.isnan(inputs["gpu_memory_gb"]), mem, inputs["gpu_memory_gb"])
     inputs["peak_tflops"], inputs["gpu_memory_gb"] = peak, mem
+    if set(ENERGY_FIELDS) & set(present):  # energy asked for: each row's board power, and the energy defaults
+        if "board_power_w" in inputs:
+            power = np.where(np.isnan(inputs["board_power_w"]), power, inputs["board_power_w"])
+        inputs["board_power_w"] = power
+        for name, default in (("power_fraction", units.DEFAULT_POWER_FRACTION), ("pue", units.DEFAULT_PUE)):
+            inputs[name] = np.where(np.isnan(inputs[name]), default, inputs[name]) if name in inputs else default
     for name in ("mfu", "bytes_per_param", "inference_tokens"):
         if name in inputs:
             inputs[name] = np.where(np.isnan(inputs[name]), DEFAULTS[name], inputs[name])
@@ -544,14 +571,25 @@ def _input_spec(name: str):
     return replace(spec, null="") if name in AS_USED else spec
 
 
-def output_schema(present: list[str]) -> tuple[pa.Schema, list[str]]:
+def _float_dtype(dtype) -> np.dtype:
+    """The type of the result columns: float64 (the default) or float32."""
+    dt = np.dtype(dtype)
+    if dt not in (np.float64, np.float32):
+        raise ScalesweepError(f"--dtype must be float64 or float32, got {dt}")
+    return dt
+
+
+def output_schema(present: list[str], dtype=np.float64) -> tuple[pa.Schema, list[str]]:
     """Columns: scenario_id, law, the spec's input fields, mfu, bytes_per_param, then every result, each with
-    its type and field metadata from the column registry."""
+    its type and field metadata from the column registry. With ``dtype`` float32 the float results are float32
+    (the inputs stay float64: they are written as given)."""
     inputs = [n for n in present if n not in ("law", "flops")]
     inputs += [name for name in AS_USED if name not in inputs]
     fields = [COLUMNS[name].field(name) for name in ("scenario_id", "law")]
     fields += [_input_spec(name).field(output_name(name)) for name in inputs]
-    fields += [COLUMNS[name].field(name) for name in ENGINE_COLUMNS]
+    narrow = pa.float32() if _float_dtype(dtype) == np.float32 else None
+    fields += [COLUMNS[name].field(name, narrow if COLUMNS[name].type == "float" else None)
+               for name in scenario_result_columns(present)]
     return pa.schema(fields), inputs
 
 
@@ -561,29 +599,34 @@ def _batch(schema, inputs_order, start, m, cols, inputs, law_idx, laws: _Laws, r
     for name in inputs_order:  # a string field's empty cell (code -1) and a number's (NaN) are null
         arrays.append(arrow_column(output_name(name), _input_spec(name), inputs[name] if name in AS_USED
                                    else cols[name], m))
-    result = to_arrow({name: res[name] for name in ENGINE_COLUMNS}, m)
-    arrays.extend(result.column(i).combine_chunks() for i in range(result.num_columns))
+    names = schema.names[2 + len(inputs_order):]
+    result = to_arrow({name: res[name] for name in names}, m)
+    for name, col in zip(names, result.columns, strict=True):
+        if schema.field(name).type == pa.float32():  # the float64 result rounded to nearest; NaN stays null
+            col = arrow_float(np.broadcast_to(np.asarray(res[name], dtype=np.float64), (m,)).astype(np.float32))
+        arrays.append(col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col)
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def run(spec, path, *, fmt: str | None = None, chunk_rows: int = CHUNK_ROWS, command_line: str | None = None,
-        progress=None) -> dict:
+        progress=None, dtype="float64") -> dict:
     """Solve every scenario of ``spec`` (a path or a loaded spec) and stream the results to ``path`` (format by
-    suffix or ``fmt``; ``-`` is stdout). Returns a summary: rows, feasible, infeasible (count per reason),
-    seconds."""
+    suffix or ``fmt``; ``-`` is stdout). ``dtype="float32"`` writes the float results as float32 (half the
+    bytes; about 7 significant digits; the metadata records it). Returns a summary: rows, feasible, infeasible
+    (count per reason), seconds."""
     import time
 
+    dtype = _float_dtype(dtype)
     if not isinstance(spec, (SweepSpec, TableSpec)):
         spec = load_spec(spec)
     present = spec.columns()
-    schema, inputs_order = output_schema(present)
+    schema, inputs_order = output_schema(present, dtype)
     laws = _Laws()
     t0 = time.perf_counter()
     done = feasible = 0
     reasons: dict[str, int] = {}
-    with table_writer(path, schema.with_metadata(metadata_for(spec, command_line)), fmt,
-                      parquet_options={"use_dictionary": ["law", "gpu", "loss_law", "active_constraint",
-                                                          "infeasible_reason", "budget_limited_by"]}) as w:
+    with table_writer(path, schema.with_metadata(metadata_for(spec, command_line, _metadata_fields(spec, dtype))), fmt,
+                      parquet_options={"use_dictionary": DICTIONARY_COLUMNS}) as w:
         def solved():
             nonlocal feasible
             for start, m, cols in spec.chunks(chunk_rows):
@@ -611,11 +654,11 @@ def _count_reasons(into: dict, reason) -> None:
             into[names[i]] = into.get(names[i], 0) + int(c)
 
 
-def solve_part(spec, start: int, stop: int) -> tuple[pa.RecordBatch, dict]:
+def solve_part(spec, start: int, stop: int, dtype="float64") -> tuple[pa.RecordBatch, dict]:
     """Scenarios start..stop-1 as one record batch (and its infeasible counts): what a dataset part holds.
     The same code path as ``run``, so a partitioned run equals a single-file run row for row."""
     present = spec.columns()
-    schema, inputs_order = output_schema(present)
+    schema, inputs_order = output_schema(present, dtype)
     laws = _Laws()
     cols = spec.columns_for(start, stop)
     inputs, law_idx, res = _solve_chunk(spec, start, stop - start, cols, laws, present)
@@ -624,10 +667,13 @@ def solve_part(spec, start: int, stop: int) -> tuple[pa.RecordBatch, dict]:
     return _batch(schema, inputs_order, start, stop - start, cols, inputs, law_idx, laws, res), reasons
 
 
-def _metadata_fields(spec) -> dict:
-    """What the metadata says about a spec, besides the command line (JSON-ready)."""
-    return jsonable({"spec": spec.describe(), "defaults": DEFAULTS,
-                     "laws": {n: PRESETS[n].citation for n in spec.law_names()}})
+def _metadata_fields(spec, dtype=np.float64) -> dict:
+    """What the metadata says about a spec, besides the command line (JSON-ready); ``dtype`` only when the
+    float results are float32."""
+    fields = {"spec": spec.describe(), "defaults": DEFAULTS, "laws": {n: PRESETS[n].citation for n in spec.law_names()}}
+    if np.dtype(dtype) != np.float64:
+        fields["dtype"] = str(np.dtype(dtype))
+    return jsonable(fields)
 
 
 def metadata_for(spec, command_line=None, fields: dict | None = None) -> dict:
@@ -636,7 +682,7 @@ def metadata_for(spec, command_line=None, fields: dict | None = None) -> dict:
                     command_line=command_line)
 
 
-def job(spec_path, *, partition_rows: int, command_line=None):
+def job(spec_path, *, partition_rows: int, command_line=None, dtype="float64"):
     """A partitioned scenario run: parts of consecutive scenarios. The spec file's bytes go into the job's
     hash, so a changed file never resumes into an old directory."""
     import hashlib
@@ -648,17 +694,19 @@ def job(spec_path, *, partition_rows: int, command_line=None):
     rows = loaded.count_rows()
     digest = hashlib.sha256(storage.read_bytes(path)).hexdigest()
     # The metadata's description of the spec is made once here; every part adds only the command line.
-    fields = _metadata_fields(loaded)
+    fields = _metadata_fields(loaded, _float_dtype(dtype))
     if fields["spec"].get("source") == path:  # the spec as the user named it, as a single-file run records it
         fields["spec"]["source"] = str(spec_path)
     spec = {"path": path, "sha256": digest, "metadata": fields, "command_line": command_line}
+    if "dtype" in fields:  # float32 results (a float64 job's spec, and so its hash, is as it always was)
+        spec["dtype"] = fields["dtype"]
     return Job("scenarios", spec, plan(rows, partition_rows), rows, compute_part)
 
 
 def compute_part(spec: dict, start: int, stop: int):
     """Scenarios start..stop-1 of a job as an Arrow table with the scenario schema and metadata."""
     loaded = load_spec(spec["path"])
-    batch, reasons = solve_part(loaded, start, stop)
+    batch, reasons = solve_part(loaded, start, stop, spec.get("dtype", "float64"))
     md = metadata_for(loaded, spec["command_line"], spec.get("metadata"))
     table = pa.Table.from_batches([batch]).replace_schema_metadata(md)
     return table, {"rows": table.num_rows, "infeasible": reasons}

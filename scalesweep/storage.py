@@ -48,6 +48,10 @@ ALIASES = {"gcs": "gs"}  # schemes that name the same filesystem (for comparing 
 OBJECT_STORES = ("s3", "gcs")  # pyarrow filesystem types whose first path component is a bucket
 ENV_HINT = "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL, ..."
 READ_ONLY_SCHEMES = ("http", "https")  # fsspec reads them; nothing can be written there
+PROCESS_SCHEMES = ("memory",)  # filesystems inside this process: gone when it exits
+# Whether this process ends with its command (the ``scalesweep`` console script, ``python -m scalesweep``):
+# then an output in a ``PROCESS_SCHEMES`` filesystem would be lost, and is refused.
+ONE_SHOT = False
 # Schemes a name like ``file:x.parquet`` (one colon, no ``//``) was probably meant as.
 KNOWN_SCHEMES = ("file", "memory", "http", "https", *PYARROW_SCHEMES)
 _SCHEME_NO_SLASHES = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):(?!//)")
@@ -250,6 +254,8 @@ def object_key_problem(text: str, *, directory: bool = False) -> str | None:
     scheme = m.group(1).lower()
     if scheme in READ_ONLY_SCHEMES:
         return f"{scheme}:// is read-only (it can be an input, not an output)"
+    if scheme in PROCESS_SCHEMES and ONE_SHOT:
+        return f"{scheme}:// lives inside this process, which ends with the command; give a file or an object store"
     if not text[m.end():].strip("/"):
         return "it names no file"
     if text.endswith("/") and not directory:

@@ -24,7 +24,7 @@ import pyarrow as pa
 from ._version import __version__
 from .codes import ACTIVE_NAMES, BUDGET_LIMITS
 from .errors import ScalesweepError
-from .options import BUDGET_FIELDS, FIELDS
+from .options import BUDGET_FIELDS, ENERGY_FIELDS, FIELDS
 from .output import jsonable
 
 METADATA_KEY = b"scalesweep"
@@ -64,18 +64,37 @@ COLUMNS: dict[str, Column] = {
     "loss": Column("float", "nats/token", "the law's loss at (N, D)", _INFEASIBLE + ", an allocation rule without "
                    "a loss law, or a point where the loss is not defined"),
     "tokens_per_param": Column("float", "tokens/parameter", "D/N", _INFEASIBLE),
+    "n_layer": Column("int", "layers", "transformer blocks of the row's shape (shapes.shape)", _INFEASIBLE),
+    "d_model": Column("int", "", "width of the row's shape: a multiple of the head size", _INFEASIBLE),
+    "n_heads": Column("int", "heads", "attention heads: d_model / head size", _INFEASIBLE),
+    "non_embedding_params": Column("float", "parameters", "12 n_layer d_model^2 of the shape (Kaplan Eq. 2.1)",
+                                   _INFEASIBLE),
+    "embedding_params": Column("float", "parameters", "vocab x d_model (+ context x d_model for learned positions)",
+                               _INFEASIBLE),
+    "convergence_gap": Column("float", "", "loss / L(N, inf) - 1: how far above the converged loss of its size the "
+                              "row stops (Kaplan et al. 2020 Eq. B.5)", _INFEASIBLE + ", or a law without a loss "
+                              "of N and D"),
+    "irreducible_loss": Column("float", "nats/token", "the law's loss as N and D grow without limit (E; 0 for a "
+                               "pure power law)"),
+    "gap": Column("float", "nats/token", "loss - irreducible_loss: what more parameters and data could still win",
+                  "a point where the loss is not defined"),
     "feasible": Column("bool", "", "whether every limit can be met"),
     "active_constraint": Column("category", "", "the limit the optimum sits on (none: unconstrained)",
                                 categories=ACTIVE_NAMES),
     "infeasible_reason": Column("category", "", "why a row is infeasible: the conflicting limits joined by '+', "
-                                "max_days, irreducible_loss, unsupported_family, no_allocation, budget or "
-                                "undefined_loss", "feasible row"),
+                                "max_days, irreducible_loss, unsupported_family, no_allocation, budget, "
+                                "budget_overflow, COLUMN_overflow or undefined_loss", "feasible row"),
     "budget_flops": Column("float", "FLOP", "the budget before a max_days cap", "target-loss row (no budget)"),
     "budget_limited_by": Column("category", "", "budget, or max_days when the time limit cut it",
                                 categories=BUDGET_LIMITS),
     "gpu_hours": Column("float", "GPU-hours", "flops / (peak x MFU x 3600)", "no GPU on the row, or " + _NO_TARGET),
     "wall_days": Column("float", "days", "gpu_hours / (24 x gpus)", "no GPU or gpus on the row, or " + _NO_TARGET),
-    "usd": Column("float", "USD", "gpu_hours x usd_per_gpu_hour", "no GPU or price on the row, or " + _NO_TARGET),
+    "usd": Column("float", "USD", "gpu_hours x usd_per_gpu_hour, plus energy_kwh x usd_per_kwh where an electricity "
+                  "price is given", "no GPU or price on the row, or " + _NO_TARGET),
+    "energy_kwh": Column("float", "kWh", "facility energy: gpu_hours x board_power_w / 1000 x power_fraction x pue",
+                         "no GPU with a board power on the row, or " + _NO_TARGET),
+    "co2_t": Column("float", "t CO2", "emissions: energy_kwh x grid_gco2_per_kwh / 1e6",
+                    "no GPU with a board power or no grid intensity on the row, or " + _NO_TARGET),
     "inference_flops": Column("float", "FLOP", "2 N D_inf", _INFEASIBLE),
     "lifetime_flops": Column("float", "FLOP", "flops + inference_flops", _INFEASIBLE),
     "epochs": Column("float", "epochs", "tokens / unique_tokens", "no unique_tokens on the row, or " + _INFEASIBLE),
@@ -108,6 +127,49 @@ COLUMNS: dict[str, Column] = {
     "exact_tokens_at_target": Column("float", "tokens", "the law's D* at the target budget"),
     "tokens_bias": Column("float", "", "tokens_at_target / exact_tokens_at_target - 1", _NO_FIT),
     "failed_fits": Column("int", "", "IsoFLOP parabolas that opened downward (left out of the fit)"),
+    # fit-isoflop per-budget tables (Hoffmann et al. 2022 Approach 2 on runs)
+    "runs": Column("int", "runs", "runs at the budget"),
+    "params_min": Column("float", "parameters", "smallest model size sampled at the budget"),
+    "params_max": Column("float", "parameters", "largest model size sampled at the budget"),
+    "params_opt": Column("float", "parameters", "N at the vertex of the budget's parabola of loss in log N",
+                         "the parabola opens downward (no minimum)"),
+    "params_opt_lo": Column("float", "parameters", "lower bootstrap percentile of params_opt",
+                            "no bootstrap, or no resample has a minimum"),
+    "params_opt_hi": Column("float", "parameters", "upper bootstrap percentile of params_opt",
+                            "no bootstrap, or no resample has a minimum"),
+    "tokens_opt": Column("float", "tokens", "C / (6 params_opt): the tokens of the budget's optimal size",
+                         "the parabola has no minimum"),
+    "tokens_opt_lo": Column("float", "tokens", "lower bootstrap percentile of tokens_opt",
+                            "no bootstrap, or no resample has a minimum"),
+    "tokens_opt_hi": Column("float", "tokens", "upper bootstrap percentile of tokens_opt",
+                            "no bootstrap, or no resample has a minimum"),
+    "loss_opt": Column("float", "nats/token", "the parabola's loss at its vertex", "the parabola opens downward"),
+    "curvature": Column("float", "nats/token/decade^2", "the parabola's coefficient of (log10 N)^2 (> 0: a minimum)"),
+    "convex": Column("bool", "", "whether the parabola in log N has a minimum (curvature beyond rounding)"),
+    "extrapolated": Column("bool", "", "whether the minimum lies outside the sizes (or tokens) sampled"),
+    "used": Column("bool", "", "whether the row is in the fitted power laws"),
+    "bootstrap_ok": Column("int", "resamples", "bootstrap resamples of the budget whose parabolas have a minimum"),
+    # fit-envelope per-point tables (Approach 1)
+    "run": Column("category", "", "the run attaining the lowest loss at the point", "no run covers the point"),
+    "runs_covering": Column("int", "runs", "runs whose checkpoints span the point's FLOPs"),
+    "edge": Column("bool", "", "whether the envelope run is the smallest or largest model covering the point"),
+    # fit-compare
+    "estimator": Column("category", "", "the fit's estimator (scalesweep fit --estimator)"),
+    "runs_fitted": Column("int", "runs", "runs the fit used (weight > 0, not held out)"),
+    "objective": Column("float", "", "the estimator's objective at its optimum (each estimator on its own scale)"),
+    "log_likelihood_gaussian": Column("float", "nats", "Gaussian log-likelihood of the log residuals on the fitted "
+                                      "runs, sigma at its maximum (comparable across estimators)"),
+    "aic": Column("float", "", "2k - 2 log_likelihood_gaussian, k = the law's parameters + sigma"),
+    "log_likelihood_own": Column("float", "nats", "the estimator's own log-likelihood (huber-likelihood)",
+                                 "an estimator without a likelihood of its own"),
+    "heldout_rmse_log": Column("float", "", "RMSE of ln(predicted / measured loss) on the held-out runs",
+                               "no --holdout-top"),
+    "heldout_max_abs_rel_error": Column("float", "", "largest |predicted / measured loss - 1| on the held-out runs",
+                                        "no --holdout-top"),
+    "heldout_n_opt_max_abs_rel_error": Column("float", "", "largest |N_opt / N_opt of the fit on all runs - 1| at "
+                                              "the held-out runs' budgets", "no --holdout-top"),
+    **{f"param_{p}": Column("float", "", f"the fitted law's parameter {p}", "a family without this parameter")
+       for p in ("E", "A", "B", "alpha", "beta", "N_c", "D_c", "alpha_N", "alpha_D")},
 }
 _BAND = re.compile(r"(params|tokens|loss)_p(.+)")  # percentile bands: params_p5, loss_p97.5, ...
 OVERRIDE_PREFIX = "law_"  # a scenario's law parameter override is written as the column law_NAME
@@ -146,8 +208,20 @@ ENGINE_COLUMNS = (*RESULT_HEAD, "budget_flops", "budget_limited_by", "gpu_hours"
                   "inference_flops", "lifetime_flops", "epochs", "max_params_memory", "overfit_penalty")
 
 
+# The energy columns: frontier and target-loss tables have them when energy is asked for (``optional_columns``),
+# scenario tables when the spec has an energy field (``scenario_result_columns``).
+ENERGY_COLUMNS = ("energy_kwh", "co2_t")
+
+
+def scenario_result_columns(present) -> tuple[str, ...]:
+    """The result columns of a scenario table whose spec has the fields ``present``: every engine column, and
+    the energy columns where an energy field is among them (null on rows without a GPU with a board power)."""
+    return (*ENGINE_COLUMNS, *ENERGY_COLUMNS) if set(ENERGY_FIELDS) & set(present) else ENGINE_COLUMNS
+
+
 def optional_columns(*, budget_converted: bool, max_days: bool, gpu: bool, gpus: bool, price: bool,
-                     inference: bool, unique_tokens: bool, overfit: bool) -> list[str]:
+                     inference: bool, unique_tokens: bool, overfit: bool, energy: bool = False,
+                     co2: bool = False) -> list[str]:
     """The real-unit result columns the inputs allow: a fixed schema for a given set of options."""
     out = []
     if budget_converted or max_days:
@@ -160,6 +234,10 @@ def optional_columns(*, budget_converted: bool, max_days: bool, gpu: bool, gpus:
             out.append("wall_days")
         if price:
             out.append("usd")
+        if energy:
+            out.append("energy_kwh")
+            if co2:
+                out.append("co2_t")
     if inference:
         out += ["inference_flops", "lifetime_flops"]
     if unique_tokens:
@@ -308,12 +386,14 @@ def surface_metadata(law, *, form: str, grid: dict, dtype: str, rows: int, comma
 
 
 def frontier_metadata(laws, *, command: str, constraints: dict, hardware: dict, workload: dict, grid: dict, rows: int,
-                      command_line: str | None) -> dict:
-    """Frontier and target-loss tables: the law (or laws), limits, hardware, inference and the budgets."""
+                      command_line: str | None, model: dict | None = None) -> dict:
+    """Frontier and target-loss tables: the law (or laws), limits, hardware, inference and the budgets; ``model``
+    (the shape and FLOPs-per-token options) where given."""
     laws = list(laws)
     law_fields = {"law": laws[0].to_dict()} if len(laws) == 1 else {"laws": [law.to_dict() for law in laws]}
+    extra = {"model": model} if model else {}
     return metadata(command, **law_fields, constraints=constraints, hardware=hardware, workload=workload, grid=grid,
-                    rows=rows, command_line=command_line)
+                    rows=rows, command_line=command_line, **extra)
 
 
 def read_metadata(path) -> dict:

@@ -7,6 +7,10 @@ A rule is a name (``RULES``): ``pos`` (a finite number > 0), ``int`` (a whole nu
 A size (a count of parameters, tokens or FLOPs, and the ends of a range) may end in a suffix, any case:
 K (thousand, 1e3), M (million, 1e6), B (billion, 1e9) or T (trillion, 1e12). ``parse_size`` reads it as the
 decimal it stands for, so ``7B`` is exactly ``float("7e9")`` and ``1.5T`` exactly ``float("1.5e12")``.
+
+Number text longer than ``MAX_NUMBER_TEXT`` characters is refused before it is parsed (no float needs more,
+and reading tens of thousands of digits takes seconds), and messages show a value cut to ``SHOWN_CHARS``
+characters (``clip``).
 """
 
 from __future__ import annotations
@@ -44,6 +48,28 @@ def bad_mask(rule: str, v):
     return given & ~ok
 
 
+MAX_NUMBER_TEXT = 100  # characters of a number or size written as text
+SHOWN_CHARS = 40  # characters of a value a message repeats
+
+
+def clip(value, limit: int = SHOWN_CHARS) -> str:
+    """``repr(value)``, cut to about ``limit`` characters with the full length said: a message stays one
+    short line however long the value."""
+    text = repr(value)
+    if len(text) <= limit + 2:
+        return text
+    length = len(value) if isinstance(value, (str, bytes)) else len(text)
+    return f"{text[:limit]}... ({length:,} characters)"
+
+
+def check_number_text(text, what: str | None = None) -> None:
+    """Refuse number text longer than ``MAX_NUMBER_TEXT`` characters (a ScalesweepError, which is a ValueError:
+    callers that catch ValueError for "not a number" catch it too)."""
+    if isinstance(text, str) and len(text) > MAX_NUMBER_TEXT:
+        raise ScalesweepError(f"{what + ': ' if what else ''}too long for a number (at most {MAX_NUMBER_TEXT} "
+                              f"characters), got {clip(text)}")
+
+
 SIZE_SUFFIXES = {"k": 3, "m": 6, "b": 9, "t": 12}  # thousand, million, billion, trillion: powers of ten
 SIZE_HINT = "a size may end in K, M, B or T: 350M, 7B, 1.5T"
 _SIZE = re.compile(r"([+-]?(?:\d+\.?\d*|\.\d+))(?:e([+-]?\d+))?([kmbt])", re.IGNORECASE)
@@ -58,6 +84,7 @@ def parse_size(text) -> float:
         raise ValueError(f"not a number: {text!r}")
     if not isinstance(text, str):
         return float(text)
+    check_number_text(text)
     m = _SIZE.fullmatch(text.strip())
     if m is None:
         return float(text)
@@ -67,21 +94,22 @@ def parse_size(text) -> float:
 
 def number(value, what: str, rule: str = "pos", *, size: bool = False) -> float:
     """``value`` as a float that satisfies ``rule``; a one-line error naming ``what`` otherwise. With ``size``,
-    text may end in a suffix (``parse_size``)."""
+    text may end in a suffix (``parse_size``). Text over ``MAX_NUMBER_TEXT`` characters is refused unread."""
+    check_number_text(value, what)
     try:
         fv = parse_size(value) if size else float(value)
     except (TypeError, ValueError):
         hint = f" ({SIZE_HINT})" if size else ""
-        raise ScalesweepError(f"{what} must be {RULES[rule]}{hint}, got {value!r}") from None
+        raise ScalesweepError(f"{what} must be {RULES[rule]}{hint}, got {clip(value)}") from None
     if isinstance(value, bool) or not _ok(rule, fv):
-        raise ScalesweepError(f"{what} must be {RULES[rule]}, got {value!r}")
+        raise ScalesweepError(f"{what} must be {RULES[rule]}, got {clip(value)}")
     return fv
 
 
 def integer(value, what: str, minimum: int = 0) -> int:
     """``value`` as an int of at least ``minimum`` (a bool or a float is refused)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ScalesweepError(f"{what} must be a whole number >= {minimum}, got {value!r}")
+        raise ScalesweepError(f"{what} must be a whole number >= {minimum}, got {clip(value)}")
     return value
 
 
@@ -124,7 +152,7 @@ def choice(value: str, choices, what: str) -> str:
     """``value`` if it is one of ``choices``; else an error listing them, with a did-you-mean suggestion."""
     if value in choices:
         return value
-    raise ScalesweepError(f"unknown {what} {value!r}{suggest(value, choices)} (one of: {', '.join(choices)})")
+    raise ScalesweepError(f"unknown {what} {clip(value)}{suggest(value, choices)} (one of: {', '.join(choices)})")
 
 
 def suggest(name, choices) -> str:
@@ -163,9 +191,9 @@ def max_rows() -> int:
     try:
         v = parse_size(text)
     except ValueError:
-        raise ScalesweepError(f"{MAX_ROWS_ENV} must be a whole number >= 1, got {text!r}") from None
+        raise ScalesweepError(f"{MAX_ROWS_ENV} must be a whole number >= 1, got {clip(text)}") from None
     if not (math.isfinite(v) and v >= 1 and v == math.floor(v)):
-        raise ScalesweepError(f"{MAX_ROWS_ENV} / --max-rows must be a whole number >= 1, got {text!r}")
+        raise ScalesweepError(f"{MAX_ROWS_ENV} / --max-rows must be a whole number >= 1, got {clip(text)}")
     return int(v)
 
 

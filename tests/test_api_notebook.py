@@ -161,8 +161,8 @@ def test_lookup_repr(tmp_path):
 
 def test_fit_result_repr_and_html():
     law = ss.Law(family="chinchilla", params={"E": 1.8, "A": 482.0, "B": 2085.0, "alpha": 0.35, "beta": 0.37})
-    info = {"method": "lbfgs", "objective": "huber", "objective_value": 0.00123, "n_points": 240,
-            "excluded_highest_loss": 5}
+    info = {"method": "lbfgs", "objective": "huber", "estimator": "huber", "objective_value": 0.00123,
+            "n_points": 240, "excluded_highest_loss": 5}
     samples = np.array([[1.0, 480.0, 2000.0, 0.3, 0.3], [2.0, 482.0, 2100.0, 0.4, 0.4], [3.0, 484.0, 2200.0,
                                                                                        0.5, 0.5]])
     res = ss.FitResult(law=law, info=info, samples=samples)
@@ -173,8 +173,8 @@ def test_fit_result_repr_and_html():
     assert "<th>standard error</th>" in html
     for name, value, se in (("E", "1.8", "1"), ("A", "482", "2"), ("B", "2085", "100"), ("alpha", "0.35", "0.1")):
         assert f"<tr><td>{name}</td><td>{value}</td><td>{se}</td></tr>" in html
-    plain = ss.FitResult(law=law, info={**info, "method": "vp", "excluded_highest_loss": 0})
-    assert repr(plain).endswith("least squares objective 0.00123 (vp), 240 runs, no bootstrap)")
+    plain = ss.FitResult(law=law, info={**info, "method": "vp", "estimator": "ls-vp", "excluded_highest_loss": 0})
+    assert repr(plain).endswith("ls-vp objective 0.00123 (vp), 240 runs, no bootstrap)")
     assert "standard error" not in plain._repr_html_() and "<td>beta</td><td>0.37</td></tr>" in plain._repr_html_()
 
 

@@ -10,6 +10,7 @@ import re
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import numpy as np
@@ -391,7 +392,7 @@ def test_law_and_gpu_values_complete():
     assert "epoch" in complete(["scalesweep", "surface", "--law", "ep"])
     several = complete(["scalesweep", "frontier", "--law", "hoffmann2022,muenn"])
     assert "hoffmann2022,muennighoff2023" in several and all(s.startswith("hoffmann2022,muenn") for s in several)
-    assert complete(["scalesweep", "frontier", "--gpu", "h1"]) == {"H100-SXM", "H100-PCIe", "H100", "H100-SXM5"}
+    assert complete(["scalesweep", "frontier", "--gpu", "h1"]) == {"H100-SXM", "H100-PCIe", "H100-NVL", "H100", "H100-SXM5"}
     assert complete(["scalesweep", "target-loss", "--gpu", "H2"]) == {"H200", "H200-SXM"}
     assert "besiroglu2024,hoffmann2022" in complete(["scalesweep", "compare", "--laws", "besiroglu2024,hoff"])
     assert complete(["scalesweep", "war"]) == {"warmup"}
@@ -408,7 +409,7 @@ def test_completion_from_the_installed_command():
     env = {**os.environ, "_SCALESWEEP_COMPLETE": "bash_complete", "COMP_WORDS": "scalesweep frontier --gpu a1",
            "COMP_CWORD": "3"}
     p = subprocess.run([script], capture_output=True, text=True, env=env, timeout=60)
-    assert p.returncode == 0 and p.stdout.splitlines() == ["plain,A100", "plain,A100-80GB", "plain,A100-SXM4-80GB"]
+    assert p.returncode == 0 and p.stdout.splitlines() == ["plain,A100", "plain,A100-40GB", "plain,A100-80GB", "plain,A100-SXM4-80GB", "plain,A100-SXM4-40GB"]
 
 
 # ------------------------------------------------------------------------------------------- help
@@ -468,3 +469,15 @@ def test_help_loads_no_compiled_layers():
             "    sys.stderr.write(f\"{'numba' in sys.modules} {'pyarrow' in sys.modules} \")\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.stderr == "False False False False ", res.stderr
+
+
+def test_a_law_file_and_its_table_cannot_share_a_name(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    runs = root / "data" / "example_isoflop_runs.csv"
+    for command in ("fit-isoflop", "fit-envelope"):
+        data = runs if command == "fit-isoflop" else root / "data" / "example_training_curves.csv"
+        law = tmp_path / "l.json"
+        law.write_text("{}")
+        res = invoke([command, data, "-o", law, "--table", tmp_path / "." / "l.json", "--bootstrap", "0"])
+        assert_one_line_error(res, "-o and --table name the same file", 2)
+        assert law.read_text() == "{}"

@@ -10,7 +10,7 @@ import pytest
 
 from scalesweep import codes
 from scalesweep.kernels.inverse import level_x
-from scalesweep.kernels.loss import closed_form_x, initial_x, loss_point
+from scalesweep.kernels.loss import closed_form_x, gap_max_x, initial_x, loss_point
 from scalesweep.laws import FAMILIES, PRESETS, Family, family_of_code, get_law
 
 PACKAGE = Path(__file__).resolve().parent.parent / "scalesweep"
@@ -28,9 +28,13 @@ def test_active_constraint_and_solver_codes_agree_with_their_names():
                             ("MIN_TOKENS", "min_tokens"), ("MAX_TOKENS", "max_tokens"),
                             ("MIN_TPP", "min_tokens_per_param"), ("MAX_TPP", "max_tokens_per_param"),
                             ("MEMORY", "memory"), ("UNIQUE_TOKENS", "unique_tokens"), ("MAX_DAYS", "max_days"),
-                            ("MAX_OVERFIT", "max_overfit")]:
+                            ("MAX_OVERFIT", "max_overfit"), ("MAX_CONVERGENCE_GAP", "max_convergence_gap")]:
         assert codes.ACTIVE_NAMES[getattr(codes, code_name)] == name
     assert len(set(codes.ACTIVE_NAMES)) == len(codes.ACTIVE_NAMES)
+    # codes are appended: a stored table's dictionary codes keep their meaning
+    assert codes.ACTIVE_NAMES[:11] == ("none", "min_params", "max_params", "min_tokens", "max_tokens",
+                                       "min_tokens_per_param", "max_tokens_per_param", "memory", "unique_tokens",
+                                       "max_days", "max_overfit")
     assert [codes.SOLVER_NAMES[c] for c in (codes.SOLVER_AUTO, codes.SOLVER_NEWTON, codes.SOLVER_NEWTON_MID)] == \
         ["auto", "newton", "newton-midpoint"]
 
@@ -52,6 +56,7 @@ def test_registry_capabilities_match_the_kernels(family):
     if spec.frontier == "solve":
         assert math.isfinite(initial_x(spec.id, law.vector, c))
     assert math.isfinite(closed_form_x(spec.id, law.vector, c)) == spec.closed_form
+    assert math.isfinite(gap_max_x(spec.id, law.vector, c, 0.05)) == spec.convergence_limit
     reachable = loss_point(spec.id, law.vector, 1e9, 2e10) if spec.has_loss else 2.0
     assert math.isfinite(level_x(spec.id, law.vector, math.inf, reachable)) == spec.target_loss
 
@@ -147,4 +152,6 @@ def test_no_import_cycles_between_modules():
             visit(node, [])
     # the lowest layers import nothing of the package above them
     assert graph["scalesweep.codes"] == set() and graph["scalesweep.errors"] == set()
-    assert "scalesweep.api" not in set().union(*(deps for name, deps in graph.items() if name != "scalesweep.cli"))
+    # the API is used by the front ends only (the command line, the report, the calculator)
+    front_ends = {"scalesweep.cli", "scalesweep.report", "scalesweep.web"}
+    assert "scalesweep.api" not in set().union(*(deps for name, deps in graph.items() if name not in front_ends))

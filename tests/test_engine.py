@@ -101,4 +101,25 @@ def test_stages_are_callable_on_their_own():
     hw = engine._hardware({})
     np.testing.assert_array_equal(engine.budget_flops(inputs, {"pf_days"}, 2, hw), [8.64e19, 1.728e20])
     raw, lb = engine.bounds([np.nan, 1e9, np.nan, np.nan, np.nan, np.nan], np.nan, 3)
-    assert raw.shape == (1, 7) and raw[0, 1] == 1e9 and raw[0, 0] == 0.0 and lb[0, 6] == -np.inf
+    assert raw.shape == (1, 8) and raw[0, 1] == 1e9 and raw[0, 0] == 0.0 and lb[0, 6] == -np.inf
+    assert raw[0, 7] == lb[0, 7] == np.inf  # no convergence-gap limit
+
+
+def test_frontier_reason_groups_match_a_sort_of_the_tuples():
+    """Infeasible budget rows are grouped by packed codes; the groups, their order and each row's group are those
+    of numpy's unique over the (lower code, upper code, memory, data) tuples."""
+    rng = np.random.default_rng(0)
+    k = 5000
+    lo, hi = rng.integers(-1, len(engine.ACTIVE_NAMES), k), rng.integers(-1, len(engine.ACTIVE_NAMES), k)
+    mem, uniq = rng.integers(0, 2, k).astype(bool), rng.integers(0, 2, k).astype(bool)
+    rows = np.arange(k)
+    keys = np.stack([lo, hi, mem, uniq], axis=1).astype(np.int64)
+    expected = engine._grouped(rows, keys, lambda i, key: engine._frontier_label(key[0], key[1], key[2], key[3]))
+    got = engine._frontier_groups(rows, lo, hi, mem, uniq)
+    assert got[1] == expected[1] and np.array_equal(got[2], expected[2])
+
+
+def test_a_column_is_given_where_any_row_gives_it():
+    assert engine._any_given(np.array([np.nan, 1.0])) and engine._any_given(2.0)
+    assert not engine._any_given(np.array([np.nan, np.nan])) and not engine._any_given(np.nan)
+    assert not engine._any_given(np.array([]))

@@ -3,6 +3,7 @@ definition the CLI's options and the scenario fields are generated from."""
 
 import math
 from dataclasses import fields
+from importlib.resources import files
 
 import numpy as np
 import pytest
@@ -81,7 +82,8 @@ def test_cli_options_are_generated_from_the_option_classes():
 
 def test_scenario_fields_are_the_option_fields():
     names = {f.name for cls in (O.Budgets, *O.OPTION_CLASSES) for f in fields(cls)}
-    assert set(O.FIELDS) == names | {"law", "loss_law"}
+    frontier_only = {"kwh", "precision", "hardware_file"}  # not read by scenario tables
+    assert set(O.FIELDS) == names - frontier_only | {"law", "loss_law"}
     assert O.STRING_FIELDS == ("law", "loss_law", "gpu")
     assert O.DEFAULTS == {"law": "hoffmann2022", "mfu": 0.4, "bytes_per_param": 16.0, "inference_tokens": 0.0}
 
@@ -106,8 +108,12 @@ def test_every_rule_is_enforced_for_options_and_for_scenario_rows(field, groups)
     O.check_rules({field: True, **budget, **_needs_met(groups)}, 1, lambda i: "x")
     hardware = {f.name for f in fields(O.Hardware)}
     if field in hardware:
-        values = {"gpu": "A100", "peak_tflops": 500.0, "gpu_memory_gb": 40.0, "gpus": 8, "mfu": 0.5,
-                  "usd_per_gpu_hour": 2.0, "bytes_per_param": 12.0, "max_days": 3.0}
+        values = {"gpu": "H100-SXM", "peak_tflops": 500.0, "gpu_memory_gb": 40.0, "gpus": 8, "mfu": 0.5,
+                  "usd_per_gpu_hour": 2.0, "bytes_per_param": 12.0, "max_days": 3.0, "precision": "fp8",
+                  "hardware_file": None, "board_power_w": 700.0, "power_fraction": 0.8, "pue": 1.2,
+                  "grid_gco2_per_kwh": 400.0, "usd_per_kwh": 0.1}
+        if field == "hardware_file":  # a file to read: any existing catalogue file
+            values["hardware_file"] = str(files("scalesweep") / "hardware.toml")
         with pytest.raises(ScalesweepError, match=f"{O.flag(field)} needs"):
             O.Hardware(**{field: values[field]})
         O.Hardware(**{k: values[k] for k in {field, *_needs_met(groups)}})

@@ -31,6 +31,7 @@ STARTS = re.compile(r"\b\d+ of (\d+) starts within")  # "873 of 4500 starts with
 PORT = re.compile(r"(https?://[\w.-]+):\d+")  # "Dask dashboard: http://127.0.0.1:45177/status"
 # A relative error of a few ulps ("7.10543e-15"): its last digits depend on the CPU's vector instructions.
 ROUNDOFF = re.compile(r"(?<![\w.])\d(\.\d+)?e-(1[3-9]|[2-9]\d)\b")
+SIGNED_ZERO = re.compile(r"[+-](0\.0+%)")  # "+0.000%" or "-0.000%": a bias that rounds to zero, either sign
 COMPILE_NOTICE = "compiling kernels once; later runs start in about a second"
 # "scenarios: 1,572,864/6,000,000 rows (26%), 736k rows/s, 2.1 s elapsed, about 6.0 s left" (progress.describe)
 PROGRESS = re.compile(r"^([^:]+: )?[\d,]+(/[\d,]+)? [\w ]+?( \(\d+%\))?(, [\d.]+[kMG]? [\w ]+/s)?, "
@@ -110,8 +111,8 @@ def _mask_seconds_column(lines):
 
 def normalise(lines):
     lines = [line for line in lines if not machine_dependent(line)]
-    return [ROUNDOFF.sub("<eps>", PORT.sub(r"\1:<port>", STARTS.sub(r"<k> of \1 starts within",
-                                                                     TIMING.sub("<t> s", line.rstrip()))))
+    return [SIGNED_ZERO.sub(r"±\1", ROUNDOFF.sub("<eps>", PORT.sub(r"\1:<port>", STARTS.sub(r"<k> of \1 starts within",
+                                                                     TIMING.sub("<t> s", line.rstrip())))))
             for line in _mask_seconds_column(lines)]
 
 
@@ -175,6 +176,7 @@ def test_normalise_masks_what_the_machine_decides():
     assert normalise(["lookup  7.10543e-15  1.2e-05"]) == normalise(["lookup  7.21645e-15  1.2e-05"]) \
         == ["lookup  <eps>  1.2e-05"]
     assert normalise(["0.0001"]) == ["0.0001"] and normalise(["2.5e-12"]) == ["2.5e-12"]
+    assert normalise(["bias  +0.000%"]) == normalise(["bias  -0.000%"]) and normalise(["-0.001%"]) == ["-0.001%"]
 
 
 def update():

@@ -117,10 +117,10 @@ def test_an_interrupt_keeps_the_parts_that_landed(tmp_path, monkeypatch):
     spec = write(tmp_path, "s.csv", "flops\n1e22\n1e23\n1e24\n")
     real = sc.solve_part
 
-    def solve_part(loaded, start, stop):
+    def solve_part(loaded, start, stop, *args):
         if start == 1:
             raise KeyboardInterrupt
-        return real(loaded, start, stop)
+        return real(loaded, start, stop, *args)
 
     monkeypatch.setattr(sc, "solve_part", solve_part)
     job = sc.job(spec, partition_rows=1)
@@ -138,10 +138,10 @@ def test_a_user_error_in_a_resumed_dataset_keeps_it(tmp_path, monkeypatch):
     real = sc.solve_part
     fail = [KeyboardInterrupt]
 
-    def solve_part(loaded, start, stop):
+    def solve_part(loaded, start, stop, *args):
         if start == 1:
             raise fail[0]
-        return real(loaded, start, stop)
+        return real(loaded, start, stop, *args)
 
     monkeypatch.setattr(sc, "solve_part", solve_part)
     with pytest.raises(KeyboardInterrupt):

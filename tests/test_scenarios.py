@@ -162,7 +162,7 @@ BAD_SPECS = [
     ("s.yaml", "flops: [1e21\n", "cannot parse spec"),
     ("s.yaml", "- 1\n- 2\n", "a sweep spec is a mapping"),
     ("s.yaml", "gpu_hours: 100\n", "a budget in gpu_hours needs gpu or peak_tflops"),
-    ("s.yaml", "gpu: B200\ngpu_hours: 100\n", "unknown GPU 'B200'"),
+    ("s.yaml", "gpu: B300\ngpu_hours: 100\n", "unknown GPU 'B300'"),
     ("s.yaml", "usd: 100\ngpu: A100\n", "usd_per_gpu_hour"),
     ("s.yaml", "days: 3\ngpu: A100\n", "needs gpus"),
     ("s.yaml", "flops: 1e21\nmax_days: 3\n", "max_days needs gpus"),
@@ -260,3 +260,62 @@ def test_target_loss_cli(tmp_path):
     for args, needle in ((["--loss", "two"], "'two' is not a number"), (["--loss", "nan"], "values must be finite and > 0"),
                          (["--loss", "2", "--inference-tokens", "-1"], "--inference-tokens must be")):
         assert_one_line_error(CliRunner().invoke(cli, ["target-loss", *args]), needle, code=1)
+
+
+def test_sweep_columns_are_the_mixed_radix_digits_of_the_row_index():
+    """Each field's column for rows start..stop-1 is values[(i // stride) % count], whatever the chunk bounds."""
+    rng = np.random.default_rng(3)
+    for _ in range(2000):
+        count = int(rng.integers(1, 12))
+        stride = int(rng.integers(1, 50)) if rng.random() < 0.7 else int(rng.integers(1, 10**6))
+        start, m = int(rng.integers(0, 10**7)), int(rng.integers(1, 3000))
+        idx = np.arange(start, start + m)
+        values = rng.random(count)
+        assert np.array_equal(sc._digit(values, start, start + m, stride), values[(idx // stride) % count])
+        codes = sc._digit(np.arange(count, dtype=np.int32), start, start + m, stride)
+        assert codes.dtype == np.int32 and np.array_equal(codes, (idx // stride) % count)
+    spec = sc.SweepSpec({"law": ["hoffmann2022", "kaplan2020"], "flops": "1e20:1e24:7", "gpu": "H100-SXM",
+                         "mfu": [0.3, 0.4, 0.5], "max_tokens_per_param": [10, 20]})
+    flops = np.geomspace(1e20, 1e24, 7)
+    for start, stop in [(0, spec.rows), (5, 6), (13, 61), (41, 84)]:
+        cols, idx = spec.columns_for(start, stop), np.arange(start, stop)
+        assert np.array_equal(cols["law"][0], idx // 42)
+        assert np.array_equal(cols["gpu"][0], np.zeros(idx.size)) and cols["gpu"][1] == ["H100-SXM"]
+        assert np.array_equal(cols["flops"], flops[(idx // 6) % 7])
+        assert np.array_equal(cols["mfu"], np.array([0.3, 0.4, 0.5])[(idx // 2) % 3])
+        assert np.array_equal(cols["max_tokens_per_param"], np.array([10.0, 20.0])[idx % 2])
+
+
+def test_float32_results_are_the_float64_results_rounded(tmp_path):
+    """dtype="float32": every float result column is the float64 result rounded to float32 (nulls where they
+    were), inputs and other columns unchanged, the metadata says so, and a partitioned part equals the rows."""
+    import json
+
+    import pyarrow as pa
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text("law: [hoffmann2022, kaplan2020]\ngpu: H100-SXM\ngpus: [8, 4096]\ndays: [1, 30]\n"
+                    "mfu: [0.3, 0.5]\nunique_tokens: [1e10, 1e13]\n")
+    sc.run(spec, tmp_path / "f64.parquet", chunk_rows=7)
+    sc.run(spec, tmp_path / "f32.parquet", chunk_rows=7, dtype="float32")
+    a, b = pq.read_table(tmp_path / "f64.parquet"), pq.read_table(tmp_path / "f32.parquet")
+    assert a.column_names == b.column_names
+    narrowed = [n for n in a.column_names if b.schema.field(n).type == pa.float32()]
+    assert {"params", "tokens", "loss", "gpu_hours"} <= set(narrowed) and "mfu" not in narrowed
+    for name in a.column_names:
+        if name in narrowed:
+            assert a.schema.field(name).type == pa.float64()
+            assert b.column(name).null_count == a.column(name).null_count
+            x = a.column(name).to_numpy(zero_copy_only=False)
+            np.testing.assert_array_equal(b.column(name).to_numpy(zero_copy_only=False), x.astype(np.float32))
+        else:
+            assert b.column(name).equals(a.column(name)), name
+    md = json.loads(pq.read_schema(tmp_path / "f32.parquet").metadata[b"scalesweep"])
+    assert md["dtype"] == "float32"
+    assert "dtype" not in json.loads(pq.read_schema(tmp_path / "f64.parquet").metadata[b"scalesweep"])
+    job = sc.job(spec, partition_rows=5, dtype="float32")
+    part, _ = sc.compute_part(job.spec, 5, 10)
+    assert part.schema.field("loss").type == pa.float32()
+    assert part.drop_columns([]).select(b.column_names).equals(b.slice(5, 5).select(b.column_names))
+    with pytest.raises(ScalesweepError, match="float64 or float32"):
+        sc.run(spec, tmp_path / "x.parquet", dtype="int8")

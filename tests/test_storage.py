@@ -457,3 +457,19 @@ def test_dask_cannot_write_to_memory():
     job = surfaces.job(laws.get_law("hoffmann2022"), [1e8, 1e9], [1e10, 1e11], partition_rows=1)
     with pytest.raises(storage.ScalesweepError, match="lives in this process"):
         dataset.run(job, f"memory://{uuid.uuid4().hex}/ds", engine="dask", client=None)
+
+
+def test_a_command_line_process_refuses_outputs_that_die_with_it(tmp_path):
+    """The console script ends with its command: an in-process filesystem would lose the output. In-process
+    callers (notebooks, the test runner) keep memory:// outputs."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for args in ([*COMMANDS["frontier"], "-o", "memory://x.parquet"],
+                 [*COMMANDS["frontier"], "--partition-rows", "3", "-o", "memory://x/ds"]):
+        res = subprocess.run([sys.executable, "-m", "scalesweep", *args], capture_output=True, text=True, env=env,
+                             cwd=tmp_path, timeout=120)
+        assert res.returncode == 1 and res.stdout == ""
+        assert res.stderr.startswith("Error: cannot write") and len(res.stderr.splitlines()) == 1
+        assert "memory:// lives inside this process, which ends with the command" in res.stderr
+    mem = f"memory://{uuid.uuid4().hex}/f.parquet"
+    run([*COMMANDS["frontier"], "-o", mem])  # in process: kept, and readable
+    assert pq.read_table(storage.input_file(mem)).num_rows == 9

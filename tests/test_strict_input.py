@@ -315,3 +315,63 @@ def test_a_parquet_part_reads_only_its_row_groups(tmp_path, monkeypatch):
         cols = loaded.columns_for(start, stop)
         assert groups[-1] == want
         np.testing.assert_array_equal(cols["flops"], table["flops"].to_numpy()[start:stop])
+
+
+# ------------------------------------------------------------------------------------- over-long numbers
+
+
+def test_over_long_number_text_is_refused_unread():
+    """Reading tens of thousands of digits took seconds (the size pattern is quadratic in the length), and the
+    message repeated the whole value: now the text is refused at once and the message shows its start."""
+    import time
+
+    from scalesweep import validate
+
+    for text in ("1" * 60_000, "1" * 60_000 + "B", " " + "9" * 101):
+        t0 = time.perf_counter()
+        with pytest.raises(ScalesweepError) as err:
+            validate.parse_size(text)
+        assert time.perf_counter() - t0 < 0.1
+        message = str(err.value)
+        assert message.startswith("too long for a number (at most 100 characters), got '")
+        assert len(message) < 160 and f"({len(text):,} characters)" in message
+    with pytest.raises(ScalesweepError, match=r"^--max-params: too long for a number \(at most 100 characters\)"):
+        validate.number("7" * 101, "--max-params", size=True)
+    with pytest.raises(ScalesweepError, match=r"^--mfu: too long for a number"):
+        validate.number("0." + "4" * 200, "--mfu", "fraction")
+    # up to the limit, numbers are read as before
+    assert validate.parse_size("1" + "0" * 99) == 1e99 and validate.number("0." + "1" * 98, "--mfu", "fraction") > 0
+    assert validate.parse_size("7B") == 7e9
+
+
+def test_messages_show_a_long_value_cut_short():
+    from scalesweep import validate
+
+    assert validate.clip("7Q") == "'7Q'"  # short values as before
+    shown = validate.clip("x" * 5_000)
+    assert shown == "'" + "x" * 39 + "... (5,000 characters)"
+    for call in (lambda: validate.number("x" * 90, "--mfu", "fraction"),
+                 lambda: validate.choice("y" * 5_000, ["a", "b"], "unit")):
+        with pytest.raises(ScalesweepError) as err:
+            call()
+        assert len(str(err.value)) < 200 and "characters)" in str(err.value)
+
+
+def test_an_over_long_budget_on_the_command_line_is_refused_at_once():
+    import time
+
+    t0 = time.perf_counter()
+    res = run(["frontier", "--flops-range", "1" * 20_000], ok=False)
+    assert time.perf_counter() - t0 < 3  # 17 s when the digits were read
+    assert_one_line_error(res, "--flops-range: value '111", 1)
+
+
+def test_long_values_are_shown_cut_short_in_every_message(tmp_path):
+    long = "1" * 20_000
+    (tmp_path / "long.csv").write_text(f"flops\n{long}\n")
+    for args in (["frontier", "--flops-range", long], ["frontier", "--flops-range", f"1e20:1e22:{long}"],
+                 ["frontier", "--max-params", long], ["scenarios", str(tmp_path / "long.csv")]):
+        res = run(args, ok=False)
+        err = res.stderr.strip()
+        assert err.startswith("Error: ") and len(err.splitlines()) == 1
+        assert len(err) < 400 and "(20,000 characters)" in err, err[:300]

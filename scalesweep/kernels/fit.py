@@ -7,9 +7,13 @@ Objectives (Hoffmann et al. 2022, arXiv:2203.15556, Eq. 3 and App. D.2; Besirogl
 * kaplan (Eq. 1.5), theta = (ln N_c, ln D_c, alpha_N, alpha_D):
   r_i = alpha_D LSE((alpha_N/alpha_D)(ln N_c - ln N_i), ln D_c - ln D_i) - ln L_i;
 
-and the fit minimises  sum_i w_i rho(r_i)  with rho the Huber loss of width delta (``LOSS_HUBER``: r^2/2 inside
-|r| <= delta, delta(|r| - delta/2) outside), or |r| (``LOSS_LAD``). Weights are multiplicities: 1 for every
-point, 0 for an excluded one, a bootstrap resample's counts.
+and the fit minimises  sum_i w_i k(r_i) rho(r_i)  with rho the Huber loss of width delta (``LOSS_HUBER``: r^2/2
+inside |r| <= delta, delta(|r| - delta/2) outside), or |r| (``LOSS_LAD``); k(r) is ``asym`` for r > 0 (the law
+predicts more loss than was measured) and 1 otherwise. ``LOSS_HUBER_LIK`` is the negative log-likelihood of
+residuals with density exp(-rho(r/sigma)) / (sigma Z(delta)) (a Huber distribution of scale sigma), with
+ln sigma the last entry of theta:  sum_i w_i k(r_i) [rho(r_i/sigma) + ln sigma + ln Z(delta)],
+Z(delta) = sqrt(2 pi) (2 Phi(delta) - 1) + 2 exp(-delta^2/2) / delta. Weights are per-run weights times
+multiplicities: 1 for every point, 0 for an excluded one, a bootstrap resample's counts.
 
 ``lbfgs`` is a textbook limited-memory BFGS (Nocedal & Wright 2006, Alg. 7.4/7.5) with a backtracking Armijo
 line search; updates that would break positive definiteness are skipped. ``multistart`` runs it from every
@@ -18,7 +22,8 @@ count.
 
 Variable projection (chinchilla): for fixed (alpha, beta) the model E + A N^-alpha + B D^-beta is linear in
 (E, A, B), so those are solved exactly by non-negative least squares on the losses (3 unknowns: every active
-set is tried), and only (alpha, beta) are searched.
+set is tried), and only (alpha, beta) are searched. With a Huber width delta > 0 the projected objective is the
+Huber loss of the relative residuals, its (E, A, B) found by iteratively reweighted non-negative least squares.
 """
 
 import math
@@ -31,6 +36,7 @@ from . import JIT, PJIT
 
 LOSS_HUBER = 0
 LOSS_LAD = 1
+LOSS_HUBER_LIK = 2  # scale-adjusted Huber likelihood: theta carries ln sigma as its last entry
 # L-BFGS stops when an iteration lowers f by less than ftol*|f|, or the last STALL iterations together by
 # less than STALL*ftol*|f|, or the largest gradient component is below GTOL, or f is below FABS (an exact
 # fit: residuals at rounding level). The multi-start screens every start with FTOL_SCREEN (far tighter than
@@ -100,13 +106,53 @@ def _rho(r, loss, delta):
 
 
 @njit(**JIT)
-def objective(family, theta, ln_n, ln_d, ln_l, w, loss, delta, grad):
+def huber_log_z(delta):
+    """ln of the integral of exp(-rho(x)) over the real line, rho the Huber loss of width delta."""
+    return math.log(math.sqrt(2.0 * math.pi) * math.erf(delta / math.sqrt(2.0))
+                    + 2.0 * math.exp(-0.5 * delta * delta) / delta)
+
+
+@njit(**JIT)
+def _term(r, loss, delta, asym, inv_sigma, log_norm):
+    """(value, d value / d r, d value / d ln sigma) of one point's term (before its weight)."""
+    if loss == LOSS_HUBER_LIK:
+        x = r * inv_sigma
+        v, dv = _rho(x, LOSS_HUBER, delta)
+        k = asym if r > 0.0 else 1.0
+        return k * (v + log_norm), k * dv * inv_sigma, k * (1.0 - dv * x)
+    v, dv = _rho(r, loss, delta)
+    if r > 0.0:
+        return asym * v, asym * dv, 0.0
+    return v, dv, 0.0
+
+
+@njit(**JIT)
+def _kaplan_lse(theta, ln_n_i, ln_d_i):
+    """The Kaplan law's log-sum-exp in log space at one run: (q = alpha_N/alpha_D, z1 = ln N_c - ln N, the two
+    exponentials relative to their max, their sum, and ln[(N_c/N)^q + D_c/D])."""
+    q = theta[2] / theta[3]
+    z1 = theta[0] - ln_n_i
+    u1 = q * z1
+    u2 = theta[1] - ln_d_i
+    mx = max(u1, u2)
+    e1, e2 = math.exp(u1 - mx), math.exp(u2 - mx)
+    s = e1 + e2
+    return q, z1, e1, e2, s, mx + math.log(s)
+
+
+@njit(**JIT)
+def objective(family, theta, ln_n, ln_d, ln_l, w, loss, delta, asym, grad):
     """Weighted robust objective at theta; writes its gradient into ``grad`` and returns the value."""
     if family != CHINCHILLA and family != KAPLAN:  # no fit objective for this family (the registry says so)
         grad[:] = np.nan
         return np.nan
     grad[:] = 0.0
     f = 0.0
+    inv_sigma = 1.0
+    log_norm = 0.0
+    if loss == LOSS_HUBER_LIK:
+        inv_sigma = math.exp(-theta[theta.size - 1])
+        log_norm = theta[theta.size - 1] + huber_log_z(delta)
     for i in range(ln_n.size):
         if w[i] == 0.0:
             continue
@@ -120,8 +166,10 @@ def objective(family, theta, ln_n, ln_d, ln_l, w, loss, delta, grad):
             e3 = 1.0 if t3 == mx else math.exp(t3 - mx)
             s = e1 + e2 + e3
             r = mx + math.log(s) - ln_l[i]
-            v, dv = _rho(r, loss, delta)
+            v, dv, ds = _term(r, loss, delta, asym, inv_sigma, log_norm)
             f += w[i] * v
+            if loss == LOSS_HUBER_LIK:
+                grad[5] += w[i] * ds
             c = w[i] * dv / s
             grad[0] += c * e1
             grad[1] += c * e2
@@ -130,18 +178,12 @@ def objective(family, theta, ln_n, ln_d, ln_l, w, loss, delta, grad):
             grad[4] -= c * e2 * ln_d[i]
         else:  # KAPLAN (the only other family with a fit objective)
             an, ad = theta[2], theta[3]
-            q = an / ad
-            z1 = theta[0] - ln_n[i]
-            u1 = q * z1
-            u2 = theta[1] - ln_d[i]
-            mx = max(u1, u2)
-            e1 = 1.0 if u1 == mx else math.exp(u1 - mx)
-            e2 = 1.0 if u2 == mx else math.exp(u2 - mx)
-            s = e1 + e2
-            lse = mx + math.log(s)
+            q, z1, e1, e2, s, lse = _kaplan_lse(theta, ln_n[i], ln_d[i])
             r = ad * lse - ln_l[i]
-            v, dv = _rho(r, loss, delta)
+            v, dv, ds = _term(r, loss, delta, asym, inv_sigma, log_norm)
             f += w[i] * v
+            if loss == LOSS_HUBER_LIK:
+                grad[4] += w[i] * ds
             c = w[i] * dv
             w1, w2 = e1 / s, e2 / s
             grad[0] += c * an * w1
@@ -152,7 +194,35 @@ def objective(family, theta, ln_n, ln_d, ln_l, w, loss, delta, grad):
 
 
 @njit(**JIT)
-def lbfgs(family, theta0, ln_n, ln_d, ln_l, w, loss, delta, maxiter, ftol, out):
+def log_predictions(family, theta, ln_n, ln_d, out_pred, out_jac):
+    """ln L predicted at theta for every run, and its Jacobian d pred_i / d theta_j (rows: runs), from the same
+    log-sum-exp forms as ``objective``."""
+    for i in range(ln_n.size):
+        if family == CHINCHILLA:
+            t1 = theta[0] - theta[3] * ln_n[i]
+            t2 = theta[1] - theta[4] * ln_d[i]
+            t3 = theta[2]
+            mx = max(t1, max(t2, t3))
+            e1, e2, e3 = math.exp(t1 - mx), math.exp(t2 - mx), math.exp(t3 - mx)
+            s = e1 + e2 + e3
+            out_pred[i] = mx + math.log(s)
+            out_jac[i, 0] = e1 / s
+            out_jac[i, 1] = e2 / s
+            out_jac[i, 2] = e3 / s
+            out_jac[i, 3] = -e1 / s * ln_n[i]
+            out_jac[i, 4] = -e2 / s * ln_d[i]
+        else:  # KAPLAN
+            an, ad = theta[2], theta[3]
+            q, z1, e1, e2, s, lse = _kaplan_lse(theta, ln_n[i], ln_d[i])
+            out_pred[i] = ad * lse
+            out_jac[i, 0] = an * e1 / s
+            out_jac[i, 1] = ad * e2 / s
+            out_jac[i, 2] = e1 / s * z1
+            out_jac[i, 3] = lse - e1 / s * q * z1
+
+
+@njit(**JIT)
+def lbfgs(family, theta0, ln_n, ln_d, ln_l, w, loss, delta, asym, maxiter, ftol, out):
     """Minimise ``objective`` from theta0; writes the minimiser into ``out``, returns (f, iterations)."""
     k = theta0.size
     mem = 10
@@ -162,13 +232,16 @@ def lbfgs(family, theta0, ln_n, ln_d, ln_l, w, loss, delta, maxiter, ftol, out):
     alpha = np.zeros(mem)
     x = theta0.copy()
     g = np.empty(k)
-    f = objective(family, x, ln_n, ln_d, ln_l, w, loss, delta, g)
+    f = objective(family, x, ln_n, ln_d, ln_l, w, loss, delta, asym, g)
     if not math.isfinite(f):
         out[:] = x
         return f, 0
     xn = np.empty(k)
     gn = np.empty(k)
     d = np.empty(k)
+    wsum = 0.0
+    for i in range(w.size):
+        wsum += w[i]
     stored = 0
     head = 0
     it = 0
@@ -200,7 +273,7 @@ def lbfgs(family, theta0, ln_n, ln_d, ln_l, w, loss, delta, maxiter, ftol, out):
         ok = False
         for _ in range(60):  # backtracking Armijo
             xn[:] = x + step * d
-            fn = objective(family, xn, ln_n, ln_d, ln_l, w, loss, delta, gn)
+            fn = objective(family, xn, ln_n, ln_d, ln_l, w, loss, delta, asym, gn)
             if math.isfinite(fn) and fn <= f + 1e-4 * step * slope:
                 ok = True
                 break
@@ -220,29 +293,42 @@ def lbfgs(family, theta0, ln_n, ln_d, ln_l, w, loss, delta, maxiter, ftol, out):
         x[:] = xn
         g[:] = gn
         f = fn
+        # the likelihood can be 0 or negative: its tolerances are relative to |f| + the total weight, and it has
+        # no exact-fit floor
+        fscale = abs(f) + wsum if loss == LOSS_HUBER_LIK else abs(f)
         if it % STALL == 0:
-            if f_mark - f <= STALL * ftol * abs(f):
+            if f_mark - f <= STALL * ftol * fscale:
                 break
             f_mark = f
-        if df <= ftol * abs(f) or np.max(np.abs(g)) <= GTOL or f <= FABS:
+        if df <= ftol * fscale or np.max(np.abs(g)) <= GTOL or (f <= FABS and loss != LOSS_HUBER_LIK):
             break
     out[:] = x
     return f, it
 
 
 @njit(**PJIT)
-def multistart(family, starts, ln_n, ln_d, ln_l, w, loss, delta, maxiter, out_theta, out_f):
+def multistart(family, starts, ln_n, ln_d, ln_l, w, loss, delta, asym, maxiter, out_theta, out_f):
     """L-BFGS from every row of ``starts``; results per start (in parallel, thread-count independent)."""
     for s in prange(starts.shape[0]):
-        f, _ = lbfgs(family, starts[s], ln_n, ln_d, ln_l, w, loss, delta, maxiter, FTOL_SCREEN, out_theta[s])
+        f, _ = lbfgs(family, starts[s], ln_n, ln_d, ln_l, w, loss, delta, asym, maxiter, FTOL_SCREEN, out_theta[s])
         out_f[s] = f if math.isfinite(f) else np.inf
 
 
 @njit(**PJIT)
-def bootstrap_fits(family, theta0, ln_n, ln_d, ln_l, weights, loss, delta, maxiter, out_theta, out_f):
+def start_values(family, starts, ln_n, ln_d, ln_l, w, loss, delta, asym, out_f):
+    """The objective at every row of ``starts`` (no optimisation; inf where it is not finite), in parallel."""
+    for s in prange(starts.shape[0]):
+        g = np.empty(starts.shape[1])
+        f = objective(family, starts[s], ln_n, ln_d, ln_l, w, loss, delta, asym, g)
+        out_f[s] = f if math.isfinite(f) else np.inf
+
+
+@njit(**PJIT)
+def bootstrap_fits(family, theta0, ln_n, ln_d, ln_l, weights, loss, delta, asym, maxiter, out_theta, out_f):
     """Refit every resample (row of ``weights``: multiplicities) from theta0, in parallel."""
     for b in prange(weights.shape[0]):
-        f, _ = lbfgs(family, theta0, ln_n, ln_d, ln_l, weights[b], loss, delta, maxiter, FTOL_POLISH, out_theta[b])
+        f, _ = lbfgs(family, theta0, ln_n, ln_d, ln_l, weights[b], loss, delta, asym, maxiter, FTOL_POLISH,
+                     out_theta[b])
         out_f[b] = f if math.isfinite(f) else np.inf
 
 
@@ -318,20 +404,62 @@ def nnls3(G, h):
 
 
 @njit(**JIT)
-def vp_point(alpha, beta, ln_n, ln_d, y, w, out_c):
-    """Projected objective at (alpha, beta): weighted sum of squared residuals of L with the best
-    (E, A, B) >= 0, which are written into ``out_c``."""
+def vp_point(alpha, beta, ln_n, ln_d, y, w, delta, iters, out_c):
+    """Projected objective at (alpha, beta) with the best (E, A, B) >= 0, which are written into ``out_c``:
+    with delta <= 0 the weighted sum of squared residuals of L; with delta > 0 the weighted sum of Huber losses
+    (width delta) of the relative residuals (pred - L) / L (``_vp_huber_from_columns``, ``iters`` rounds)."""
     x1 = np.empty(ln_n.size)
     x2 = np.empty(ln_d.size)
     for i in range(ln_n.size):
         x1[i] = math.exp(-alpha * ln_n[i])
         x2[i] = math.exp(-beta * ln_d[i])
+    return _vp_any(x1, x2, y, w, delta, iters, out_c)
+
+
+@njit(**JIT)
+def _vp_any(x1, x2, y, w, delta, iters, out_c):
+    if delta > 0.0:
+        return _vp_huber_from_columns(x1, x2, y, w, delta, iters, out_c)
     return _vp_from_columns(x1, x2, y, w, out_c)
 
 
 @njit(**JIT)
+def _vp_huber_from_columns(x1, x2, y, w, delta, iters, out_c):
+    """min over (E, A, B) >= 0 of sum_i w_i Huber_delta((E + A x1_i + B x2_i - y_i) / y_i), by iteratively
+    reweighted non-negative least squares (each round minimises a quadratic majoriser of the Huber loss over the
+    constraint set, so the objective never rises): weights w_i / y_i^2 times 1 inside |r_i| <= delta and
+    delta / |r_i| outside. Stops after ``iters`` rounds, or when a round lowers the objective by no more than
+    1e-15 of it (or not at all); returns the objective, its (E, A, B) in ``out_c``."""
+    u = np.empty(y.size)
+    for i in range(y.size):
+        u[i] = w[i] / (y[i] * y[i])
+    c = np.empty(3)
+    best = np.inf
+    for _ in range(iters):
+        _vp_from_columns(x1, x2, y, u, c)
+        f = 0.0
+        for i in range(y.size):
+            if w[i] == 0.0:
+                continue
+            r = (c[0] + c[1] * x1[i] + c[2] * x2[i] - y[i]) / y[i]
+            v, _ = _rho(r, LOSS_HUBER, delta)
+            f += w[i] * v
+            u[i] = w[i] / (y[i] * y[i]) * (1.0 if abs(r) <= delta else delta / abs(r))
+        if f < best:
+            done = best - f <= 1e-15 * f
+            best = f
+            out_c[:] = c
+            if done:
+                break
+        else:
+            break
+    return best
+
+
+@njit(**JIT)
 def _vp_from_columns(x1, x2, y, w, out_c):
-    """vp_point with the power columns N^-alpha, D^-beta already computed."""
+    """Weighted least squares over (E, A, B) >= 0 given the power columns N^-alpha, D^-beta; the (E, A, B) go into
+    ``out_c``, the weighted sum of squared residuals is returned."""
     G = np.zeros((3, 3))
     h = np.zeros(3)
     yy = 0.0
@@ -365,7 +493,7 @@ def _vp_from_columns(x1, x2, y, w, out_c):
 
 
 @njit(**PJIT)
-def vp_grid(alphas, betas, ln_n, ln_d, y, w, out):
+def vp_grid(alphas, betas, ln_n, ln_d, y, w, delta, iters, out):
     """Projected objective over the (alpha, beta) grid (power columns computed once per alpha / beta)."""
     X2 = np.empty((betas.size, ln_d.size))
     for j in prange(betas.size):
@@ -377,29 +505,29 @@ def vp_grid(alphas, betas, ln_n, ln_d, y, w, out):
             x1[i] = math.exp(-alphas[a] * ln_n[i])
         c = np.empty(3)
         for j in range(betas.size):
-            out[a, j] = _vp_from_columns(x1, X2[j], y, w, c)
+            out[a, j] = _vp_any(x1, X2[j], y, w, delta, iters, c)
 
 
 @njit(**JIT)
-def vp_refine(a0, b0, step, ln_n, ln_d, y, w, tol):
+def vp_refine(a0, b0, step, ln_n, ln_d, y, w, delta, iters, tol):
     """Refine (alpha, beta) from a grid point by a compass (pattern) search on the projected objective:
     try +-step along each axis, move on improvement, halve the step otherwise, until step < tol."""
     c = np.empty(3)
     a, b = a0, b0
-    f = vp_point(a, b, ln_n, ln_d, y, w, c)
+    f = vp_point(a, b, ln_n, ln_d, y, w, delta, iters, c)
     while step >= tol:
         moved = False
         for da, db in ((step, 0.0), (-step, 0.0), (0.0, step), (0.0, -step)):
             if a + da <= 0.0 or b + db <= 0.0:
                 continue
-            fn = vp_point(a + da, b + db, ln_n, ln_d, y, w, c)
+            fn = vp_point(a + da, b + db, ln_n, ln_d, y, w, delta, iters, c)
             if fn < f:
                 a, b, f = a + da, b + db, fn
                 moved = True
                 break
         if not moved:
             step *= 0.5
-    vp_point(a, b, ln_n, ln_d, y, w, c)
+    vp_point(a, b, ln_n, ln_d, y, w, delta, iters, c)
     return a, b, f, c
 
 
@@ -474,10 +602,13 @@ def vp_polish(p0, ln_n, ln_d, y, w, maxiter):
 
 
 @njit(**PJIT)
-def vp_bootstrap(a0, b0, step, ln_n, ln_d, y, weights, tol, maxiter, out):
+def vp_bootstrap(a0, b0, step, ln_n, ln_d, y, weights, delta, iters, tol, maxiter, out):
     """Variable-projection refit of every resample (rows of ``weights``: multiplicities) from (a0, b0): compass
-    search, then Levenberg-Marquardt. Rows of ``out``: E, A, B, alpha, beta."""
+    search, then (least squares, delta <= 0) Levenberg-Marquardt. Rows of ``out``: E, A, B, alpha, beta."""
     for r in prange(weights.shape[0]):
-        a, b, _, c = vp_refine(a0, b0, step, ln_n, ln_d, y, weights[r], tol)
-        p, _ = vp_polish(np.array([c[0], c[1], c[2], a, b]), ln_n, ln_d, y, weights[r], maxiter)
-        out[r, :] = p
+        a, b, _, c = vp_refine(a0, b0, step, ln_n, ln_d, y, weights[r], delta, iters, tol)
+        if delta > 0.0:
+            out[r, 0], out[r, 1], out[r, 2], out[r, 3], out[r, 4] = c[0], c[1], c[2], a, b
+        else:
+            p, _ = vp_polish(np.array([c[0], c[1], c[2], a, b]), ln_n, ln_d, y, weights[r], maxiter)
+            out[r, :] = p

@@ -19,10 +19,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..codes import (MAX_OVERFIT, MAX_PARAMS, MAX_TOKENS, MAX_TPP, MIN_PARAMS, MIN_TOKENS, MIN_TPP, NONE, OVERFIT_RATIO,
-                     SOLVER_AUTO, SOLVER_NEWTON_MID)
+from ..codes import (MAX_CONVERGENCE_GAP, MAX_OVERFIT, MAX_PARAMS, MAX_TOKENS, MAX_TPP, MIN_PARAMS, MIN_TOKENS, MIN_TPP,
+                     NONE, OVERFIT_RATIO, SOLVER_AUTO, SOLVER_NEWTON_MID)
 from . import JIT, PJIT
-from .loss import closed_form_x, initial_x, isoflop_grad, loss_log, loss_point
+from .loss import closed_form_x, gap_max_x, initial_x, isoflop_grad, loss_log, loss_point
 
 MAXIT = 200
 XTOL = 1e-13
@@ -34,7 +34,8 @@ def row_interval(c, lb):
 
     lb holds natural logs of (min_params, max_params, min_tokens, max_tokens, min_tpp, max_tpp), with
     -inf / +inf for an absent lower / upper limit, then ln K of the overfitting limit ln D >= ln K + r ln N
-    (-inf: none). Domain: N >= 1 (x >= 0) and D >= 1 (x <= c).
+    (-inf: none), then the convergence-gap limit that ``law_interval`` applies. Domain: N >= 1 (x >= 0) and
+    D >= 1 (x <= c).
     """
     lo, lo_id = 0.0, NONE
     hi, hi_id = c, NONE
@@ -56,9 +57,24 @@ def row_interval(c, lb):
     v = 0.5 * (c - lb[4])  # D/N >= min_tpp
     if v < hi:
         hi, hi_id = v, MIN_TPP
-    v = (c - lb[6]) / (1.0 + OVERFIT_RATIO)  # Kaplan dL <= max: ln D >= lb[6] + r ln N
-    if v < hi:
-        hi, hi_id = v, MAX_OVERFIT
+    if lb[6] > -math.inf:  # Kaplan dL <= max: ln D >= lb[6] + r ln N (no limit: no division per row)
+        v = (c - lb[6]) / (1.0 + OVERFIT_RATIO)
+        if v < hi:
+            hi, hi_id = v, MAX_OVERFIT
+    return lo, lo_id, hi, hi_id
+
+
+@njit(**JIT)
+def law_interval(family, p, c, lb):
+    """``row_interval`` with the limits that depend on the row's law: lb[7] is the largest convergence gap
+    L(N, D) / L(N, inf) - 1 allowed (+inf: none), an upper end x <= ``gap_max_x`` (the gap rises with N on the
+    iso-FLOP line). A family without that limit gives NaN, which empties the interval: the row is flagged,
+    never solved without the limit."""
+    lo, lo_id, hi, hi_id = row_interval(c, lb)
+    if lb[7] < math.inf:
+        v = gap_max_x(family, p, c, lb[7])
+        if not (v >= hi):
+            hi, hi_id = v, MAX_CONVERGENCE_GAP
     return lo, lo_id, hi, hi_id
 
 
@@ -114,7 +130,7 @@ def newton_min(family, p, c, lo, hi, x0):
 def solve_row(family, p, flops, k, lb, bounds, solver):
     """One budget: returns (params, tokens, loss, feasible, active_code)."""
     c = math.log(flops / k)
-    lo, lo_id, hi, hi_id = row_interval(c, lb)
+    lo, lo_id, hi, hi_id = law_interval(family, p, c, lb)
     if not (lo <= hi):  # also catches NaN
         return np.nan, np.nan, np.nan, False, NONE
     active = NONE
@@ -156,7 +172,7 @@ def frontier_kernel(fams, P, law_idx, flops, k, lbounds, bounds, solver, out_n, 
     """Solve every budget, each row with its own law and constraints where given.
 
     Row i uses law ``law_idx[i]`` (family ``fams[l]``, parameters ``P[l]``) and constraint row i of
-    ``lbounds``/``bounds`` (shape (m, 7)). An array of length / first dimension 1 is shared by every row,
+    ``lbounds``/``bounds`` (shape (m, 8)). An array of length / first dimension 1 is shared by every row,
     so one law and one constraint set cost nothing extra; a heterogeneous scenario sweep is the same loop.
     """
     lstride = 0 if law_idx.size == 1 else 1
@@ -252,14 +268,16 @@ def percentile_rows(values, qs, out):
 
 
 @njit(**PJIT)
-def interval_conflicts(flops, k, lbounds, rows, out_lo, out_hi):
+def interval_conflicts(fams, P, law_idx, flops, k, lbounds, rows, out_lo, out_hi):
     """For infeasible budget rows ``rows``: the codes of the limits whose intervals do not meet (lower end,
     upper end; NONE is the domain N >= 1 or D >= 1), or -1, -1 where the interval is not empty (the loss
-    itself is undefined there). Runs ``row_interval`` again, so the reason is the solver's own."""
+    itself is undefined there). Runs ``law_interval`` again, so the reason is the solver's own."""
+    lstride = 0 if law_idx.size == 1 else 1
     bstride = 0 if lbounds.shape[0] == 1 else 1
     for j in prange(rows.size):
         i = rows[j]
-        lo, lo_id, hi, hi_id = row_interval(math.log(flops[i] / k), lbounds[i * bstride])
+        li = law_idx[i * lstride]
+        lo, lo_id, hi, hi_id = law_interval(fams[li], P[li], math.log(flops[i] / k), lbounds[i * bstride])
         if lo <= hi:
             out_lo[j] = -1
             out_hi[j] = -1

@@ -234,6 +234,59 @@ def closed_form_x(family, p, c):
 
 
 @njit(**JIT)
+def gap_line(family, p, g):
+    """(ln K, r) such that the convergence gap L(N, D) / L(N, inf) - 1 <= g  <=>  ln D >= ln K + r ln N, for the
+    families where that limit is a power floor on D; (NaN, NaN) otherwise.
+
+    kaplan: the gap is Kaplan's overfitting measure dL (Kaplan et al. 2020, Eq. 4.3) with the law's own
+    constants, (1 + (N/N_c)^r D_c/D)^alpha_D - 1, r = alpha_N/alpha_D: D >= D_c (N/N_c)^r / Q with
+    Q = (1 + g)^(1/alpha_D) - 1.
+    kaplan_steps: the gap is (S_c/S_min)^alpha_S / (N_c/N)^alpha_N (Eq. 1.6). At the limit L = (1 + g) a with
+    a = (N_c/N)^alpha_N and S_min = S_c (g a)^(-1/alpha_S); D = B_crit(L) S_min with B_crit = B_*/L^(1/alpha_B)
+    (Eq. 1.4) gives ln D = ln(S_c B_*) - ln(1 + g)/alpha_B - ln(g)/alpha_S - r ln N_c + r ln N with
+    r = alpha_N (1/alpha_B + 1/alpha_S). At fixed N the gap falls as D grows, so the limit is that floor.
+    """
+    if family == KAPLAN:
+        r = p[2] / p[3]
+        q = (1.0 + g) ** (1.0 / p[3]) - 1.0
+        return math.log(p[1] / q) - r * math.log(p[0]), r
+    if family == KAPLAN_STEPS:
+        ib, i_s = 1.0 / p[5], 1.0 / p[3]
+        r = p[2] * (ib + i_s)
+        return math.log(p[1] * p[4]) - math.log1p(g) * ib - math.log(g) * i_s - r * math.log(p[0]), r
+    return np.nan, np.nan
+
+
+@njit(**JIT)
+def gap_max_x(family, p, c, g):
+    """The largest x = ln N on the iso-FLOP line ln D = c - x whose convergence gap L(N, D) / L(N, inf) - 1 is at
+    most g (the gap rises with x on the line for every family here); NaN for a family without this limit.
+
+    kaplan, kaplan_steps: the floor ln D >= ln K + r x of ``gap_line`` meets the line at (c - ln K)/(1 + r).
+    chinchilla: the gap is B D^-beta / (E + A N^-alpha); the limit is the root of
+    f(x) = ln B - beta (c - x) - ln g - ln(E + A e^(-alpha x)), which is increasing and concave in x. Dropping
+    either term of the last logarithm bounds f above by a line whose root is therefore left of the root of f;
+    Newton from the larger of the two climbs monotonically to it (a concave function's tangent lies above it).
+    """
+    if family == CHINCHILLA:
+        e, a, b, al, be = p[0], p[1], p[2], p[3], p[4]
+        lg, lb = math.log(g), math.log(b)
+        x = (be * c - lb + lg + math.log(a)) / (al + be)
+        if e > 0.0:
+            x = max(x, c - (lb - lg - math.log(e)) / be)
+        for _ in range(100):
+            u = a * math.exp(-al * x)
+            f = lb - be * (c - x) - lg - math.log(e + u)
+            step = f / (be + al * u / (e + u))
+            x -= step
+            if not (abs(step) > 1e-15 * (1.0 + abs(x))):  # converged, or NaN
+                break
+        return x
+    lnk, r = gap_line(family, p, g)
+    return (c - lnk) / (1.0 + r)
+
+
+@njit(**JIT)
 def initial_x(family, p, c):
     """Where Newton starts. For families with a closed form that is the closed form itself; data_constrained
     starts from the chinchilla optimum of its base constants (exact when data is unlimited)."""
