@@ -443,6 +443,10 @@ def solve_scenarios(spec: pd.DataFrame | Mapping[str, Any] | str | os.PathLike[s
         out = Path(tmp, "result.parquet")
         scenarios.run(loaded, out)
         table = pq.read_table(out)
-    df = table.to_pandas()
+    import pandas as pd
+    import pyarrow as pa
+
+    # whole-number columns as nullable Int64, as ``frontier`` returns them: a null gpus stays <NA>, not NaN
+    df = table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
     df.attrs[METADATA_KEY.decode()] = provenance(table.schema.metadata)
     return df
