@@ -87,9 +87,8 @@ def test_scenarios_overlapped_equal_the_sequential_loop_byte_for_byte(tmp_path, 
     assert digest(tmp_path / "overlapped.parquet") == digest(tmp_path / "sequential.parquet")
 
 
-def test_disk_full_while_writing_is_one_error_and_no_file(tmp_path, monkeypatch):
-    spec = tmp_path / "s.yaml"
-    spec.write_text(SPEC)
+def _disk_full_at_third_write(monkeypatch):
+    """The table writer fails with ENOSPC on its third batch, as a full disk would."""
     real, calls = TableWriter.write, []
 
     def full(self, batch, row_group_size=None):
@@ -99,6 +98,12 @@ def test_disk_full_while_writing_is_one_error_and_no_file(tmp_path, monkeypatch)
         return real(self, batch, row_group_size)
 
     monkeypatch.setattr(TableWriter, "write", full)
+
+
+def test_disk_full_while_writing_is_one_error_and_no_file(tmp_path, monkeypatch):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(SPEC)
+    _disk_full_at_third_write(monkeypatch)
     monkeypatch.setitem(sc.run.__kwdefaults__, "chunk_rows", 100)
     res = run(["scenarios", spec, "-o", tmp_path / "out.parquet"], ok=False)
     assert_one_line_error(res, "No space left on device")
@@ -160,15 +165,7 @@ def _no_flusher_left():
 
 
 def test_surface_disk_full_while_writing_is_one_error_and_no_file(tmp_path, monkeypatch):
-    real, calls = TableWriter.write, []
-
-    def full(self, batch, row_group_size=None):
-        calls.append(1)
-        if len(calls) == 3:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(self, batch, row_group_size)
-
-    monkeypatch.setattr(TableWriter, "write", full)
+    _disk_full_at_third_write(monkeypatch)
     import inspect
 
     monkeypatch.setitem(inspect.unwrap(ss.write_surface).__kwdefaults__, "chunk_points", 8000)  # 20 chunks
