@@ -4,7 +4,9 @@ Targets, each timed against its baseline in the same run (medians):
 * ``ss.frontier(law, budgets)`` (default solver, DataFrame out) within 3x the strongest numpy a user would write:
   the closed form N = G (C/6)^(beta/(alpha+beta)) clipped to the limits' interval, D = C/(6N),
   L = E + A N^-alpha + B D^-beta;
-* ``solver="newton"`` (the general solver every family can use) at >= 10 M budgets/s.
+* ``solver="newton"`` (the general solver every family can use) at >= 10 M budgets/s;
+* a FLOPs model beyond 6N (``flops_model="kaplan"`` / ``"chinchilla"``: C = f(N) D, no longer linear in N) within
+  1.5x the same call on C = 6 N D (no limits: a FLOPs model takes none).
 Also: the share of the time spent in the compiled kernel (the rest builds the rows), a scipy minimize_scalar
 loop, a second `scalesweep frontier` CLI call (numba cache), and the CPU's SIMD features, which decide how fast
 numpy's own vectorised ufuncs are. ``--numpy-without-avx512`` times the numpy baseline again in a child process
@@ -35,6 +37,7 @@ from _timing import median_time, row  # noqa: E402
 CONS = dict(max_params=1e11, min_tokens_per_param=10.0, max_tokens=1e14)
 NEWTON_TARGET = 10e6  # budgets/s
 NUMPY_RATIO_TARGET = 3.0
+FLOPS_MODEL_RATIO_TARGET = 1.5
 
 
 def numpy_closed_form(law, flops):
@@ -140,6 +143,13 @@ def main():
           f"{'met' if ratio <= NUMPY_RATIO_TARGET else 'NOT met'}")
     print(f"  target 2: solver='newton' >= {NEWTON_TARGET / 1e6:g} M budgets/s: {rates['newton'] / 1e6:.1f} M/s "
           f"{'met' if rates['newton'] >= NEWTON_TARGET else 'NOT met'}")
+    for name, model in (("hoffmann2022", "chinchilla"), ("kaplan2020", "kaplan")):
+        t_6n, _ = median_time(lambda n=name: ss.frontier(n, flops), repeat=args.repeat)
+        t_f, _ = median_time(lambda n=name, f=model: ss.frontier(n, flops, flops_model=f), repeat=args.repeat)
+        row(f"scalesweep.frontier({name!r}) on C = 6 N D", t_6n, f"{args.n / t_6n / 1e6:6.1f} M budgets/s")
+        row(f"  flops_model={model!r}: C = f(N) D", t_f, f"{args.n / t_f / 1e6:6.1f} M budgets/s")
+        print(f"  target 3: flops_model={model!r} within {FLOPS_MODEL_RATIO_TARGET:g}x of 6N: {t_f / t_6n:.2f}x "
+              f"{'met' if t_f / t_6n <= FLOPS_MODEL_RATIO_TARGET else 'NOT met'}")
     if args.numpy_without_avx512:
         off = [f for f in found if f.startswith("AVX512")]
         if not off:

@@ -211,15 +211,23 @@ def constraint_bounds(cons) -> tuple[np.ndarray, np.ndarray]:
                   cols.get("max_convergence_gap", NAN))
 
 
-def run_kernels(lim: _Limits, m, flops, target, is_target, dinf, raw, lb, solver):
-    """(n, d, loss, feasible, active) from the frontier kernel (budget rows) and the inverse kernel (targets)."""
+def run_kernels(lim: _Limits, m, flops, target, is_target, dinf, raw, lb, solver, curve=None):
+    """(n, d, loss, feasible, active) from the frontier kernel (budget rows) and the inverse kernel (targets).
+    ``curve(flops) -> (n, d, loss)`` solves the budget rows instead where C is not 6 N D (a FLOPs model of
+    ``shapes``; no limits apply, NaN marks an infeasible row)."""
     k = FLOPS_PER_PARAM_TOKEN
     fams, P, law_idx = lim.fams, lim.P, lim.law_idx
     n, d, loss = np.empty(m), np.empty(m), np.empty(m)
     feas, active = np.empty(m, dtype=np.bool_), np.empty(m, dtype=np.int8)
     any_target, all_target = bool(np.any(is_target)), bool(np.all(is_target))
+    if curve is not None and any_target:
+        raise ScalesweepError("a FLOPs model beyond 6N answers budgets, not target losses")
     if all_target:
         target_kernel(fams, P, law_idx, materialize(target, m), k, dinf, lb, raw, n, d, loss, feas, active)
+    elif curve is not None:
+        n, d, loss = curve(materialize(flops, m))
+        feas = ~np.isnan(n)
+        active.fill(NONE)
     elif not any_target:
         frontier_kernel(fams, P, law_idx, materialize(flops, m), k, lb, raw, solver, n, d, loss, feas, active)
     else:  # a table mixing budgets and targets: two passes over the two subsets
@@ -522,7 +530,7 @@ def _overflow_rows(out: dict, over, m: int, reasons: dict) -> None:
 
 
 def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.ndarray, *, solver: int = SOLVER_AUTO,
-          overfit: bool = True, overflow: str = "row") -> dict:
+          overfit: bool = True, overflow: str = "row", curve=None) -> dict:
     """Solve m rows; returns the result columns (``derived_columns``) plus ``infeasible_reason`` as
     (codes, names). Categorical columns are codes.
 
@@ -531,7 +539,9 @@ def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.nda
     than its kernel. ``overfit=False`` skips the overfit_penalty column (a power per row). ``overflow``:
     "row" makes a row whose budget or real-unit column is beyond the float range infeasible (reason
     ``budget_overflow`` or ``<column>_overflow``), so one such row does not stop a sweep; "error" refuses a
-    budget that overflows with a one-line error naming its value and unit.
+    budget that overflows with a one-line error naming its value and unit. ``curve`` solves the budget rows on
+    C = f(N) D (``run_kernels``); a finite budget it finds infeasible cannot buy one token at N = 1 (reason
+    ``budget``).
     """
     given = {name for name, v in inputs.items() if v is not None and _any_given(v)}
     hw = _hardware(inputs)
@@ -549,8 +559,11 @@ def solve(inputs: dict, m: int, fams: np.ndarray, P: np.ndarray, law_idx: np.nda
             raise ScalesweepError(f"{name} is a frontier limit; target-loss rows do not support it yet")
     raw, lb = bounds(lim.cons, _col(inputs, "max_overfit"), m, _col(inputs, "max_convergence_gap"))
     dinf = np.ascontiguousarray(np.atleast_1d(np.asarray(inputs.get("inference_tokens", 0.0), dtype=np.float64)))
-    n, d, loss, feas, active = run_kernels(lim, m, flops, target, is_target, dinf, raw, lb, solver)
+    n, d, loss, feas, active = run_kernels(lim, m, flops, target, is_target, dinf, raw, lb, solver, curve)
     reasons = {"rows": []}
+    if curve is not None:
+        rows = np.flatnonzero(~feas & np.isfinite(materialize(flops, m)))
+        reasons["rows"].append((rows, np.full(rows.size, REASON_DOMAIN, dtype=object)))
     limited = np.False_  # per row where a limit is a column, shared where every limit given is a scalar
     for name in ALLOCATION_LIMITS:
         if name in given:

@@ -69,67 +69,40 @@ def _describe(cons: Constraints, hw: Hardware, wl: Workload, shape: Shape | None
     return out
 
 
-def _log_partials(law: Law, n, d):
-    """(dL/d ln N, dL/d ln D) of a law whose family has them exactly (``Family.log_partials``)."""
-    return law.spec.log_partials(law.params, n, d)
-
-
 FLOPS_MODEL_FAMILIES = tuple(f.name for f in FAMILIES.values() if f.log_partials is not None)
 CONVERGENCE_FAMILIES = tuple(f.name for f in FAMILIES.values() if f.convergence_limit)
-_LOG_STEP = 1e-5  # step of the central difference of ln f(N) in ln N (f is smooth: error ~1e-10 relative)
 
 
 def frontier_flops_model(law: Law, flops, model: str, spec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(N, D, loss) minimising the law's loss on C = flops_per_token(N) D (``shapes.flops_per_token``), with N
-    >= 1 and D >= 1: the root of dL/d ln N along the curve, d ln D / d ln N = -d ln f / d ln N, found by
-    bisection in ln N to the last bits (the loss is unimodal along the curve for these families). Rows where
+    >= 1 and D >= 1, by the compiled solver ``kernels.frontier.curve_frontier_kernel`` (safeguarded Newton in
+    ln N_E^(1/3) with exact derivatives; the loss is unimodal along the curve for these families). Rows where
     even N = 1 cannot buy one token are NaN."""
-    from .shapes import flops_per_token
+    from .kernels.frontier import CURVE_STEP, curve_frontier_kernel, curve_table
+    from .shapes import flops_coefficients, flops_per_token, to_non_embedding
 
     if law.family not in FLOPS_MODEL_FAMILIES:
         raise ScalesweepError(f"--flops-model {model} supports the {' and '.join(FLOPS_MODEL_FAMILIES)} families, "
                               f"not {law.name} (family {law.family})")
-    c = np.asarray(flops, dtype=np.float64)
-    ln_c = np.log(c)
-
-    def ln_f(x):
-        return np.log(flops_per_token(np.exp(x), model, spec))
-
-    def slope(x):
-        n = np.exp(x)
-        d = np.exp(ln_c - ln_f(x))
-        dn, dd = _log_partials(law, n, d)
-        dlnf = 1.0 if model == "6N" else (ln_f(x + _LOG_STEP) - ln_f(x - _LOG_STEP)) / (2 * _LOG_STEP)
-        return dn - dd * dlnf
-
-    def bisect(lo, hi, rising):
-        """The x in [lo, hi] where ``rising(x)`` turns true (rising is false at lo, true at hi)."""
-        for _ in range(200):
-            mid = 0.5 * (lo + hi)
-            r = rising(mid)
-            lo, hi = np.where(r, lo, mid), np.where(r, mid, hi)
-            if np.all(hi - lo <= 4e-16 * np.maximum(1.0, np.abs(hi))):
-                break
-        return 0.5 * (lo + hi)
-
-    feasible = ln_f(np.zeros_like(c)) <= ln_c  # N = 1 buys at least one token
-    top = np.where(feasible, ln_c, 1.0)  # f(N) >= 6N > N, so D >= 1 ends below ln C
-    hi = bisect(np.zeros_like(c), top, lambda x: ln_f(x) > ln_c)  # D = 1
-    lo = np.zeros_like(c)
-    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        s_lo, s_hi = slope(lo), slope(hi)
-        x = bisect(lo, hi, lambda x: slope(x) > 0)
-        x = np.where(s_lo > 0, lo, np.where(s_hi <= 0, hi, x))  # an end of the domain when L is monotone on it
-        n = np.exp(x)
-        d = c / flops_per_token(n, model, spec)
-        loss = np.asarray(law.loss(n, d), dtype=np.float64)
-    bad = ~feasible
-    return np.where(bad, np.nan, n), np.where(bad, np.nan, d), np.where(bad, np.nan, loss)
+    c = np.ascontiguousarray(flops, dtype=np.float64).reshape(-1)
+    curve = np.array(flops_coefficients(model, spec), dtype=np.float64)
+    t_lo = float(np.log(np.cbrt(to_non_embedding(1.0, spec.embedding_rows, spec.aspect_ratio)))) if curve[0] else 0.0
+    ln_f_lo = float(np.log(flops_per_token(1.0, model, spec)))
+    fams, P = law_arrays([law])
+    family, p = int(fams[0]), P[0]
+    buys = c[(c >= np.exp(ln_f_lo)) & (c < np.inf)]  # the budgets that buy a token at N = 1
+    span = np.log([buys.min(), buys.max()]) / CURVE_STEP if buys.size else None
+    j0 = int(np.floor(span[0])) if span is not None else 0
+    table = np.empty((2, int(np.floor(span[1])) - j0 + 2 if span is not None else 0))
+    curve_table(family, p, j0, t_lo, ln_f_lo, curve, table[0], table[1])
+    out = np.empty((3, c.size))
+    curve_frontier_kernel(family, p, c, t_lo, ln_f_lo, curve, j0, table[0], table[1], out[0], out[1], out[2])
+    return out[0], out[1], out[2]
 
 
-def _flops_model_rows(laws, cols, m0, shape: Shape, cons, hw, wl, overfit) -> None:
-    """Re-solve every row for N and D on C = flops_per_token(N) D (``frontier_flops_model``); the budget and
-    the columns of the budget (flops, gpu_hours, usd, energy) stay as they are."""
+def _flops_model_curve(laws, m0, shape: Shape, cons, hw, wl, overfit):
+    """The budget-row solver of ``engine.solve`` on C = flops_per_token(N) D for every law (law-major rows,
+    ``frontier_flops_model``, which refuses a family it cannot solve); refuses the limits it does not apply."""
     limits = [flag(x) for x in given(cons)]
     limits += [flag(x) for x, on in (("unique_tokens", wl.unique_tokens is not None),
                                       ("inference_tokens", wl.inference_tokens is not None),
@@ -138,24 +111,13 @@ def _flops_model_rows(laws, cols, m0, shape: Shape, cons, hw, wl, overfit) -> No
     if limits:
         raise ScalesweepError(f"--flops-model {shape.flops_model} solves frontiers without limits: "
                               f"{', '.join(limits)} cannot apply to it")
-    m = m0 * len(laws)
-    flops = np.broadcast_to(cols["flops"], (m,))
-    n_all, d_all, l_all = (np.array(np.broadcast_to(cols[k], (m,)), dtype=np.float64)
-                           for k in ("params", "tokens", "loss"))
-    feas = np.array(np.broadcast_to(cols["feasible"], (m,)))
-    for i, law in enumerate(laws):
-        sl = slice(i * m0, (i + 1) * m0)
-        n, d, loss = frontier_flops_model(law, flops[sl], shape.flops_model, shape.spec(law.params_convention))
-        n_all[sl], d_all[sl], l_all[sl] = n, d, loss
-        feas[sl] = ~np.isnan(n)
-    codes, names = cols["infeasible_reason"]
-    newly = ~feas & (np.broadcast_to(codes, (m,)) < 0)  # even one parameter's FLOPs per token exceed the budget
-    if newly.any():
-        names = list(names) + ([] if engine.REASON_DOMAIN in names else [engine.REASON_DOMAIN])
-        codes = np.where(newly, names.index(engine.REASON_DOMAIN), np.broadcast_to(codes, (m,))).astype(np.int32)
-        cols["infeasible_reason"] = (codes, names)
-        cols["active_constraint"] = np.where(newly, NONE, np.broadcast_to(cols["active_constraint"], (m,)))
-    cols.update(params=n_all, tokens=d_all, loss=l_all, tokens_per_param=d_all / n_all, feasible=feas)
+
+    def solve(flops):
+        out = [frontier_flops_model(law, flops[i * m0:(i + 1) * m0], shape.flops_model,
+                                    shape.spec(law.params_convention)) for i, law in enumerate(laws)]
+        return tuple(np.concatenate(parts) if len(parts) > 1 else parts[0] for parts in zip(*out))
+
+    return solve
 
 
 def _convergence_gap(laws, cols, m0) -> None:
@@ -239,16 +201,16 @@ def frontier(laws: list[Law], budgets: np.ndarray, *, unit: str = "flops", solve
                            inference=wl.inference_tokens is not None, unique_tokens=wl.unique_tokens is not None,
                            overfit=overfit or cons.max_overfit is not None, energy=energy,
                            co2=hw.grid_gco2_per_kwh is not None)
+    curve = (_flops_model_curve(laws, m0, shape, cons, hw, wl, overfit)
+             if shape is not None and shape.flops_model not in (None, "6N") else None)
     res = engine.solve(inputs, m, fams, P, law_idx, solver=SOLVER_NAMES.index(solver),
-                       overfit="overfit_penalty" in opt)
+                       overfit="overfit_penalty" in opt, curve=curve)
     spent = res["flops"]
     cols = {} if law_col is None else {"law": law_col}
     cols["flops"] = spent.copy() if np.shares_memory(spent, budgets) else spent  # never alias the caller's array
     cols.update({name: res[name] for name in RESULT_HEAD[1:]})
     cols.update({name: res[name] for name in opt})
     _family_columns(laws, cols, m0, loss_law)
-    if shape is not None and shape.flops_model not in (None, "6N"):
-        _flops_model_rows(laws, cols, m0, shape, cons, hw, wl, overfit)
     _shape_columns(laws, cols, m0, shape, shapes)
     if convergence_gap:
         _convergence_gap(laws, cols, m0)

@@ -149,23 +149,36 @@ SHAPE_COLUMNS = ("n_layer", "d_model", "n_heads", "non_embedding_params", "embed
 #               QKV 6 d^2, scores 2 n_ctx d, softmax 3 h n_ctx, values 2 n_ctx d, output 2 d^2, dense 16 d^2
 #               (d_ff = 4 d), logits 2 d V; that is 2 N_E + n_layer (4 n_ctx d + 3 h n_ctx) + 4 V d.
 # kaplan and chinchilla use the real-valued shape of the aspect ratio (d = (A N_E / 12)^(1/3), n_layer = d / A,
-# h = d / head size), so the count is smooth in N.
+# h = d / head size), so the count is smooth in N. With y = N_E^(1/3) and kappa = (A / 12)^(1/3) (so d = kappa y)
+# both N and f are polynomials in y (``flops_coefficients``):
+#   N(y) = y^3 + n1 y                 n1 = omega for a total count (``to_total``), 0 for a non-embedding one;
+#   f(y) = 6 y^3 + f2 y^2 + f1 y      6N: f2 = 0, f1 = 6 n1 (f = 6 N);
+#                                     kaplan: f2 = 6 n_ctx kappa^2 / A, f1 = 0;
+#                                     chinchilla: f2 = 3 n_ctx (4 + 3 / h_size) kappa^2 / A, f1 = 12 V kappa.
 FLOPS_MODELS = FLOPS_6N, FLOPS_KAPLAN, FLOPS_CHINCHILLA = ("6N", "kaplan", "chinchilla")
+
+
+def flops_coefficients(model: str, spec: ShapeSpec = ShapeSpec()) -> tuple[float, float, float]:
+    """(n1, f2, f1) of N(y) = y^3 + n1 y and f(y) = 6 y^3 + f2 y^2 + f1 y, y = N_E^(1/3) (see above)."""
+    if model not in FLOPS_MODELS:
+        raise ScalesweepError(f"unknown FLOPs model {model!r} (one of: {', '.join(FLOPS_MODELS)})")
+    a = float(spec.aspect_ratio)
+    kappa = float(np.cbrt(a / NON_EMBEDDING_PER_LAYER_D2))
+    n1 = float(omega(spec.embedding_rows, a)) if spec.convention == "total" else 0.0
+    if model == FLOPS_6N:
+        return n1, 0.0, 6.0 * n1
+    if model == FLOPS_KAPLAN:
+        return n1, 6.0 * spec.context * kappa * kappa / a, 0.0
+    return n1, 3.0 * spec.context * (4.0 + 3.0 / spec.head_size) * kappa * kappa / a, 12.0 * spec.vocab * kappa
 
 
 def flops_per_token(params, model: str, spec: ShapeSpec = ShapeSpec()):
     """Training FLOPs per token of a model of ``params`` parameters (counted in ``spec.convention``) under
     ``model`` (``FLOPS_MODELS``)."""
     n = np.asarray(params, dtype=np.float64)
+    n1, f2, f1 = flops_coefficients(model, spec)
     if model == FLOPS_6N:
         return 6.0 * n
-    if model not in FLOPS_MODELS:
-        raise ScalesweepError(f"unknown FLOPs model {model!r} (one of: {', '.join(FLOPS_MODELS)})")
     n_e = n if spec.convention == "non_embedding" else to_non_embedding(n, spec.embedding_rows, spec.aspect_ratio)
-    d = np.cbrt(spec.aspect_ratio * n_e / NON_EMBEDDING_PER_LAYER_D2)
-    n_layer = d / spec.aspect_ratio
-    ctx = spec.context
-    if model == FLOPS_KAPLAN:
-        return 6.0 * n_e + 6.0 * n_layer * ctx * d
-    heads = d / spec.head_size
-    return 3.0 * (2.0 * n_e + n_layer * (4.0 * ctx * d + 3.0 * heads * ctx) + 4.0 * spec.vocab * d)
+    y = np.cbrt(n_e)
+    return 6.0 * n_e + (f2 * y + f1) * y

@@ -740,3 +740,36 @@ def chinchilla_frontier_stationary(flops, flops_per_token, e, a, b, alpha, beta)
     n = math.exp(x)
     d = flops / flops_per_token(n).real
     return n, d, e + a / n ** alpha + b / d ** beta
+
+
+def curve_frontier_stationary(flops, loss, model, n_vocab, n_ctx, aspect_ratio, head_size, omega=0.0, lo=1.0):
+    """The frontier on C = f(N) D for any law ``loss(n, d)`` that works on complex numbers: the root of
+    dL/d ln N_E by brentq, the derivative by complex step through N = N_E + omega N_E^(1/3) (Pearce & Song's
+    total count; omega = 0 for a non-embedding count) and D = C / f(N_E) (``continuous_shape_flops``; 6N is
+    6 N in the law's count).
+    Returns (N, D, loss); where L falls all the way to D = 1 the minimiser is that end."""
+    h = 1e-20
+
+    def parts(z):
+        n_e = np.exp(z)
+        n = n_e + omega * n_e ** (1.0 / 3.0)
+        if model == "6N":  # 6 times the law's own count, whichever it is
+            return n, flops / (6 * n)
+        return n, flops / continuous_shape_flops(n_e, model, n_vocab, n_ctx, aspect_ratio, head_size)
+
+    def g(z):
+        n, d = parts(complex(z, h))
+        return loss(n, d).imag / h
+
+    def tokens_one(z):
+        return parts(z)[1].real - 1.0
+
+    z_lo = optimize.brentq(lambda z: parts(z)[0].real - lo, -50.0, 80.0, xtol=1e-15) if omega else math.log(lo)
+    z_hi = optimize.brentq(tokens_one, z_lo, math.log(flops), xtol=1e-15, rtol=4 * np.finfo(float).eps)
+    if g(z_hi) < 0:
+        z = z_hi
+    else:
+        z = optimize.brentq(g, z_lo, z_hi, xtol=1e-15, rtol=4 * np.finfo(float).eps, maxiter=500)
+    n, d = parts(z)
+    return n.real, d.real, loss(n.real, d.real)
+

@@ -141,6 +141,36 @@ def test_flops_per_token_of_a_real_shape():
         ref.chinchilla_flops_per_token(32000, 2048, 32, 4096, 32, 4 * 4096), rel=1e-14)
 
 
+def test_flops_per_token_of_the_chinchilla_70b_shape():
+    """Chinchilla 70B (Hoffmann et al. 2022, Table 4: 80 layers, d_model 8192, 64 heads of 128, d_ff 32768;
+    vocabulary 32,000, Table A8) at n_ctx 2048: aspect ratio 102.4 makes the real-valued shape exactly this one,
+    so the chinchilla FLOPs model is App. F's count written out with integer sizes."""
+    n_e = 12 * 80 * 8192**2
+    spec = shapes.ShapeSpec(convention="non_embedding", vocab=32000, context=2048, aspect_ratio=8192 / 80,
+                            head_size=128)
+    sh = shapes.shape(n_e, spec)
+    assert (sh["n_layer"], sh["d_model"], sh["n_heads"], sh["d_ff"]) == (80, 8192, 64, 32768)
+    assert shapes.flops_per_token(n_e, "chinchilla", spec) == pytest.approx(
+        ref.chinchilla_flops_per_token(32000, 2048, 80, 8192, 64, 32768), rel=1e-14)
+
+
+@pytest.mark.parametrize("n_layer, d_model, d_ff, n_heads, key_size, ratio", [
+    (10, 640, 2560, 10, 64, 1.03), (20, 1024, 4096, 16, 64, 1.10), (24, 1280, 5120, 10, 128, 1.08),
+    (26, 1792, 7168, 14, 128, 1.04), (28, 2048, 8192, 16, 128, 1.03), (40, 3584, 14336, 28, 128, 0.99)])
+def test_app_f_layer_count_reproduces_table_a4(n_layer, d_model, d_ff, n_heads, key_size, ratio):
+    """Hoffmann et al. 2022, Table A4: App. F's FLOPs over 6ND for six shapes, printed to two decimals. The
+    per-layer terms of the reference count (attention and dense block, the terms the chinchilla FLOPs model
+    shares) reproduce every row when, as the table's authors did, embeddings and logits are left out of the
+    FLOPs and N counts the blocks, a relative-position matrix per layer and one vocabulary matrix (n_ctx 2048,
+    vocabulary 32,000)."""
+    seq, vocab = 2048, 32000
+    layers_only = (ref.chinchilla_flops_per_token(vocab, seq, n_layer, d_model, n_heads, d_ff)
+                   - ref.chinchilla_flops_per_token(vocab, seq, 0, d_model, n_heads, d_ff))
+    kh = key_size * n_heads
+    n = n_layer * (4 * d_model * kh + 2 * d_model * d_ff) + n_layer * d_model * kh + vocab * d_model
+    assert round(layers_only / (6 * n), 2) == ratio
+
+
 @pytest.mark.parametrize("model", ["6N", "kaplan", "chinchilla"])
 @pytest.mark.parametrize("flops", [1e19, 1e21, 1e23, 1e25, 1e27])
 def test_flops_model_frontier_matches_scipy(model, flops):
@@ -153,6 +183,65 @@ def test_flops_model_frontier_matches_scipy(model, flops):
         flops, lambda x: ref.continuous_shape_flops(x, model, 32000, 2048, 128.0, 128), **HOFF)
     assert n[0] == pytest.approx(rn, rel=1e-9) and d[0] == pytest.approx(rd, rel=1e-9)
     assert loss[0] == pytest.approx(rl, rel=1e-12)
+
+
+def _law_loss(law):
+    """The law's loss written out from its published form, on complex numbers too (for the complex step)."""
+    p = law.params
+    if law.family == "chinchilla":
+        return lambda n, d: p["E"] + p["A"] / n ** p["alpha"] + p["B"] / d ** p["beta"]
+    r = p["alpha_N"] / p["alpha_D"]
+    return lambda n, d: ((p["N_c"] / n) ** r + p["D_c"] / d) ** p["alpha_D"]
+
+
+@pytest.mark.parametrize("name", ["hoffmann2022", "kaplan2020"])
+@pytest.mark.parametrize("convention", ["total", "non_embedding"])
+@pytest.mark.parametrize("model", ["6N", "kaplan", "chinchilla"])
+@pytest.mark.parametrize("flops", [1e13, 1e17, 1e21, 1e25, 1e29])
+def test_flops_model_frontier_matches_scipy_in_both_conventions(name, convention, model, flops):
+    """Both families, both parameter counts (a total count through Pearce & Song's N_E + omega N_E^(1/3)),
+    budgets from a few thousand parameters up, against a complex-step brentq reference, to 1e-9 relative."""
+    law = get_law(name)
+    spec = shapes.ShapeSpec(convention=convention, vocab=32000, context=2048, aspect_ratio=64.0, head_size=64)
+    n, d, loss = questions.frontier_flops_model(law, np.array([flops]), model, spec)
+    w = ref.pearce_song_omega(32000, 64.0) if convention == "total" else 0.0
+    rn, rd, rl = ref.curve_frontier_stationary(flops, _law_loss(law), model, 32000, 2048, 64.0, 64, omega=w)
+    if np.isnan(rn) or rn < 1.0:
+        assert np.isnan(n[0])
+        return
+    assert n[0] == pytest.approx(rn, rel=1e-9) and d[0] == pytest.approx(rd, rel=1e-9)
+    assert loss[0] == pytest.approx(rl, rel=1e-12)
+
+
+def test_flops_model_budgets_where_one_parameter_is_the_best_or_too_dear():
+    """A budget at which one parameter's FLOPs buy under one token is NaN; a budget just above it lands on the
+    domain's ends, never outside them (N >= 1, D >= 1)."""
+    law = get_law("hoffmann2022")
+    spec = shapes.ShapeSpec(convention="total", vocab=32000, context=2048)
+    one = float(shapes.flops_per_token(1.0, "chinchilla", spec))
+    c = np.array([one * 0.5, one * (1 + 1e-12), one * 3, one * 1e3])
+    n, d, _ = questions.frontier_flops_model(law, c, "chinchilla", spec)
+    assert np.isnan(n[0]) and np.isnan(d[0])
+    assert (n[1:] >= 1.0 - 1e-12).all() and (d[1:] >= 1.0 - 1e-9).all()
+    np.testing.assert_allclose(d[1:] * shapes.flops_per_token(n[1:], "chinchilla", spec), c[1:], rtol=1e-12)
+
+
+def test_flops_model_frontier_is_the_same_on_any_thread_count():
+    import numba
+
+    law = get_law("hoffmann2022")
+    spec = shapes.ShapeSpec(convention="total")
+    c = np.geomspace(1e15, 1e28, 20_001)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = questions.frontier_flops_model(law, c, "chinchilla", spec)
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        two = questions.frontier_flops_model(law, c, "chinchilla", spec)
+    finally:
+        numba.set_num_threads(before)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_6n_model_is_the_closed_form_and_the_default_is_unchanged():

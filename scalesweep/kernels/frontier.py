@@ -19,8 +19,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..codes import (MAX_CONVERGENCE_GAP, MAX_OVERFIT, MAX_PARAMS, MAX_TOKENS, MAX_TPP, MIN_PARAMS, MIN_TOKENS, MIN_TPP,
-                     NONE, OVERFIT_RATIO, SOLVER_AUTO, SOLVER_NEWTON_MID)
+from ..codes import (CHINCHILLA, KAPLAN, MAX_CONVERGENCE_GAP, MAX_OVERFIT, MAX_PARAMS, MAX_TOKENS, MAX_TPP, MIN_PARAMS,
+                     MIN_TOKENS, MIN_TPP, NONE, OVERFIT_RATIO, SOLVER_AUTO, SOLVER_NEWTON_MID)
 from . import JIT, PJIT
 from .loss import closed_form_x, gap_max_x, initial_x, isoflop_grad, loss_log, loss_point
 
@@ -79,8 +79,17 @@ def law_interval(family, p, c, lb):
 
 
 @njit(**JIT)
-def newton_min(family, p, c, lo, hi, x0):
-    """Minimise L over x in [lo, hi] (lo <= hi) on the iso-FLOP line c; returns x.
+def _grad(family, p, x, c, curve):
+    """``isoflop_grad`` on the line C = k N D (curve None: numba compiles the branch away), else ``curve_grad``."""
+    if curve is None:
+        return isoflop_grad(family, p, x, c)
+    return curve_grad(family, p, x, c, curve)
+
+
+@njit(**JIT)
+def newton_min(family, p, c, lo, hi, x0, curve=None):
+    """Minimise L over x in [lo, hi] (lo <= hi) on the iso-FLOP line c; returns x. With ``curve`` given,
+    x is t = ln y on the curve C = f(N) D of ``curve_grad`` instead.
 
     Safeguarded Newton on g = isoflop_grad (in the manner of Numerical Recipes' rtsafe): the bracket
     [a, b] always contains the minimiser of a unimodal L. A Newton step is taken when it lands strictly
@@ -97,7 +106,7 @@ def newton_min(family, p, c, lo, hi, x0):
     tried_hi = x == hi
     last = hi - lo
     for _ in range(MAXIT):
-        g, h = isoflop_grad(family, p, x, c)
+        g, h = _grad(family, p, x, c, curve)
         if g > 0.0:
             b = x
         elif g < 0.0:
@@ -186,6 +195,163 @@ def frontier_kernel(fams, P, law_idx, flops, k, lbounds, bounds, solver, out_n, 
         out_l[i] = loss
         out_feas[i] = feas
         out_active[i] = act
+
+
+# ------------------------------------------------- the frontier on C = f(N) D, a FLOPs model beyond 6N
+# ``shapes.flops_coefficients`` writes N and the FLOPs per token f as polynomials in y = N_E^(1/3):
+# N(y) = y^3 + n1 y and f(y) = 6 y^3 + f2 y^2 + f1 y, curve = (n1, f2, f1). On a budget C, ln D = ln C - ln f,
+# and the solve runs in t = ln y, where both N and f are increasing: no cubic is inverted per step.
+#
+# The optimum t*(ln C) of one law is a smooth function of ln C alone. ``curve_table`` solves it exactly
+# (``curve_solve``) at the fixed points ln C = j * CURVE_STEP that the budgets span, with its slope; a budget
+# starts from the cubic Hermite interpolant between its two neighbours and takes one Newton step there
+# (``curve_polish``). A step of at most CURVE_POLISH is accepted as the last: Newton's error after it is of the
+# order of the step squared (~1e-20), and N, D and the loss follow from the start to second order in the step.
+# Anything else (a budget at an end of the domain, outside the table, a kink) is solved in full. The table's
+# points do not depend on the other budgets asked, so every row's answer is its own, on any thread count.
+CURVE_STEP = 1.0 / 16.0
+CURVE_POLISH = 1e-9
+
+
+@njit(**JIT)
+def curve_point(curve, t):
+    """(N, f, a, a', b, b') at t = ln y: a = d ln N / dt, b = d ln f / dt and their derivatives in t."""
+    n1, f2, f1 = curve[0], curve[1], curve[2]
+    y = math.exp(t)
+    y2 = y * y
+    y3 = y2 * y
+    n = y3 + n1 * y
+    f = 6.0 * y3 + f2 * y2 + f1 * y
+    a = (3.0 * y3 + n1 * y) / n
+    b = (18.0 * y3 + 2.0 * f2 * y2 + f1 * y) / f
+    return n, f, a, (9.0 * y3 + n1 * y) / n - a * a, b, (54.0 * y3 + 4.0 * f2 * y2 + f1 * y) / f - b * b
+
+
+@njit(**JIT)
+def curve_state(family, p, t, ln_c, curve):
+    """(g, h, g_c, N, f, a, b, loss) at t on the budget ln C: g has the sign of dL/dt along C = f(N) D and its
+    zeros, h = dg/dt and g_c = dg/d ln C (exact), a = d ln N / dt, b = d ln f / dt.
+
+    dL/dt = (dL/d ln N) a - (dL/d ln D) b. chinchilla: with u = alpha A N^-alpha and v = beta B D^-beta,
+    g = v b - u a, du/dt = -alpha u a, dv/dt = beta v b, dv/d ln C = -beta v. kaplan: L = F^alpha_D, F = P + Q
+    with P = (N_c/N)^r, Q = D_c/D, r = alpha_N/alpha_D; g = dF/dt = v b - u a with u = r P, v = Q,
+    du/dt = -r u a, dv/dt = v b, dv/d ln C = -v. Either way h = s_u u a^2 - u a' + s_v v b^2 + v b' and
+    g_c = -s_v v b, with s the exponents above."""
+    n, f, a, a1, b, b1 = curve_point(curve, t)
+    x = math.log(n)
+    y = ln_c - math.log(f)
+    if family == CHINCHILLA:
+        su, sv = p[3], p[4]
+        u = su * p[1] * math.exp(-su * x)
+        v = sv * p[2] * math.exp(-sv * y)
+        loss = p[0] + u / su + v / sv
+    elif family == KAPLAN:
+        su, sv = p[2] / p[3], 1.0
+        u = su * math.exp(su * (math.log(p[0]) - x))
+        v = p[1] * math.exp(-y)
+        loss = (u / su + v) ** p[3]
+    else:
+        return np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, np.nan
+    return (v * b - u * a, su * u * a * a - u * a1 + sv * v * b * b + v * b1, -sv * v * b, n, f, a, b, loss)
+
+
+@njit(**JIT)
+def curve_grad(family, p, t, ln_c, curve):
+    """(g, h) of ``curve_state``: what ``newton_min`` needs."""
+    g, h, _, _, _, _, _, _ = curve_state(family, p, t, ln_c, curve)
+    return g, h
+
+
+@njit(**JIT)
+def curve_tokens_one(curve, ln_c):
+    """t = ln y where f(y) = C (D = 1): Newton on the increasing convex cubic from y = (C/6)^(1/3), which lies
+    right of the root (f >= 6 y^3), so the iterates fall monotonically to it."""
+    n1, f2, f1 = curve[0], curve[1], curve[2]
+    c = math.exp(ln_c)
+    y = math.exp((ln_c - math.log(6.0)) / 3.0)
+    for _ in range(MAXIT):
+        step = (((6.0 * y + f2) * y + f1) * y - c) / ((18.0 * y + 2.0 * f2) * y + f1)
+        y -= step
+        if not (abs(step) > 1e-16 * y):
+            break
+    return math.log(y)
+
+
+@njit(**JIT)
+def curve_solve(family, p, ln_c, t_lo, ln_f_lo, curve):
+    """t minimising the loss on C = f(N) D with N >= 1 (t >= t_lo; ln f there is ln_f_lo) and D >= 1; NaN where
+    N = 1 cannot buy one token. Safeguarded Newton on [t_lo, ln (C/6)^(1/3)] (f >= 6 y^3, so D < 1 beyond it)
+    from the optimum of C = 6 N D; a minimiser where D < 1 moves to D = 1, the end of the domain."""
+    if not (ln_f_lo <= ln_c):
+        return np.nan
+    hi = max((ln_c - math.log(6.0)) / 3.0, t_lo)
+    t0 = closed_form_x(family, p, ln_c - math.log(6.0)) / 3.0
+    t = newton_min(family, p, ln_c, t_lo, hi, t0, curve)
+    _, f, _, _, _, _ = curve_point(curve, t)
+    if f > math.exp(ln_c):
+        t = curve_tokens_one(curve, ln_c)
+    return t
+
+
+@njit(**JIT)
+def curve_result(family, p, ln_c, t, curve):
+    """(N, D, loss) at t on the budget ln C."""
+    n, f, _, _, _, _ = curve_point(curve, t)
+    return n, math.exp(ln_c) / f, loss_log(family, p, math.log(n), ln_c - math.log(f))
+
+
+@njit(**PJIT)
+def curve_table(family, p, j0, t_lo, ln_f_lo, curve, out_t, out_s):
+    """The exact optimum t and its slope dt/dj (in table steps) at ln C = (j0 + j) CURVE_STEP, for every j."""
+    for j in prange(out_t.size):
+        ln_c = (j0 + j) * CURVE_STEP
+        t = curve_solve(family, p, ln_c, t_lo, ln_f_lo, curve)
+        _, h, g_c, _, _, _, _, _ = curve_state(family, p, t, ln_c, curve)
+        out_t[j] = t
+        out_s[j] = -g_c / h * CURVE_STEP
+
+
+@njit(**JIT)
+def curve_polish(family, p, ln_c, t_lo, curve, j0, table_t, table_s):
+    """(N, D, loss) from the table's start and one Newton step (see above), or NaNs where that does not
+    apply and the budget is to be solved in full."""
+    z = ln_c / CURVE_STEP - j0
+    j = int(math.floor(z))
+    if not (j >= 0 and j + 1 < table_t.size):
+        return np.nan, np.nan, np.nan
+    s = z - j
+    t0, t1, m0, m1 = table_t[j], table_t[j + 1], table_s[j], table_s[j + 1]
+    s2 = s * s
+    s3 = s2 * s
+    t = (2.0 * s3 - 3.0 * s2 + 1.0) * t0 + (s3 - 2.0 * s2 + s) * m0 + (3.0 * s2 - 2.0 * s3) * t1 + (s3 - s2) * m1
+    g, h, _, n, f, a, b, loss = curve_state(family, p, t, ln_c, curve)
+    step = -g / h
+    if not (abs(step) <= CURVE_POLISH and t + step > t_lo):  # also NaN
+        return np.nan, np.nan, np.nan
+    d = math.exp(ln_c) / f
+    da = a * step
+    db = b * step
+    n = n * (1.0 + da * (1.0 + 0.5 * da))
+    d = d / (1.0 + db * (1.0 + 0.5 * db))
+    if not (d >= 1.0):
+        return np.nan, np.nan, np.nan
+    return n, d, loss
+
+
+@njit(**PJIT)
+def curve_frontier_kernel(family, p, flops, t_lo, ln_f_lo, curve, j0, table_t, table_s, out_n, out_d, out_l):
+    """The frontier on C = f(N) D for every budget of one law: ``curve_polish`` from the table, else
+    ``curve_solve`` in full."""
+    for i in prange(flops.size):
+        ln_c = math.log(flops[i])
+        n, d, loss = curve_polish(family, p, ln_c, t_lo, curve, j0, table_t, table_s)
+        if not (n == n):
+            t = curve_solve(family, p, ln_c, t_lo, ln_f_lo, curve)
+            if t == t:
+                n, d, loss = curve_result(family, p, ln_c, t, curve)
+        out_n[i] = n
+        out_d[i] = d
+        out_l[i] = loss
 
 
 @njit(**PJIT)
