@@ -100,7 +100,7 @@ def test_energy_is_opt_in_and_defaults_are_unchanged():
     (dict(gpu="H100", pue="x"), "--pue must be a finite number >= 1 (facility energy over IT energy), got 'x'"),
     (dict(gpu="H100", usd_per_kwh=1.7e308), "--usd-per-kwh 1.7e+308: the price of a GPU-hour would be more than"),
     (dict(gpu="H100", power_fraction=1.5), "--power-fraction must be a number in (0, 1]"),
-    (dict(gpu="TPU-v4", grid_gco2_per_kwh=300), "TPU-v4 has no board power in the hardware catalogue"),
+    (dict(gpu="TPU-v6e", grid_gco2_per_kwh=300), "TPU-v6e has no board power in the hardware catalogue"),
     (dict(peak_tflops=400, grid_gco2_per_kwh=300), "a custom GPU has no board power"),
 ])
 def test_energy_options_are_checked(kwargs, needle):

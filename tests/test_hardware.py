@@ -10,6 +10,7 @@ from importlib.resources import files
 
 import pandas as pd
 import pytest
+from pathlib import Path
 from click.testing import CliRunner
 
 from scalesweep import units
@@ -38,9 +39,9 @@ DATASHEET = {
     "GB200": (5000 / 2, 10000 / 2, 186.0, 1200.0),
     "MI300X": (1307.4, 2614.9, 192.0, 750.0),
     "MI325X": (1307.4, 2614.9, 256.0, 1000.0),
-    "TPU-v4": (275.0, None, 32 * 2**30 / 1e9, None),  # 32 GiB
+    "TPU-v4": (275.0, None, 32 * 2**30 / 1e9, 192.0),  # 32 GiB; measured maximum power per chip
     "TPU-v5e": (197.0, None, 16.0, None),
-    "TPU-v5p": (459.0, None, 95.0, None),
+    "TPU-v5p": (459.0, 459.0, 95.0, None),
     "TPU-v6e": (918.0, None, 32.0, None),
     "Gaudi3": (1835.0, 1835.0, 128.0, 900.0),
 }
@@ -56,6 +57,31 @@ def test_the_catalogue_holds_the_datasheet_figures():
         assert g.memory_gb == pytest.approx(mem, rel=1e-12), name
         assert g.board_power_w == power, name
         assert g.url.startswith("https://") and g.source, name
+
+
+def test_the_readme_table_is_the_catalogue():
+    """The README's catalogue table: every part, in order, with its aliases, dense peaks, memory, power and URL."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| `") and "](https://" in line]
+
+    def num(cell):
+        return None if cell == "—" else float(cell.replace(",", ""))
+
+    seen = []
+    for line in rows:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        name = cells[0].strip("`")
+        if name not in units.GPUS:
+            continue
+        g = units.GPUS[name]
+        seen.append(name)
+        aliases = [] if cells[1] == "—" else [a.strip(" `") for a in cells[1].split(",")]
+        assert aliases == list(g.aliases), name
+        assert (num(cells[2]), num(cells[3])) == (g.peak_tflops, g.fp8_tflops), name
+        assert num(cells[4]) == pytest.approx(g.memory_gb, abs=0.005), name
+        assert num(cells[5]) == g.board_power_w, name
+        assert cells[6].endswith(f"]({g.url})"), name
+    assert seen == list(units.GPUS)
 
 
 def test_todays_presets_keep_their_numbers():
