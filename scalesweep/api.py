@@ -14,7 +14,6 @@ import functools
 import inspect
 import json
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -29,14 +28,11 @@ from .kernels.frontier import frontier_kernel, percentile_rows
 from .kernels.loss import loss_array
 from .laws import FAMILIES, PRESETS, Law, as_law, as_laws, get_law, law_arrays
 from .options import Constraints, Hardware, Shape, Workload, from_values
-from .output import table_writer
-from .pipeline import overlapped
 from .tables import METADATA_KEY, read_metadata, to_frame
 from .validate import BYTES_PER_ROW_HELD, check_size, choice, positive_array, suggest
 
 if TYPE_CHECKING:
     import pandas as pd
-    import pyarrow as pa
     from numpy.typing import ArrayLike, DTypeLike
 
 LawLike = str | Law | None  # a preset name or alias, a Law, or None for the default law
@@ -119,7 +115,6 @@ def isoflop(law: LawLike, flops: ArrayLike, params: ArrayLike, *,
     Returns columns flops, params, tokens, loss; rows budget-major.
     """
     import pandas as pd
-    import pyarrow as pa
 
     law = as_law(law)
     surfaces.require_loss(law)
@@ -143,31 +138,8 @@ def write_surface(path: str | os.PathLike[str], law: LawLike, params: ArrayLike,
     follows the suffix (or ``fmt``); ``path="-"`` writes to stdout. Returns a summary (rows, seconds).
     ``progress(done_rows, total_rows)`` is called after each chunk.
     """
-    law = as_law(law)
-    if (tokens is None) == (flops is None):
-        raise ScalesweepError("give a tokens range or a flops range (IsoFLOP form), not both")
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float64, np.float32):
-        raise ScalesweepError(f"--dtype must be float64 or float32, got {dtype}")
-    n = positive_array(params, "params")
-    d = positive_array(tokens, "tokens") if tokens is not None else None
-    c = positive_array(flops, "flops") if flops is not None else None
-    total = n.size * sum(a.size for a in (d, c) if a is not None)
-    meta = surfaces.metadata(law, n, d, c, dtype=dtype, grid=grid, command_line=command_line)
-    t0 = time.perf_counter()
-    done = 0
-    with table_writer(path, surfaces.schema(dtype).with_metadata(meta), fmt,
-                      parquet_options={"use_dictionary": surfaces.DICTIONARY_COLUMNS}) as w:
-        def write(batch: pa.RecordBatch) -> None:
-            nonlocal done
-            w.write(batch, row_group_size=batch.num_rows)
-            done += batch.num_rows
-            if progress is not None:
-                progress(done, total)
-
-        # The next chunk is computed while one is encoded: one waiting, so three buffer sets are in use at once.
-        overlapped(surfaces.batches(law, n, d, c, dtype, chunk_points, buffers=1 + 2), write, depth=1)
-    return {"rows": total, "seconds": time.perf_counter() - t0}
+    return surfaces.write(path, as_law(law), params, tokens, flops, dtype=dtype, fmt=fmt, chunk_points=chunk_points,
+                          grid=grid, command_line=command_line, progress=progress)
 
 
 # --------------------------------------------------------------------------------------------- frontier
@@ -315,7 +287,6 @@ def frontier_bands(samples: ArrayLike, family: str, flops: ArrayLike, percentile
     is told the budgets done after each chunk.
     """
     import pandas as pd
-    import pyarrow as pa
 
     c = positive_array(flops, "flops")
     qs = [float(q) for q in percentiles]
@@ -376,7 +347,6 @@ def compare(flops: ArrayLike, laws: Sequence[str | Law] | None = None) -> pd.Dat
     budgets are C_min): see ``scalesweep laws``.
     """
     import pandas as pd
-    import pyarrow as pa
 
     c = positive_array(flops, "flops")
     chosen = [get_law(x) for x in PRESETS] if laws is None else as_laws(list(laws))
@@ -414,7 +384,6 @@ def solve_scenarios(spec: pd.DataFrame | Mapping[str, Any] | str | os.PathLike[s
     import tempfile
 
     import pandas as pd
-    import pyarrow as pa
     import pyarrow as pa
     import pyarrow.parquet as pq
 

@@ -82,11 +82,18 @@ _watching = False
 def _watch_compiles() -> None:
     """Say on stderr, once, when a kernel starts compiling (its on-disk cache is cold), and count compiled
     kernels in ``_compiled``. A listener on numba's compile event, which fires at the start of a compile and
-    not for a kernel loaded from the cache: nothing is timed or guessed."""
+    not for a kernel loaded from the cache: nothing is timed or guessed. It is registered when the kernels are
+    imported (``progress.when_kernels_load``): a command that needs none never loads numba."""
     global _watching
     if _watching:
         return
     _watching = True
+    from .progress import when_kernels_load
+
+    when_kernels_load(_listen_to_compiles)
+
+
+def _listen_to_compiles() -> None:
     from numba.core import event
 
     class Notice(event.Listener):
@@ -710,12 +717,12 @@ def surface(law, law_file, overrides, params_range, tokens_range, flops_range, d
                            grid=grid, command_line=command_line())
         _run_dataset(job, output, engine, scheduler, workers)
         return
-    from .api import write_surface
+    from . import surfaces
 
     fmt = _check_target(output, fmt, law_file)
     with _progress("rows", "surface", output) as progress:
-        summary = write_surface(output, the_law, n, tokens=d, flops=c, dtype=dtype, fmt=fmt, grid=grid,
-                                command_line=command_line(), progress=progress)
+        summary = surfaces.write(output, the_law, n, tokens=d, flops=c, dtype=dtype, fmt=fmt, grid=grid,
+                                 command_line=command_line(), progress=progress)
     if output not in (None, "-"):
         talk(f"wrote {summary['rows']:,} rows to {output} in {summary['seconds']:.2f} s")
 

@@ -16,6 +16,7 @@ import time
 from typing import Callable, TextIO
 
 LOGGER = logging.getLogger("scalesweep.progress")
+_on_kernels: list[Callable[[], None]] = []  # called once the compiled kernels are imported
 DELAY = 2.0  # seconds of work before the first line
 LOG_INTERVAL = 5.0  # seconds between lines when stderr is not a terminal
 DRAW_INTERVAL = 0.1  # seconds between redraws on a terminal
@@ -125,3 +126,18 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def when_kernels_load(fn: Callable[[], None]) -> None:
+    """Call ``fn`` as soon as the compiled kernels (``scalesweep.kernels``, which loads numba) are imported: now
+    if they are, else from their import. Work that needs no kernel never pays for numba's start-up."""
+    if "scalesweep.kernels" in sys.modules:
+        fn()
+    else:
+        _on_kernels.append(fn)
+
+
+def kernels_loaded() -> None:
+    """Run what waits for the kernels (``scalesweep.kernels`` calls this as it is imported)."""
+    while _on_kernels:
+        _on_kernels.pop(0)()

@@ -7,13 +7,21 @@ IsoFLOP form (flops given): budget-major rows over flops x params, tokens = C/(6
 
 from __future__ import annotations
 
+import os
+import sys
+import time
+from collections.abc import Callable
+
 import numpy as np
 import pyarrow as pa
 
 from .codes import CHINCHILLA, FLOPS_PER_PARAM_TOKEN, KAPLAN
 from .errors import ScalesweepError
 from .grid import row_chunks
+from .output import table_writer
+from .pipeline import overlapped
 from .tables import COLUMNS, arrow_float, surface_metadata
+from .validate import positive_array
 
 CHUNK_POINTS = 1 << 20  # points per streamed chunk (= Parquet row group): 8 MiB per float64 column
 # The axes repeat (4096 distinct values in 16.8M rows), and on log-spaced grids so does flops = 6*N*D
@@ -31,6 +39,18 @@ def schema(dtype) -> pa.Schema:
 BLOCK_POINTS = 1 << 16  # points per block of the threaded power (512 KiB of float64: stays in L2)
 
 
+def kernel_threads() -> int:
+    """The threads numba's kernels use, without loading numba where nothing has (a streamed surface may need
+    none of its kernels): then numba's own default, ``NUMBA_NUM_THREADS`` or the CPUs this process may use."""
+    numba = sys.modules.get("numba")
+    if numba is not None:
+        return int(numba.get_num_threads())
+    value = os.environ.get("NUMBA_NUM_THREADS", "").strip()
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def grid_loss(law, n_axis: np.ndarray, d_axis: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``out[i, j] = L(n_axis[i], d_axis[j])`` (``out`` C-contiguous, float64 or float32).
 
@@ -44,7 +64,6 @@ def grid_loss(law, n_axis: np.ndarray, d_axis: np.ndarray, out: np.ndarray) -> n
 
         surface_grid(law.family_id, law.vector, n_axis, d_axis, out)
         return out
-    import numba
     from concurrent.futures import ThreadPoolExecutor
 
     n_c, d_c, alpha_n, alpha_d = (float(v) for v in law.vector[:4])
@@ -63,7 +82,7 @@ def grid_loss(law, n_axis: np.ndarray, d_axis: np.ndarray, out: np.ndarray) -> n
         np.add(a[i0:i1, None], b[None, j0:j1], out=block)
         np.power(block, alpha_d, out=block)
 
-    threads = numba.get_num_threads()
+    threads = kernel_threads()
     if threads == 1:
         for t in tiles:
             tile(t)
@@ -158,6 +177,36 @@ def batches(law, n_axis, d_axis=None, c_axis=None, dtype=np.float64, chunk_point
     sch = schema(dtype)
     for cols in chunks(law, n_axis, d_axis, c_axis, dtype, chunk_points, buffers):
         yield pa.RecordBatch.from_arrays([_arrow(a) for a in cols], schema=sch)
+
+
+def write(path, law, params, tokens=None, flops=None, *, dtype=np.float64, fmt: str | None = None,
+          chunk_points: int = CHUNK_POINTS, grid: dict | None = None, command_line: str | None = None,
+          progress: Callable[[int, int], None] | None = None) -> dict:
+    """Stream the loss surface of ``law`` (a Law) to a file in bounded memory: ``api.write_surface``. The next
+    chunk is computed while one is encoded: one waiting, so three buffer sets are in use at once."""
+    if (tokens is None) == (flops is None):
+        raise ScalesweepError("give a tokens range or a flops range (IsoFLOP form), not both")
+    dtype = np.dtype(dtype)
+    if dtype not in (np.float64, np.float32):
+        raise ScalesweepError(f"--dtype must be float64 or float32, got {dtype}")
+    n = positive_array(params, "params")
+    d = positive_array(tokens, "tokens") if tokens is not None else None
+    c = positive_array(flops, "flops") if flops is not None else None
+    total = n.size * sum(a.size for a in (d, c) if a is not None)
+    meta = metadata(law, n, d, c, dtype=dtype, grid=grid, command_line=command_line)
+    t0 = time.perf_counter()
+    done = 0
+    with table_writer(path, schema(dtype).with_metadata(meta), fmt,
+                      parquet_options={"use_dictionary": DICTIONARY_COLUMNS}) as w:
+        def put(batch: pa.RecordBatch) -> None:
+            nonlocal done
+            w.write(batch, row_group_size=batch.num_rows)
+            done += batch.num_rows
+            if progress is not None:
+                progress(done, total)
+
+        overlapped(batches(law, n, d, c, dtype, chunk_points, buffers=1 + 2), put, depth=1)
+    return {"rows": total, "seconds": time.perf_counter() - t0}
 
 
 def job(law, n, d=None, c=None, *, dtype="float64", partition_rows: int, grid=None, command_line=None):

@@ -116,7 +116,7 @@ def test_surface_overlapped_equals_the_sequential_loop_on_one_and_two_threads(tm
     (the kaplan chunks are large enough for its threaded power)."""
     import numpy as np
 
-    from scalesweep import api
+    from scalesweep import surfaces
 
     n, d = np.geomspace(1e6, 1e12, 600), np.geomspace(1e8, 1e14, 600)
     before = ss.set_threads(None)
@@ -125,7 +125,7 @@ def test_surface_overlapped_equals_the_sequential_loop_on_one_and_two_threads(tm
             ss.set_threads(threads)
             ss.write_surface(tmp_path / f"overlapped{threads}.parquet", name, n, tokens=d, chunk_points=chunk)
         ss.set_threads(1)
-        monkeypatch.setattr(api, "overlapped", lambda items, consume, depth=1: [consume(b) for b in items])
+        monkeypatch.setattr(surfaces, "overlapped", lambda items, consume, depth=1: [consume(b) for b in items])
         ss.write_surface(tmp_path / "sequential.parquet", name, n, tokens=d, chunk_points=chunk)
     finally:
         ss.set_threads(before)
@@ -166,9 +166,9 @@ def _no_flusher_left():
 
 def test_surface_disk_full_while_writing_is_one_error_and_no_file(tmp_path, monkeypatch):
     _disk_full_at_third_write(monkeypatch)
-    import inspect
+    from scalesweep import surfaces
 
-    monkeypatch.setitem(inspect.unwrap(ss.write_surface).__kwdefaults__, "chunk_points", 8000)  # 20 chunks
+    monkeypatch.setitem(surfaces.write.__kwdefaults__, "chunk_points", 8000)  # 20 chunks
     res = run(["surface", "--params-range", "1e8:1e10:400", "--tokens-range", "1e9:1e12:400", "-o",
                tmp_path / "out.parquet"], ok=False)
     assert_one_line_error(res, "No space left on device")

@@ -219,13 +219,13 @@ def test_write_surface_overlapped_equals_one_chunk_at_a_time(tmp_path, monkeypat
     byte for byte, the one written chunk by chunk from a single buffer set."""
     import hashlib
 
-    from scalesweep import api
+    from scalesweep import surfaces
 
     law = ss.get_law("kaplan2020")
     n, other = np.geomspace(1e7, 1e10, 37), np.geomspace(1e18, 1e22, 23)
     kw = {"tokens": other} if form == "grid" else {"flops": other}
     write_surface(tmp_path / "a.parquet", law, n, chunk_points=50, **kw)  # 23 or 37 chunks through the pipeline
-    monkeypatch.setattr(api, "overlapped", lambda items, consume, depth=1: [consume(b) for b in items])
+    monkeypatch.setattr(surfaces, "overlapped", lambda items, consume, depth=1: [consume(b) for b in items])
     write_surface(tmp_path / "b.parquet", law, n, chunk_points=50, **kw)
     digest = [hashlib.sha256((tmp_path / f).read_bytes()).hexdigest() for f in ("a.parquet", "b.parquet")]
     assert digest[0] == digest[1]
@@ -285,3 +285,27 @@ def test_a_streamed_grid_surface_of_chinchilla_loads_no_compiled_kernel():
             "print(calls)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
+
+
+@pytest.mark.parametrize("law, dtype", [("hoffmann2022", "float64"), ("hoffmann2022", "float32"),
+                                        ("kaplan2020", "float64")])
+def test_a_streamed_surface_never_loads_numba(tmp_path, law, dtype):
+    """The CLI streams a chinchilla grid and a float64 kaplan grid with numpy: the process never imports numba
+    (about half a second of start-up), and still writes the surface the kernel would."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "s.parquet"
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom scalesweep.cli import cli\n"
+            f"r = CliRunner().invoke(cli, ['surface', '--law', '{law}', '--params-range', '1e8:1e10:400', "
+            f"'--tokens-range', '1e9:1e12:400', '--dtype', '{dtype}', '-o', r'{out}'])\n"
+            "assert r.exit_code == 0, r.output\nprint('numba' in sys.modules)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == "False"
+    import pyarrow.parquet as pq
+
+    got = pq.read_table(out).column("loss").to_numpy()
+    n, d = np.geomspace(1e8, 1e10, 400), np.geomspace(1e9, 1e12, 400)
+    want = ss.surface(law, n, d, dtype=np.dtype(dtype)).reshape(-1)
+    bits = np.uint32 if dtype == "float32" else np.uint64
+    np.testing.assert_array_equal(got.view(bits), want.view(bits))

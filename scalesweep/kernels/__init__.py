@@ -33,3 +33,7 @@ if not CACHE:
 
 JIT = dict(cache=CACHE, nogil=True, error_model="numpy")
 PJIT = dict(cache=CACHE, nogil=True, error_model="numpy", parallel=True)
+
+from ..progress import kernels_loaded  # noqa: E402  (after JIT and PJIT: what waits may compile)
+
+kernels_loaded()

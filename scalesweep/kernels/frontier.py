@@ -266,7 +266,7 @@ def curve_grad(family, p, t, ln_c, curve):
 def curve_tokens_one(curve, ln_c):
     """t = ln y where f(y) = C (D = 1): Newton on the increasing convex cubic from y = (C/6)^(1/3), which lies
     right of the root (f >= 6 y^3), so the iterates fall monotonically to it."""
-    n1, f2, f1 = curve[0], curve[1], curve[2]
+    f2, f1 = curve[1], curve[2]
     c = math.exp(ln_c)
     y = math.exp((ln_c - math.log(6.0)) / 3.0)
     for _ in range(MAXIT):
