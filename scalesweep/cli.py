@@ -37,7 +37,7 @@ from . import options as opts
 from . import units
 from ._version import __version__
 from .errors import Interrupted, ScalesweepError
-from .output import COMPRESSIONS, DEFAULT_COMPRESSION, FORMATS
+from .output import COMPRESSIONS, DEFAULT_COMPRESSION, FLOAT_DTYPES, FORMATS
 from .validate import BYTES_PER_ROW_HELD, MAX_ROWS_ENV, SIZE_HINT, check_size, clip, number, parse_size, set_max_rows
 
 LOG = logging.getLogger("scalesweep")
@@ -455,8 +455,21 @@ def _set_columns(ctx, param, value):
     return value
 
 
+def _set_float_dtype(ctx, param, value):
+    from .output import set_float_dtype
+
+    if value is not None:
+        set_float_dtype(value)
+        ctx.call_on_close(lambda: set_float_dtype(None))
+    return value
+
+
 def _output_option(required: bool = False, help_: str | None = None):
     def decorate(f):
+        f = _opt("Output", "--dtype", type=click.Choice(FLOAT_DTYPES), default=None, expose_value=False,
+                 callback=_set_float_dtype, is_eager=True,
+                 help="float32 writes float columns in half the bytes, rounded to nearest; a surface's axes, a "
+                      "sweep's spec fields and target losses stay float64 [default: float64].")(f)
         f = _opt("Output", "--columns", default=None, expose_value=False, callback=_set_columns, is_eager=True,
                  metavar="NAME[,NAME...]", help="Write only these columns, in this order (single-file outputs; "
                  "unknown names are refused with the list of columns) [default: all].")(f)
@@ -506,10 +519,13 @@ def _partitioned(engine, scheduler, workers, partition_rows, output) -> bool:
 def _run_dataset(job, output, engine, scheduler, workers):
     """Write a job as a partitioned dataset, locally or on Dask, and report it."""
     from . import dataset
-    from .output import columns_given
+    from .output import columns_given, float_dtype
 
     if columns_given():  # parts are verified against the job's whole schema when a run resumes
         raise click.UsageError("--columns applies to single-file outputs, not to partitioned datasets")
+    if float_dtype() == "float32" and job.kind not in ("surface", "scenarios"):
+        raise click.UsageError(f"--dtype float32 applies to single files, and to partitioned surfaces and "
+                               f"scenarios, not to a partitioned {job.kind}")
 
     if engine == "dask":
         with dataset.dask_client(scheduler, workers) as client, _progress("parts", job.kind) as progress:
@@ -604,11 +620,19 @@ def _check_target(output, fmt, *inputs):
     return fmt
 
 
+def _narrowed(table):
+    """``table`` under ``--dtype``: float32 narrows its computed float columns (``tables.narrow``)."""
+    from .output import float_dtype
+    from .tables import narrow
+
+    return narrow(table) if float_dtype() == "float32" else table
+
+
 def _emit(table, output, fmt, noun: str) -> None:
     """Write a result table to ``output`` (or stdout) and say so on stderr when it went to a file."""
     from .output import STDOUT, write_table
 
-    write_table(output, table, fmt)
+    write_table(output, _narrowed(table), fmt)
     if output is not None and output != STDOUT:
         talk(f"wrote {table.num_rows:,} {noun} to {output}")
 
@@ -625,11 +649,12 @@ def _emit_stream(tables, output, fmt, noun: str, total: int) -> dict:
     counts: dict = {}
     rows = 0
     first = next(tables)
-    with table_writer(output, first[0].schema, fmt) as w, _progress(noun, output=output) as progress:
+    with table_writer(output, _narrowed(first[0].slice(0, 0)).schema, fmt) as w, \
+            _progress(noun, output=output) as progress:
         def write(item):
             nonlocal rows
             table, infeasible = item
-            w.write(table)
+            w.write(_narrowed(table))
             rows += table.num_rows
             LOG.debug("wrote a chunk of %s %s (%s of %s)", f"{table.num_rows:,}", noun, f"{rows:,}", f"{total:,}")
             for reason, c in infeasible.items():
@@ -686,18 +711,18 @@ def laws(as_json):
 @_opt("Grid", "--tokens-range", default=None, metavar="LO:HI:COUNT", help="Training tokens D (grid form).")
 @_opt("Grid", "--flops-range", default=None, metavar="LO:HI:COUNT",
       help="Budgets C (IsoFLOP form: tokens = C/(6N)). Give this or --tokens-range.")
-@_opt("Output", "--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
-      help="Type of the loss column.")
 @_output_option(help_="File to write (a directory with --engine dask or --partition-rows); - or none: stdout.")
 @_engine_options
-def surface(law, law_file, overrides, params_range, tokens_range, flops_range, dtype, output, fmt, engine,
+def surface(law, law_file, overrides, params_range, tokens_range, flops_range, output, fmt, engine,
             scheduler, workers, partition_rows):
     """Loss over a params x tokens grid (or IsoFLOP slices), streamed in bounded memory.
 
     Columns: params, tokens, flops (= 6*params*tokens), loss.
     """
     from .grid import parse_range
+    from .output import float_dtype
 
+    dtype = float_dtype()
     the_law = _resolve(law, law_file, overrides)
     if (tokens_range is None) == (flops_range is None):
         raise click.UsageError("give --tokens-range (grid) or --flops-range (IsoFLOP slices), exactly one")
@@ -883,12 +908,10 @@ def target_loss_cmd(law, law_file, overrides, losses, energy, output, fmt, **kwa
     "scalesweep scenarios runs.csv --format csv > results.csv",
     "scalesweep scenarios sweep.yaml --engine dask --scheduler tcp://head:8786 -o results/"])
 @click.argument("spec", type=click.Path(dir_okay=False))
-@_opt("Output", "--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
-      help="Type of the float result columns (inputs are written as given, in float64).")
 @_output_option(help_="File to write (a directory with --engine dask or --partition-rows); - or none: stdout.")
 @_threads_option
 @_engine_options
-def scenarios(spec, dtype, output, fmt, engine, scheduler, workers, partition_rows):
+def scenarios(spec, output, fmt, engine, scheduler, workers, partition_rows):
     """Solve many scenarios at once: SPEC is a table (.csv/.parquet, one scenario per row) or a sweep
     spec (.yaml/.toml) whose lists expand as a cartesian product.
 
@@ -897,7 +920,9 @@ def scenarios(spec, dtype, output, fmt, engine, scheduler, workers, partition_ro
     max_days, unique_tokens, inference_tokens and the frontier limits. See the README for defaults.
     """
     from . import scenarios as sc
+    from .output import float_dtype
 
+    dtype = float_dtype()
     if _partitioned(engine, scheduler, workers, partition_rows, output):
         if fmt not in (None, "parquet"):
             raise click.UsageError("a partitioned dataset is written as Parquet parts")

@@ -85,6 +85,23 @@ def _project(schema):
     return pa.schema([schema.field(n) for n in _columns], metadata=schema.metadata)
 
 
+FLOAT_DTYPES = ("float64", "float32")
+_dtype: str | None = None  # --dtype for the running command; None: float64
+
+
+def set_float_dtype(name: str | None) -> None:
+    """The type of computed float columns in every table written from now on (None: back to float64)."""
+    global _dtype
+    if name is not None and name not in FLOAT_DTYPES:
+        raise ScalesweepError(f"--dtype must be float64 or float32, got {name!r}")
+    _dtype = name
+
+
+def float_dtype() -> str:
+    """``--dtype`` of the running command: "float64" (the default) or "float32"."""
+    return _dtype or "float64"
+
+
 def compression_given() -> bool:
     return _compression is not None
 

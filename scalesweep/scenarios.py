@@ -27,7 +27,7 @@ from .options import DEFAULTS, ENERGY_FIELDS, FIELDS, STRING_FIELDS, check_rules
 from .output import jsonable, table_writer
 from .pipeline import overlapped
 from .readers import csv_row_offset, scan_csv, toml_loads, yaml_load
-from .tables import (COLUMNS, OVERRIDE_PREFIX, arrow_column, arrow_float, input_column, metadata,
+from .tables import (COLUMNS, OVERRIDE_PREFIX, arrow_column, arrow_float32, input_column, metadata,
                      scenario_result_columns, to_arrow)
 from .validate import RULES, bad_mask, check_size, clip, parse_size, suggest
 
@@ -603,7 +603,7 @@ def _batch(schema, inputs_order, start, m, cols, inputs, law_idx, laws: _Laws, r
     result = to_arrow({name: res[name] for name in names}, m)
     for name, col in zip(names, result.columns, strict=True):
         if schema.field(name).type == pa.float32():  # the float64 result rounded to nearest; NaN stays null
-            col = arrow_float(np.broadcast_to(np.asarray(res[name], dtype=np.float64), (m,)).astype(np.float32))
+            col = arrow_float32(np.broadcast_to(np.asarray(res[name], dtype=np.float64), (m,)), name)
         arrays.append(col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col)
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 

@@ -270,6 +270,44 @@ def arrow_float(a: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), a.size, [_validity(~np.isnan(a)), pa.py_buffer(a)])
 
 
+def arrow_float32(a: np.ndarray, name: str) -> pa.Array:
+    """Float values rounded to the nearest float32 (NaN: null). A finite value beyond float32's range (about
+    3.4e38) is refused: it would be written as infinity."""
+    a = np.asarray(a)
+    with np.errstate(over="ignore"):
+        narrow = a.astype(np.float32)
+    lost = np.isfinite(a) & ~np.isfinite(narrow)
+    if lost.any():
+        raise ScalesweepError(f"column {name!r}: {a[lost][0]:g} does not fit in float32 (largest 3.4e+38); "
+                              "write it with --dtype float64")
+    return arrow_float(narrow)
+
+
+# Columns that hold what the user gave, written as given under ``--dtype float32``.
+GIVEN_FLOAT_COLUMNS = frozenset({"target_loss"})
+
+
+def narrow(table: pa.Table) -> pa.Table:
+    """``table`` with its float64 columns as float32 (rounded to nearest by Arrow's cast, nulls kept), but for
+    ``GIVEN_FLOAT_COLUMNS``; the ``scalesweep`` metadata records ``"dtype": "float32"``. A finite value beyond
+    float32's range is refused, as ``arrow_float32`` does."""
+    import pyarrow.compute as pc
+
+    fields, arrays = [], []
+    for field, col in zip(table.schema, table.columns, strict=True):
+        if field.type == pa.float64() and field.name not in GIVEN_FLOAT_COLUMNS:
+            narrow_col = pc.cast(col, pa.float32(), safe=False)
+            if pc.sum(pc.is_inf(narrow_col)).as_py() != pc.sum(pc.is_inf(col)).as_py():
+                arrow_float32(col.to_numpy(zero_copy_only=False), field.name)  # raises, naming the value
+            col, field = narrow_col, field.with_type(pa.float32())
+        fields.append(field)
+        arrays.append(col)
+    md = dict(table.schema.metadata or {})
+    if METADATA_KEY in md:
+        md[METADATA_KEY] = json.dumps({**json.loads(md[METADATA_KEY]), "dtype": "float32"}).encode()
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=md or None))
+
+
 def arrow_int(a: np.ndarray, name: str) -> pa.Array:
     """Arrow int64 from whole numbers (floats with NaN as null, or integers)."""
     a = np.asarray(a)
