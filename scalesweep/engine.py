@@ -192,16 +192,19 @@ def bounds(cons, overfit, m, gap=NAN):
     gap itself in both; the kernel turns it into a bound with the row's law). Absent: 0 or +inf (raw)."""
     shared = all(np.ndim(c) == 0 for c in cons) and np.ndim(overfit) == 0 and np.ndim(gap) == 0
     rows = 1 if shared else m
-    raw = np.empty((rows, 8))
+    # Built column by column in an (8, rows) array, then transposed once: writing the columns of a row-major
+    # (rows, 8) array one by one would touch every row's cache line sixteen times.
+    raw, lb = np.empty((8, rows)), np.empty((8, rows))
     for i, (name, c) in enumerate(zip(CONSTRAINT_NAMES, cons, strict=True)):
-        raw[:, i] = np.where(np.isnan(c), 0.0 if name.startswith("min") else np.inf, c)
-    raw[:, 6] = np.where(np.isnan(overfit), np.inf, overfit)
-    raw[:, 7] = np.where(np.isnan(gap), np.inf, gap)
-    with np.errstate(divide="ignore"):
-        lb = np.log(raw)
-    lb[:, 6] = overfit_log_k(overfit)
-    lb[:, 7] = raw[:, 7]
-    return raw, lb
+        col = np.where(np.isnan(c), 0.0 if name.startswith("min") else np.inf, c)
+        raw[i] = col
+        with np.errstate(divide="ignore"):  # a limit shared by every row costs one logarithm, not one per row
+            lb[i] = np.log(col)
+    raw[6] = np.where(np.isnan(overfit), np.inf, overfit)
+    raw[7] = np.where(np.isnan(gap), np.inf, gap)
+    lb[6] = overfit_log_k(overfit)
+    lb[7] = raw[7]
+    return np.ascontiguousarray(raw.T), np.ascontiguousarray(lb.T)
 
 
 def constraint_bounds(cons) -> tuple[np.ndarray, np.ndarray]:
