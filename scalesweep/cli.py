@@ -945,7 +945,9 @@ def scenarios(spec, output, fmt, engine, scheduler, workers, partition_rows):
     "scalesweep fit runs.csv -o law.json",
     "scalesweep fit runs.parquet -o law.json --method vp --flops-column compute",
     "scalesweep fit runs.csv -o law.json --bootstrap 1000 --seed 0",
-    "scalesweep fit runs.csv -o law.json --estimator huber-likelihood --holdout-top 10"])
+    "scalesweep fit runs.csv -o law.json --estimator huber-likelihood --holdout-top 10",
+    "scalesweep fit data/example_multi_epoch_runs.csv -o law.json --family data_constrained "
+    "--unique-tokens-column unique_tokens --base-law muennighoff2023"])
 @click.argument("runs", type=click.Path(dir_okay=False))
 @_opt("Output", "-o", "--output", required=True, type=click.Path(dir_okay=False),
       help="Law file (JSON) to write; - prints it.")
@@ -966,9 +968,12 @@ def scenarios(spec, output, fmt, engine, scheduler, workers, partition_rows):
 @_opt("Fit", "--asymmetry", type=float, default=None,
       help="Weight factor on runs the law over-predicts (huber, lad) [default: 1].")
 @_opt("Fit", "--exclude-highest", type=int, default=0, show_default=True, help="Leave out the k highest-loss runs.")
+@_opt("Fit", "--base-law", default=None, metavar="NAME|FILE",
+      help="data_constrained: hold E, A, B, alpha, beta at this law's values (a preset, or a .json/.toml law file) "
+           "and fit only R_D* and R_N* [default: fit all seven].")
 @_opt("Fit", "--grid", "grid_items", multiple=True, metavar="NAME=V1,V2,...",
       help="Replace one axis of the start grid (chinchilla: a, b, e, alpha, beta; kaplan: ln_N_c, ln_D_c, "
-           "alpha_N, alpha_D). Repeatable.")
+           "alpha_N, alpha_D; data_constrained: chinchilla's and ln_R_D_star, ln_R_N_star). Repeatable.")
 @_opt("Fit", "--search", type=click.Choice(["screened", "full"]), default=None,
       help="screened: run the starts best-first in batches until the best basin is found again; full: every "
            "start of the grid (lbfgs) [default: screened].")
@@ -982,15 +987,19 @@ def scenarios(spec, output, fmt, engine, scheduler, workers, partition_rows):
 @_opt("Validation", "--cv", type=click.Choice(["budgets"]), default=None,
       help="Leave-one-budget-out cross-validation table (in the law file).")
 @_opt("Input", "--weights-column", default=None, help="Per-run weights from this column [default: all 1].")
+@_opt("Input", "--unique-tokens-column", default=None,
+      help="Each run's unique tokens (U_D; tokens > U_D: repeated epochs; inf: unlimited), for --family "
+           "data_constrained.")
 @_opt("Input", "--params-column", default="params", show_default=True)
 @_opt("Input", "--tokens-column", default=None, help="Tokens column [default: tokens].")
 @_opt("Input", "--flops-column", default=None, help="Use flops instead of tokens (tokens = flops / (6 params)).")
 @_opt("Input", "--loss-column", default="loss", show_default=True)
 @_threads_option
-def fit_cmd(runs, output, family, method, objective, estimator, delta, asymmetry, exclude_highest, grid_items, search,
-            bootstrap, bootstrap_start, seed, holdout_top, cv, weights_column, params_column, tokens_column,
-            flops_column, loss_column):
-    """Fit a law to your own training runs (CSV or Parquet: params, tokens or flops, loss).
+def fit_cmd(runs, output, family, method, objective, estimator, delta, asymmetry, exclude_highest, base_law,
+            grid_items, search, bootstrap, bootstrap_start, seed, holdout_top, cv, weights_column,
+            unique_tokens_column, params_column, tokens_column, flops_column, loss_column):
+    """Fit a law to your own training runs (CSV or Parquet: params, tokens or flops, loss; for data_constrained
+    also each run's unique tokens).
 
     Writes a law file every other command reads with --law-file.
     """
@@ -1004,14 +1013,17 @@ def fit_cmd(runs, output, family, method, objective, estimator, delta, asymmetry
     n, d, y = F.read_runs(runs, params_column=params_column, tokens_column=tokens_column, flops_column=flops_column,
                           loss_column=loss_column)
     weights = F.read_weights(runs, weights_column) if weights_column is not None else None
+    unique = F.read_unique_tokens(runs, unique_tokens_column) if unique_tokens_column is not None else None
     with _progress("refits", "bootstrap") as progress:
         res = F.fit(n, d, y, family=family, method=method, estimator=estimator, delta=delta, objective=objective,
                     asymmetry=asymmetry, exclude_highest=exclude_highest, weights=weights, grid=grid, search=search,
                     bootstrap=bootstrap, bootstrap_start=bootstrap_start, seed=seed, holdout_top=holdout_top, cv=cv,
-                    progress=progress)
+                    progress=progress, unique_tokens=unique, base_law=base_law)
     res.info["runs_file"] = str(runs)
     if weights_column is not None:
         res.info["weights_column"] = weights_column
+    if unique_tokens_column is not None:
+        res.info["unique_tokens_column"] = unique_tokens_column
     F.write_law_file(output, res)
     for line in res.summary_lines():
         talk(line)
@@ -1046,11 +1058,17 @@ def fit_compare_cmd(runs, families, estimators, delta, exclude_highest, grid_ite
     """Fit several families and estimators to the same runs and compare them: objective, Gaussian log-likelihood
     of the log residuals, AIC, the estimator's own log-likelihood, held-out errors."""
     from . import fit as F
+    from .laws import FAMILIES
     from .tables import frame_to_arrow, metadata
 
     fmt = _check_target(output, fmt, runs)
     fams = [x.strip() for x in families.split(",") if x.strip()]
     ests = [x.strip() for x in estimators.split(",") if x.strip()]
+    per_run = [f for f in fams if f in FAMILIES and FAMILIES[f].unique_tokens_param is not None]
+    if per_run:
+        raise ScalesweepError(f"fit-compare takes runs of params, tokens and loss; {per_run[0]} also needs each run's "
+                              f"unique tokens: fit it with `scalesweep fit --family {per_run[0]} "
+                              "--unique-tokens-column COLUMN`")
     if grid_items and len(fams) != 1:
         raise click.UsageError("--grid needs exactly one family in --families (start grids differ by family)")
     grid = F.parse_grid(fams[0], grid_items) if grid_items else None

@@ -22,6 +22,12 @@ Two methods and five estimators (``estimator=``; ``method``/``objective`` name t
   residuals, then polishes all five parameters by Levenberg-Marquardt; ``huber-vp`` the Huber loss of the
   relative residuals (pred - L)/L, its (E, A, B) by iteratively reweighted non-negative least squares.
 
+``data_constrained`` (Muennighoff et al. 2023, arXiv:2305.16264) is fitted by the lbfgs estimators on runs that
+also give their unique tokens (``unique_tokens``: each run's U_D; D > U_D means repeated epochs): all seven
+constants jointly (E, A, B, alpha, beta, R_D*, R_N*; theta as chinchilla's plus ln R_D*, ln R_N*), or with
+``base_law=`` only R_D* and R_N*, E, A, B, alpha, beta held at the base law's values. The law written has
+U_D = inf (``--unique-tokens`` sets it where it is used).
+
 Per-run ``weights`` multiply every estimator's terms. A bootstrap refits on resamples of the points
 (``bootstrap=B``, ``seed``): each resample starts from the full-data optimum (``bootstrap_start="optimum"``) or
 searches the start grid again (``"grid"``), and the same seed gives the same samples on any thread count.
@@ -53,7 +59,7 @@ import numpy as np
 
 from .errors import ScalesweepError
 from .kernels import fit as kfit
-from .laws import FAMILIES, FitSpec, Law, validate_params
+from .laws import FAMILIES, FitSpec, Law, get_law, load_law_file, validate_params
 from .output import STDOUT, write_json
 from .validate import choice, integer, number
 
@@ -208,6 +214,78 @@ def read_weights(path: str | os.PathLike[str], column: str) -> np.ndarray:
     return v
 
 
+def read_unique_tokens(path: str | os.PathLike[str], column: str) -> np.ndarray:
+    """Each run's unique tokens (U_D; ``inf``: unlimited) from ``column`` of a runs file, in ``read_runs``' order:
+    numbers > 0."""
+    import pandas as pd
+
+    from . import storage
+    from .readers import read_table_file
+
+    name = storage.shown(path)
+    df = read_table_file(path, "runs file")
+    cols = [str(c) for c in df.columns]
+    if column not in cols:
+        raise ScalesweepError(f"runs file {name!r} has no column {column!r} (columns: {', '.join(cols) or 'none'})")
+    v = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~(v > 0)  # NaN too; +inf (unlimited unique data) is allowed
+    if bad.any():
+        i = int(np.argmax(bad))
+        raw = df[column].iloc[i]
+        raw = raw.item() if isinstance(raw, np.generic) else raw
+        raise ScalesweepError(f"runs file {name!r}, row {i + 1}, column {column!r}: {raw!r} is not a number > 0 "
+                              "(unique tokens; inf: unlimited)")
+    return v
+
+
+def resolve_base_law(law: str | os.PathLike[str] | Law) -> Law:
+    """A base law for ``fit(..., base_law=)``: a Law as it is, a law file (``.json`` or ``.toml``) or a preset name
+    or alias."""
+    if isinstance(law, Law):
+        return law
+    if Path(str(law)).suffix.lower() in (".json", ".toml"):
+        return load_law_file(law)
+    return get_law(str(law))
+
+
+def _check_unique_tokens(family: str, unique_tokens: ArrayLike | None, n: int) -> np.ndarray | None:
+    """Each run's unique tokens as float64 (> 0, +inf allowed), for a family whose law has them (None otherwise);
+    a one-line error where they are missing, or given to a family that does not read them."""
+    param = FAMILIES[family].unique_tokens_param
+    if param is None:
+        if unique_tokens is not None:
+            raise ScalesweepError(f"unique tokens per run (--unique-tokens-column) apply to data_constrained fits, "
+                                  f"not {family}")
+        return None
+    if unique_tokens is None:
+        raise ScalesweepError(f"fitting {family} needs each run's unique tokens ({param}): give "
+                              "--unique-tokens-column (unique_tokens= in the API)")
+    u = np.asarray(unique_tokens, dtype=np.float64).reshape(-1)
+    if u.size != n:
+        raise ScalesweepError(f"unique tokens: {u.size} given for {n} runs (one per run)")
+    bad = ~(u > 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ScalesweepError(f"unique tokens, row {i + 1}: {float(u[i])!r}; values must be > 0 (inf: unlimited)")
+    return np.ascontiguousarray(u)
+
+
+def run_losses(law: Law, params: ArrayLike, tokens: ArrayLike, unique_tokens: ArrayLike | None = None) -> np.ndarray:
+    """The law's loss at each run (N, D), with each run's own unique tokens where the family has them (the law's
+    ``unique_tokens_param`` set per run); without ``unique_tokens``, the law as it is."""
+    n = np.asarray(params, dtype=np.float64).reshape(-1)
+    d = np.asarray(tokens, dtype=np.float64).reshape(-1)
+    param = law.spec.unique_tokens_param
+    if unique_tokens is None or param is None:
+        return np.asarray(law.loss(n, d), dtype=np.float64).reshape(-1)
+    u = np.asarray(unique_tokens, dtype=np.float64).reshape(-1)
+    out = np.empty(n.size)
+    for value in np.unique(u):
+        rows = u == value
+        out[rows] = get_law(law, **{param: float(value)}).loss(n[rows], d[rows])
+    return out
+
+
 # ------------------------------------------------------------------------------------------------- fit
 
 
@@ -226,6 +304,7 @@ class FitResult:
     correlation: tuple[list[str], np.ndarray] | None = None
     holdout: Any = None  # pandas DataFrame, one row per held-out run (fit(..., holdout_top=K))
     cv: Any = None  # pandas DataFrame, one row per left-out budget (fit(..., cv="budgets"))
+    unique_tokens: np.ndarray | None = None  # each run's unique tokens (data_constrained fits)
 
     @property
     def n_fitted(self) -> int:
@@ -236,25 +315,26 @@ class FitResult:
 
     @property
     def residuals(self) -> Any:
-        """One row per run: params, tokens, loss, the law's predicted loss, the log residual ln(pred) - ln(L),
-        the weight and whether the fit used the run (None without runs)."""
+        """One row per run: params, tokens, loss, the law's predicted loss (at the run's own unique tokens, for a
+        data_constrained fit), the log residual ln(pred) - ln(L), the weight and whether the fit used the run (None
+        without runs)."""
         import pandas as pd
 
         if self.runs is None:
             return None
         n, d, y, w = self.runs
-        pred = self.law.loss(n, d)
+        pred = run_losses(self.law, n, d, self.unique_tokens)
         return pd.DataFrame({"params": n, "tokens": d, "loss": y, "predicted_loss": pred,
                              "log_residual": np.log(pred) - np.log(y), "weight": w, "fitted": w > 0})
 
     @property
     def standard_errors(self) -> dict[str, float] | None:
         """Each parameter's bootstrap standard error (None without a bootstrap); huge or non-finite samples give
-        inf or nan."""
+        inf or nan, a parameter the fit holds (a base law's) exactly 0."""
         if self.samples is None:
             return None
         with np.errstate(over="ignore", invalid="ignore"):
-            se = np.std(self.samples, axis=0, ddof=1)
+            se = np.std(self.samples - self.samples[0], axis=0, ddof=1)  # the shift: a constant's spread is 0
         return dict(zip(self.law.spec.param_names, se.tolist(), strict=True))
 
     def _summary(self) -> str:
@@ -285,6 +365,9 @@ class FitResult:
         params = ", ".join(f"{k}={v:.6g}" for k, v in self.law.params.items())
         excluded = f" ({info['excluded_highest_loss']} excluded)" if info["excluded_highest_loss"] else ""
         lines = [f"fitted {self.law.family} to {self.n_fitted} runs{excluded} ({info['estimator']}): {params}"]
+        if "base_law" in info:
+            lines.append(f"held at the base law {info['base_law']['law']}: "
+                         + ", ".join(f"{k}={v:.6g}" for k, v in info["base_law"]["parameters"].items()))
         starts = (f"; {info['starts_within_1e-6']} of {info['starts_run']} starts within 1e-6 of the best "
                   f"({info['search']} search: {info['starts_run']:,} of the {info['starts']:,} in the grid run)") \
             if info["method"] == "lbfgs" else ""
@@ -303,11 +386,19 @@ class FitResult:
                          f"{info['cv']['rmse_log']:.3g}")
         if self.samples is not None:
             se = self.standard_errors or {}
+            held = self._held()
             lines.append(f"bootstrap ({len(self.samples)} resamples, seed {self.extra['seed']}; "
                          f"{self.extra['start']}) in {self.extra['seconds']:.2f} s, standard errors: "
-                         + ", ".join(f"{k} {v:.3g}" for k, v in se.items()))
+                         + ", ".join(f"{k} {v:.3g}" for k, v in se.items() if k not in held))
         lines += [f"warning: {flag}" for flag in info.get("flags", [])]
         return lines
+
+    def _held(self) -> set[str]:
+        """The parameters the fit did not fit: a base law's, and U_D of a data_constrained fit (inf: set where the
+        law is used)."""
+        spec = self.law.spec
+        held = set(self.info.get("base_law", {}).get("parameters", {}))
+        return held | ({spec.unique_tokens_param} if spec.unique_tokens_param else set())
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the law file ``scalesweep fit`` writes (``--law-file`` reads it back)."""
@@ -326,8 +417,10 @@ class FitResult:
         if self.samples is not None:
             names = self.law.spec.param_names
             # huge or non-finite samples give an inf/nan spread, written as the strings "inf"/"nan" (strict JSON)
+            same = (self.samples == self.samples[0]).all(axis=0)  # a held parameter (even inf) is its own percentile
             with np.errstate(over="ignore", invalid="ignore"):
-                pct = {q: np.percentile(self.samples, float(q), axis=0) for q in ("2.5", "5", "50", "95", "97.5")}
+                pct = {q: np.where(same, self.samples[0], np.percentile(self.samples, float(q), axis=0))
+                       for q in ("2.5", "5", "50", "95", "97.5")}
             out["bootstrap"] = {
                 **self.extra,
                 "parameter_names": list(names),
@@ -427,6 +520,8 @@ class _Problem:
     delta: float
     asym: float
     maxiter: int
+    ln_u: np.ndarray  # ln of each run's unique tokens (+inf: unlimited; read by data_constrained only)
+    free: np.ndarray  # per theta entry: 1 fitted, 0 held at its start value (fixed by a base law)
 
     @property
     def fam_id(self) -> int:
@@ -443,12 +538,27 @@ class _Problem:
 
     def with_weights(self, w: np.ndarray) -> _Problem:
         return _Problem(self.family, self.estimator, self.ln_n, self.ln_d, self.ln_l, self.y, w, self.delta,
-                        self.asym, self.maxiter)
+                        self.asym, self.maxiter, self.ln_u, self.free)
+
+    @property
+    def args(self) -> tuple[Any, ...]:
+        """The runs and the estimator's settings, in the order the lbfgs kernels take them after theta."""
+        return self.ln_n, self.ln_d, self.ln_l, self.w, self.code, float(self.delta), float(self.asym)
+
+    @property
+    def extra(self) -> dict[str, np.ndarray]:
+        """The lbfgs kernels' optional arguments this fit needs: ``ln_u`` where the family reads unique tokens,
+        ``free`` where a base law holds some entries (none for a chinchilla or kaplan fit)."""
+        out = {}
+        if FAMILIES[self.family].unique_tokens_param is not None:
+            out["ln_u"] = self.ln_u
+        if (self.free == 0).any():
+            out["free"] = self.free
+        return out
 
     def objective(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         g = np.empty(theta.size)
-        f = kfit.objective(self.fam_id, np.ascontiguousarray(theta, dtype=np.float64), self.ln_n, self.ln_d,
-                           self.ln_l, self.w, self.code, self.delta, self.asym, g)
+        f = kfit.objective(self.fam_id, np.ascontiguousarray(theta, dtype=np.float64), *self.args, g, **self.extra)
         return float(f), g
 
 
@@ -471,19 +581,19 @@ def _search(pb: _Problem, starts: np.ndarray, search: str) -> dict[str, Any]:
     th = np.full(starts.shape, np.nan)
     fv = np.full(count, np.inf)
     ran = np.zeros(count, dtype=bool)
-    args = (pb.ln_n, pb.ln_d, pb.ln_l, pb.w, pb.code, float(pb.delta), float(pb.asym))
+    args = pb.args
     if search == "full":
-        kfit.multistart(pb.fam_id, starts, *args, pb.maxiter, th, fv)
+        kfit.multistart(pb.fam_id, starts, *args, pb.maxiter, th, fv, **pb.extra)
         ran[:] = True
     else:
         f0 = np.empty(count)
-        kfit.start_values(pb.fam_id, starts, *args, f0)
+        kfit.start_values(pb.fam_id, starts, *args, f0, **pb.extra)
         order = np.lexsort((np.arange(count), f0))
         best, stale = np.inf, 0
         for lo in range(0, count, SCREEN_BATCH):
             idx = order[lo:lo + SCREEN_BATCH]
             bt, bf = np.empty((idx.size, starts.shape[1])), np.empty(idx.size)
-            kfit.multistart(pb.fam_id, np.ascontiguousarray(starts[idx]), *args, pb.maxiter, bt, bf)
+            kfit.multistart(pb.fam_id, np.ascontiguousarray(starts[idx]), *args, pb.maxiter, bt, bf, **pb.extra)
             th[idx], fv[idx], ran[idx] = bt, bf, True
             fb = float(bf.min())
             improved = fb < best if math.isinf(best) else fb < best - WITHIN * abs(best) - 1e-12
@@ -502,7 +612,7 @@ def _search(pb: _Problem, starts: np.ndarray, search: str) -> dict[str, Any]:
         if not math.isfinite(fv[j]):
             break
         out = np.empty(starts.shape[1])
-        fj, _ = kfit.lbfgs(pb.fam_id, th[j], *args, pb.maxiter, kfit.FTOL_POLISH, out)
+        fj, _ = kfit.lbfgs(pb.fam_id, th[j], *args, pb.maxiter, kfit.FTOL_POLISH, out, **pb.extra)
         if fj < f:
             theta, f = out, float(fj)
     return {"theta": theta, "f": f, "best": i, "starts": int(count), "starts_run": int(ran.sum()),
@@ -527,20 +637,24 @@ def _vp_search(pb: _Problem) -> dict[str, Any]:
             "grid_edge": [name for name, k in (("alpha", i), ("beta", j)) if k in (0, alphas.size - 1)]}
 
 
-def _compile(method: str, bootstrap: bool) -> float:
-    """Compile (or load from numba's cache) the kernels a fit uses, on a two-run problem; returns the seconds."""
+def _compile(method: str, bootstrap: bool, **extra: np.ndarray) -> float:
+    """Compile (or load from numba's cache) the kernels a fit uses, on a two-run problem, with the optional arguments
+    it passes (``_Problem.extra``: each set is its own compiled variant); returns the seconds."""
     t0 = time.perf_counter()
     z, one = np.zeros(2), np.ones(2)
+    opt = {k: (z if k == "ln_u" else np.ones(5)) for k in extra}  # free: one entry per theta entry
     kfit._solve(np.eye(2), np.ones(2), np.empty(2))  # the correlation matrix's solves
     if method == "lbfgs":
         starts, th, fv = np.zeros((1, 5)), np.empty((1, 5)), np.empty(1)
         fam = int(FAMILIES["chinchilla"].id)
-        kfit.start_values(fam, starts, z, z, z, one, kfit.LOSS_HUBER, 1e-3, 1.0, fv)
-        kfit.multistart(fam, starts, z, z, z, one, kfit.LOSS_HUBER, 1e-3, 1.0, 1, th, fv)
-        kfit.lbfgs(fam, starts[0], z, z, z, one, kfit.LOSS_HUBER, 1e-3, 1.0, 1, kfit.FTOL_POLISH, th[0])
-        kfit.log_predictions(fam, starts[0], z, z, np.empty(2), np.empty((2, 5)))
+        kfit.start_values(fam, starts, z, z, z, one, kfit.LOSS_HUBER, 1e-3, 1.0, fv, **opt)
+        kfit.multistart(fam, starts, z, z, z, one, kfit.LOSS_HUBER, 1e-3, 1.0, 1, th, fv, **opt)
+        kfit.lbfgs(fam, starts[0], z, z, z, one, kfit.LOSS_HUBER, 1e-3, 1.0, 1, kfit.FTOL_POLISH, th[0], **opt)
+        kfit.log_predictions(fam, starts[0], z, z, np.empty(2), np.empty((2, 5)),
+                             **{k: v for k, v in opt.items() if k == "ln_u"})
         if bootstrap:
-            kfit.bootstrap_fits(fam, starts[0], z, z, z, one[None, :].copy(), kfit.LOSS_HUBER, 1e-3, 1.0, 1, th, fv)
+            kfit.bootstrap_fits(fam, starts[0], z, z, z, one[None, :].copy(), kfit.LOSS_HUBER, 1e-3, 1.0, 1, th, fv,
+                                **opt)
     else:
         out = np.empty((1, 1))
         kfit.vp_grid(np.ones(1), np.ones(1), z, z, one, one, 0.0, 1, out)
@@ -558,7 +672,8 @@ def fit(params: ArrayLike, tokens: ArrayLike, loss: ArrayLike, *, family: str = 
         asymmetry: float | None = None, grid: Mapping[str, Sequence[float]] | None = None,
         search: str | None = None, bootstrap: int = 0, bootstrap_start: str | None = None,
         seed: int | None = None, holdout_top: int = 0, cv: str | None = None, maxiter: int = MAXITER,
-        progress: Callable[[int, int], None] | None = None) -> FitResult:
+        progress: Callable[[int, int], None] | None = None, unique_tokens: ArrayLike | None = None,
+        base_law: str | os.PathLike[str] | Law | None = None) -> FitResult:
     """Fit ``family`` to runs (N, D, L); see the module docstring for the methods and estimators.
 
     ``estimator`` (None: from ``method`` and ``objective``, whose None means lbfgs and huber) is one of
@@ -569,7 +684,10 @@ def fit(params: ArrayLike, tokens: ArrayLike, loss: ArrayLike, *, family: str = 
     estimators; ``bootstrap_start`` (None: "optimum"; or "grid": every resample searches the whole grid) and
     ``seed`` (None: 0) are for ``bootstrap``; ``holdout_top=K`` fits on all but the K largest budgets (6ND) and
     reports the extrapolation error on them (``FitResult.holdout``); ``cv="budgets"`` adds a leave-one-budget-out
-    table (``FitResult.cv``); ``progress(done, total)`` is told the bootstrap refits done.
+    table (``FitResult.cv``); ``progress(done, total)`` is told the bootstrap refits done. ``unique_tokens`` (one per
+    run, inf: unlimited) is each run's U_D, needed by and only by data_constrained; ``base_law`` (a Law, a preset
+    name or a law file, for data_constrained) holds E, A, B, alpha, beta at its values, so that only R_D* and R_N*
+    are fitted.
     Giving one where it would have no effect is an error, as is anything else that would be silently ignored."""
     choice(family, FITTABLE, "family to fit")
     given = {"delta": delta, "search": search, "bootstrap_start": bootstrap_start, "seed": seed}
@@ -607,6 +725,30 @@ def fit(params: ArrayLike, tokens: ArrayLike, loss: ArrayLike, *, family: str = 
         raise ScalesweepError("--bootstrap needs at least 2 resamples")
     n, d, y = check_runs(params, tokens, loss)
     run_w = _run_weights(weights, n.size)
+    u = _check_unique_tokens(family, unique_tokens, n.size)
+    spec = _fit_spec(family)
+    fit_grid = dict(spec.grid if grid is None else grid)
+    fixed: dict[str, float] = {}  # parameters a base law holds
+    fixed_axes: dict[str, float] = {}  # the theta entries they are
+    base = None
+    if base_law is not None:
+        if spec.base_theta is None:
+            takes = [f for f in FITTABLE if _fit_spec(f).base_theta is not None]
+            raise ScalesweepError(f"--base-law applies to {' and '.join(takes)} fits, not {family}")
+        base = resolve_base_law(base_law)
+        missing = [p for p in spec.base if p not in base.params]
+        if missing:
+            raise ScalesweepError(f"--base-law {base.name} is a {base.family} law without {', '.join(missing)}; a base "
+                                  f"law gives {', '.join(spec.base)} (a chinchilla or {family} law)")
+        fixed = {p: float(base.params[p]) for p in spec.base}
+        fixed_axes = spec.base_theta(fixed)
+        clash = [a for a in fixed_axes if grid is not None and list(grid[a]) != list(spec.grid[a])]
+        if clash:
+            raise ScalesweepError(f"--grid {clash[0]}: that axis is fixed by --base-law {base.name}")
+        fit_grid.update({a: [v] for a, v in fixed_axes.items()})
+    if u is not None and (holdout_top or cv is not None):
+        raise ScalesweepError("--holdout-top and --cv rank runs by their budget 6ND alone; they are not offered for "
+                              f"{family} fits, whose runs also differ in unique tokens")
     if holdout_top or cv is not None:
         return _validated(n, d, y, run_w, holdout_top, cv, family=family, estimator=estimator,
                           exclude_highest=exclude_highest, asymmetry=asymmetry, grid=grid, bootstrap=bootstrap,
@@ -614,20 +756,25 @@ def fit(params: ArrayLike, tokens: ArrayLike, loss: ArrayLike, *, family: str = 
     if exclude_highest >= n.size:
         raise ScalesweepError(f"--exclude-highest {exclude_highest} leaves no runs ({n.size} given)")
     w = _weights(n.size, exclude_highest, y, run_w)
-    k = len(FAMILIES[family].param_names) + (estimator == "huber-likelihood")
+    free = np.array([0.0 if a in fixed_axes else 1.0 for a in spec.grid] + [1.0] * (estimator == "huber-likelihood"))
+    k = int(free.sum())
     used = int(np.sum(w > 0))
     if used <= k:
         raise ScalesweepError(f"too few points: {used} left to fit {k} parameters (need at least {k + 1})")
-    pb = _Problem(family, estimator, np.log(n), np.log(d), np.log(y), y, w, float(delta), float(asym), maxiter)
+    ln_u = np.full(n.size, np.inf) if u is None else np.log(u)
+    pb = _Problem(family, estimator, np.log(n), np.log(d), np.log(y), y, w, float(delta), float(asym), maxiter,
+                  ln_u, free)
     with _one_blas_thread():
-        compile_s = _compile(method, bool(bootstrap))
+        compile_s = _compile(method, bool(bootstrap), **pb.extra)
         t0 = time.perf_counter()
         info: dict[str, Any] = {"method": method, "estimator": estimator, "n_points": int(n.size),
                                 "n_fitted": used, "excluded_highest_loss": int(exclude_highest),
                                 "weighted": weights is not None}
+        if base is not None:
+            info["base_law"] = {"law": base.name, "parameters": fixed}
         flags: list[str] = []
         if method == "lbfgs":
-            starts = lbfgs_starts(family, estimator, grid, pb.ln_l, w)
+            starts = lbfgs_starts(family, estimator, fit_grid, pb.ln_l, w)
             res = _search(pb, starts, search)
             theta, fbest = res["theta"], res["f"]
             best_start = starts[res["best"]]
@@ -644,7 +791,7 @@ def fit(params: ArrayLike, tokens: ArrayLike, loss: ArrayLike, *, family: str = 
             if estimator == "huber-likelihood":
                 info["sigma"] = math.exp(theta[-1])
                 info["log_likelihood"] = -fbest
-            raw = theta_to_params(family, theta[:len(axes)])
+            raw = {**theta_to_params(family, theta[:len(axes)]), **fixed}
         else:
             res = _vp_search(pb)
             theta, fbest = res["p"], res["f"]
@@ -656,8 +803,10 @@ def fit(params: ArrayLike, tokens: ArrayLike, loss: ArrayLike, *, family: str = 
             raw = dict(zip(("E", "A", "B", "alpha", "beta"), (float(v) for v in theta), strict=True))
         info["seconds"] = time.perf_counter() - t0
         info["compile_seconds"] = compile_s
+        citation = "fitted by scalesweep fit" if base is None else \
+            f"fitted by scalesweep fit ({', '.join(p for p in raw if p not in fixed)} on the base law {base.name})"
         try:
-            law = Law(family=family, params=validate_params(family, raw), citation="fitted by scalesweep fit",
+            law = Law(family=family, params=validate_params(family, raw), citation=citation,
                       conventions="as the runs it was fitted to")
         except ScalesweepError as exc:
             raise ScalesweepError(f"the best fit is not a valid {family} law ({exc}); check the runs") from None
@@ -667,10 +816,10 @@ def fit(params: ArrayLike, tokens: ArrayLike, loss: ArrayLike, *, family: str = 
             flags.append("the Gauss-Newton Hessian at the optimum is singular (no correlation matrix)")
         info["flags"] = flags
         result = FitResult(law=law, info=info, runs=(n, d, y, w),
-                           correlation=None if corr is None else (names, corr))
+                           correlation=None if corr is None else (names, corr), unique_tokens=u)
         if bootstrap:
             result.samples, result.extra = _bootstrap(pb, method, law, theta, bootstrap, seed, bootstrap_start,
-                                                      grid, search, progress)
+                                                      fit_grid, search, progress, fixed)
     return result
 
 
@@ -753,17 +902,20 @@ def cross_validate(params: ArrayLike, tokens: ArrayLike, loss: ArrayLike, *, wei
 
 def fit_compare(params: ArrayLike, tokens: ArrayLike, loss: ArrayLike, *, families: Sequence[str] = ("chinchilla",),
                 estimators: Sequence[str] = ("huber", "huber-likelihood", "ls-vp", "huber-vp"),
-                holdout_top: int = 0, **kw: Any) -> Any:
+                holdout_top: int = 0, unique_tokens: ArrayLike | None = None, **kw: Any) -> Any:
     """Fit every (family, estimator) pair the family allows and compare them side by side, one row each: the
     objective, the Gaussian log-likelihood of the log residuals on the fitted runs (sigma at its maximum), AIC
-    (2k - 2 log-likelihood, k = the law's parameters + sigma), the estimator's own log-likelihood where it has one,
+    (2k - 2 log-likelihood, k = the parameters fitted + sigma), the estimator's own log-likelihood where it has one,
     and with ``holdout_top=K`` the held-out errors (``fit(..., holdout_top=K)``). Other keywords go to
     :func:`fit`; ``grid``, ``search`` and ``asymmetry`` reach only the lbfgs estimators, ``delta`` only the Huber
-    ones."""
+    ones, ``unique_tokens`` only the families that read them (data_constrained)."""
     import pandas as pd
 
     for fam in families:
         choice(fam, FITTABLE, "family to fit")
+    if unique_tokens is not None and not any(FAMILIES[f].unique_tokens_param for f in families):
+        raise ScalesweepError(f"unique tokens per run (--unique-tokens-column) apply to data_constrained fits, not "
+                              f"{', '.join(families)}")
     for est in estimators:
         choice(est, list(ESTIMATORS), "estimator")
     rows = []
@@ -777,16 +929,18 @@ def fit_compare(params: ArrayLike, tokens: ArrayLike, loss: ArrayLike, *, famili
                     own.pop(key, None)
             if est not in HUBER_ESTIMATORS:
                 own.pop("delta", None)
+            if FAMILIES[fam].unique_tokens_param is not None:
+                own["unique_tokens"] = unique_tokens
             res = fit(params, tokens, loss, family=fam, estimator=est, holdout_top=holdout_top, **own)
             if res.runs is None:  # fit() always records its runs
                 raise ScalesweepError("fit-compare: a fit came back without its runs")
             n, d, y, w = res.runs
-            r = np.log(res.law.loss(n, d)) - np.log(y)
+            r = np.log(run_losses(res.law, n, d, res.unique_tokens)) - np.log(y)
             fitted = w > 0
             s2 = float(np.average(r[fitted] ** 2, weights=w[fitted]))
             m = float(w[fitted].sum())
             ll = -0.5 * m * (math.log(2 * math.pi * s2) + 1.0)
-            k = len(res.law.params) + 1
+            k = len(res.law.params) - len(res._held()) + 1
             row = {"family": fam, "estimator": est, "runs_fitted": res.n_fitted, "objective": res.info["objective_value"],
                    "log_likelihood_gaussian": ll, "aic": 2 * k - 2 * ll,
                    "log_likelihood_own": res.info.get("log_likelihood", math.nan),
@@ -809,13 +963,18 @@ def _correlation(pb: _Problem, method: str, theta: np.ndarray) -> tuple[list[str
     (log-space for lbfgs estimators, linear for ls-vp, relative for huber-vp; J their Jacobian in the fit
     coordinates, W the run weights): the Fisher information under Gaussian errors, positive semi-definite, which
     the exact Hessian of a Huber objective with a small delta is often not. Inverted by ``kfit._solve``; None where
-    it is singular. Names: the fit coordinates (the law's theta for lbfgs, E, A, B, alpha, beta for vp)."""
+    it is singular. Names: the fit coordinates (the law's theta entries the fit moves for lbfgs, E, A, B, alpha,
+    beta for vp)."""
     m = pb.ln_n.size
     if method == "lbfgs":
-        names = list(_fit_spec(pb.family).grid)
+        axes = list(_fit_spec(pb.family).grid)
+        pred, J = np.empty(m), np.empty((m, len(axes)))
+        kfit.log_predictions(pb.fam_id, np.ascontiguousarray(theta[:len(axes)]), pb.ln_n, pb.ln_d, pred, J,
+                             **{k: v for k, v in pb.extra.items() if k == "ln_u"})
+        fitted = pb.free[:len(axes)] > 0  # a base law's fixed entries have no variance
+        names = [a for a, f in zip(axes, fitted, strict=True) if f]
+        J = J[:, fitted]
         k = len(names)
-        pred, J = np.empty(m), np.empty((m, k))
-        kfit.log_predictions(pb.fam_id, np.ascontiguousarray(theta[:k]), pb.ln_n, pb.ln_d, pred, J)
     else:
         names = ["E", "A", "B", "alpha", "beta"]
         k = 5
@@ -843,9 +1002,11 @@ def _correlation(pb: _Problem, method: str, theta: np.ndarray) -> tuple[list[str
 
 def _bootstrap(pb: _Problem, method: str, law: Law, theta: np.ndarray, count: int, seed: int, start: str,
                grid: Mapping[str, Sequence[float]] | None, search: str,
-               progress: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+               progress: Callable[[int, int], None] | None = None,
+               fixed: Mapping[str, float] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Refit on ``count`` resamples (multiplicities of the included points, times their weights): each from the
-    full-data fit (``start="optimum"``), or each by the whole search over the start grid (``start="grid"``)."""
+    full-data fit (``start="optimum"``), or each by the whole search over the start grid (``start="grid"``).
+    ``fixed``: the parameters a base law holds, and their values."""
     rng = np.random.default_rng(seed)
     n_runs = pb.ln_n.size
     included = np.flatnonzero(pb.w > 0)
@@ -876,15 +1037,19 @@ def _bootstrap(pb: _Problem, method: str, law: Law, theta: np.ndarray, count: in
             e = min(count, s + BOOTSTRAP_BATCH)
             if method == "lbfgs":
                 kfit.bootstrap_fits(pb.fam_id, theta, pb.ln_n, pb.ln_d, pb.ln_l, weights[s:e], pb.code, pb.delta,
-                                    pb.asym, pb.maxiter, th[s:e], fv[s:e])
+                                    pb.asym, pb.maxiter, th[s:e], fv[s:e], **pb.extra)
             else:
                 kfit.vp_bootstrap(law.params["alpha"], law.params["beta"], 0.02, pb.ln_n, pb.ln_d, pb.y,
                                   weights[s:e], pb.vp_delta, VP_HUBER_ROUNDS, VP_TOL, VP_MAXITER, samples[s:e])
             if progress is not None:
                 progress(e, count)
     if method == "lbfgs":
-        m = len(names)
+        m = len(_fit_spec(family).grid)
         samples = np.array([[p[name] for name in names] for p in (theta_to_params(family, t[:m]) for t in th)])
+        if fixed:  # a base law's parameters exactly as it gives them (not through exp(log(...)))
+            for j, name in enumerate(names):
+                if name in fixed:
+                    samples[:, j] = fixed[name]
         objective_bad = ~np.isfinite(fv)
     else:
         objective_bad = np.zeros(count, dtype=bool)
@@ -959,8 +1124,10 @@ def read_bootstrap(path: str | os.PathLike[str]) -> tuple[str, np.ndarray]:
                               f"{exc}); run `scalesweep fit --bootstrap N` first") from None
     if samples.ndim != 2 or samples.shape[1] != len(names) or samples.shape[0] < 2:
         raise ScalesweepError(f"law file {str(path)!r}: bootstrap samples must be a (B >= 2) x {len(names)} table")
-    if not np.isfinite(samples).all():
-        raise ScalesweepError(f"law file {str(path)!r}: bootstrap samples must be finite")
+    may_be_inf = np.array([name in FAMILIES[family].may_be_inf for name in names])
+    if not (np.isfinite(samples) | (may_be_inf & (samples == np.inf))).all():
+        raise ScalesweepError(f"law file {str(path)!r}: bootstrap samples must be finite (or inf where the parameter "
+                              "may be: unlimited data)")
     return family, samples
 
 

@@ -48,12 +48,18 @@ _MUENNIGHOFF2023 = "Muennighoff et al. 2023, 'Scaling Data-Constrained Language 
 @dataclass(frozen=True)
 class FitSpec:
     """How ``scalesweep fit`` fits a family: the start grid of the multi-start L-BFGS (in the fit kernel's
-    theta order, ``kernels/fit.py``), the maps between theta and the family's parameters, and the methods."""
+    theta order, ``kernels/fit.py``), the maps between theta and the family's parameters, and the methods.
+
+    ``base`` names the parameters a base law may fix (the fit then searches only the other theta entries), and
+    ``base_theta`` maps a base law's parameters to the start-grid axes (theta entries) they fix; ``()``/None: the
+    family takes no base law."""
 
     grid: dict[str, list[float]]
     to_params: Callable[[np.ndarray], dict[str, float]]
     to_theta: Callable[[Mapping[str, float]], np.ndarray]
     methods: tuple[str, ...] = ("lbfgs",)
+    base: tuple[str, ...] = ()
+    base_theta: Callable[[Mapping[str, float]], dict[str, float]] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,8 +99,11 @@ class Family:
     irreducible: str | None = None  # the parameter that is the loss as N, D -> inf (None: the loss tends to 0)
     # --max-convergence-gap: the frontier kernel bounds L(N, D)/L(N, inf) - 1 (kernels.loss.gap_max_x)
     convergence_limit: bool = False
-    # (params, N, D) -> (dL/d ln N, dL/d ln D), exact: what --flops-model's frontier follows (None: not offered)
-    log_partials: Callable[[Mapping[str, float], Any, Any], tuple[Any, Any]] | None = None
+    # --flops-model kaplan|chinchilla: the frontier on C = f(N) D (``kernels.frontier.curve_state`` has this family)
+    flops_model: bool = False
+    # params -> why they contradict each other (None: they agree); asked of a law file that states its parameters
+    # (presets keep their published, rounded constants)
+    inconsistent: Callable[[Mapping[str, float]], str | None] | None = None
 
     def __post_init__(self) -> None:
         def fail(why: str) -> None:
@@ -160,6 +169,22 @@ def _chinchilla_params_theta(p: Mapping[str, float]) -> np.ndarray:
     return np.array([math.log(p["A"]), math.log(p["B"]), math.log(p["E"]), p["alpha"], p["beta"]])
 
 
+def _dc_theta_params(theta: np.ndarray) -> dict[str, float]:
+    """theta = (ln A, ln B, ln E, alpha, beta, ln R_D*, ln R_N*) -> parameters, with U_D = inf: a fitted law is
+    for unlimited data until ``--unique-tokens`` (or ``U_D``) says how much there is."""
+    return {**_chinchilla_theta_params(theta[:5]), "R_D_star": _exp_or_inf(float(theta[5])),
+            "R_N_star": _exp_or_inf(float(theta[6])), "U_D": math.inf}
+
+
+def _dc_params_theta(p: Mapping[str, float]) -> np.ndarray:
+    return np.append(_chinchilla_params_theta(p), [math.log(p["R_D_star"]), math.log(p["R_N_star"])])
+
+
+def _dc_base_theta(p: Mapping[str, float]) -> dict[str, float]:
+    """The start-grid axes a base law fixes: its E, A, B, alpha, beta as (a, b, e, alpha, beta)."""
+    return dict(zip(("a", "b", "e", "alpha", "beta"), _chinchilla_params_theta(p).tolist(), strict=True))
+
+
 def _kaplan_theta_params(theta: np.ndarray) -> dict[str, float]:
     """theta = (ln N_c, ln D_c, alpha_N, alpha_D) -> parameters. A refit that ran off to a log beyond
     float64's range gives N_c or D_c = inf, which validate_params refuses and the bootstrap counts as failed."""
@@ -169,19 +194,6 @@ def _kaplan_theta_params(theta: np.ndarray) -> dict[str, float]:
 
 def _kaplan_params_theta(p: Mapping[str, float]) -> np.ndarray:
     return np.array([math.log(p["N_c"]), math.log(p["D_c"]), p["alpha_N"], p["alpha_D"]])
-
-
-def _chinchilla_log_partials(p: Mapping[str, float], n: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(dL/d ln N, dL/d ln D) of L = E + A/N^alpha + B/D^beta."""
-    return -p["alpha"] * p["A"] * n ** -p["alpha"], -p["beta"] * p["B"] * d ** -p["beta"]
-
-
-def _kaplan_log_partials(p: Mapping[str, float], n: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(dL/d ln N, dL/d ln D) of L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D."""
-    a = (p["N_c"] / n) ** (p["alpha_N"] / p["alpha_D"])
-    b = p["D_c"] / d
-    outer = p["alpha_D"] * (a + b) ** (p["alpha_D"] - 1.0)
-    return -outer * (p["alpha_N"] / p["alpha_D"]) * a, -outer * b
 
 
 def _rule_allocate(P: np.ndarray, flops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -194,6 +206,19 @@ def _rule_allocate(P: np.ndarray, flops: np.ndarray) -> tuple[np.ndarray, np.nda
         nn = np.where(np.isnan(nn), flops / (k * dd), nn)
         dd = np.where(np.isnan(dd), flops / (k * nn), dd)
     return nn, dd
+
+
+def _rule_inconsistent(p: Mapping[str, float]) -> str | None:
+    """A rule with N_exp + D_exp = 1 (to 1e-9) and both coefficients given allocates N D = N_coef D_coef C/C_unit,
+    so C = 6ND needs 6 N_coef D_coef / C_unit = 1 (to 1e-6, relative)."""
+    if p["N_coef"] == 0.0 or p["D_coef"] == 0.0 or abs(p["N_exp"] + p["D_exp"] - 1.0) > 1e-9:
+        return None
+    ratio = codes.FLOPS_PER_PARAM_TOKEN * p["N_coef"] * p["D_coef"] / p["C_unit"]
+    if abs(ratio - 1.0) <= 1e-6:
+        return None
+    return (f"N_exp + D_exp = 1 but 6 N_coef D_coef / C_unit = 6 * {p['N_coef']!r} * {p['D_coef']!r} / "
+            f"{p['C_unit']!r} = {ratio:.9g}, not 1, so the rule's N and D do not spend C = 6ND (give one coefficient "
+            "as 0 to take it from C = 6ND)")
 
 
 def _single_budget_loss(P: np.ndarray, flops: np.ndarray) -> np.ndarray:
@@ -227,6 +252,16 @@ KAPLAN_FIT = FitSpec(
           "ln_D_c": [math.log(10.0**k) for k in (11, 12, 13, 14, 15)],
           "alpha_N": [0.05, 0.1, 0.2, 0.4], "alpha_D": [0.05, 0.1, 0.2, 0.4]},
     to_params=_kaplan_theta_params, to_theta=_kaplan_params_theta)
+# data_constrained: the chinchilla axes without their 0 exponents (N_opt(u), hence N', needs alpha, beta > 0), and
+# the decay constants over two decades around Muennighoff et al.'s R_D* = 15.4, R_N* = 5.3. A base law fixes the
+# first five axes, leaving the 9 starts of the decay constants.
+DATA_CONSTRAINED_FIT = FitSpec(
+    grid={"a": [0.0, 5.0, 10.0, 15.0, 20.0, 25.0], "b": [0.0, 5.0, 10.0, 15.0, 20.0, 25.0],
+          "e": [-1.0, -0.5, 0.0, 0.5, 1.0], "alpha": [0.25, 0.5, 1.0, 1.5, 2.0], "beta": [0.25, 0.5, 1.0, 1.5, 2.0],
+          "ln_R_D_star": [math.log(v) for v in (1.0, 10.0, 100.0)],
+          "ln_R_N_star": [math.log(v) for v in (1.0, 10.0, 100.0)]},
+    to_params=_dc_theta_params, to_theta=_dc_params_theta, base=("E", "A", "B", "alpha", "beta"),
+    base_theta=_dc_base_theta)
 
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (
@@ -239,7 +274,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
         source=f"{_HOFFMANN2022}, Eq. 2 (Approach 3 parametric loss)",
         frontier="solve", closed_form=True, target_loss=True, has_loss=True,
         initial_guess="the closed form (Hoffmann Eq. 4)", fit=CHINCHILLA_FIT, irreducible="E",
-        convergence_limit=True, log_partials=_chinchilla_log_partials,
+        convergence_limit=True, flops_model=True,
     ),
     Family(
         id=codes.KAPLAN,
@@ -250,7 +285,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
         source=f"{_KAPLAN2020}, Eq. 1.5 = 4.1",
         frontier="solve", closed_form=True, target_loss=True, has_loss=True,
         initial_guess="the closed form of Eq. 1.5 with C = 6ND", fit=KAPLAN_FIT, convergence_limit=True,
-        log_partials=_kaplan_log_partials,
+        flops_model=True,
     ),
     Family(
         id=codes.DATA_CONSTRAINED,
@@ -262,7 +297,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
         source=f"{_MUENNIGHOFF2023}, effective data D' and parameters N' (appendix 'Derivation of Data-Constrained "
         "Scaling Laws'); U_D = unique tokens available (inf: unlimited, which is the chinchilla law)",
         frontier="solve", closed_form=False, target_loss=False, has_loss=True,
-        initial_guess="the chinchilla optimum of its base constants", fit=None,
+        initial_guess="the chinchilla optimum of its base constants", fit=DATA_CONSTRAINED_FIT,
         may_be_inf=("R_D_star", "R_N_star", "U_D"), unique_tokens_param="U_D", irreducible="E",
     ),
     Family(
@@ -287,7 +322,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
         "et al. 2024, Kaplan et al. 2020 Table 6: each preset cites its fit); no loss of their own: the frontier "
         "leaves the loss empty (null) unless a loss law is given",
         frontier="rule", closed_form=False, target_loss=False, has_loss=False, initial_guess="", fit=None,
-        allocate=_rule_allocate,
+        allocate=_rule_allocate, inconsistent=_rule_inconsistent,
     ),
     Family(
         id=codes.KAPLAN_SINGLE,
@@ -700,7 +735,8 @@ def load_law_file(path: str | os.PathLike[str]) -> Law:
     """Read a law from JSON or TOML.
 
     The file has ``family`` and ``parameters`` (a full set), or ``preset`` plus optional ``parameters``
-    that override it. Other keys (fit diagnostics, notes) are ignored.
+    that override it. Other keys (fit diagnostics, notes) are ignored. A full set is also checked for
+    consistency (``Family.inconsistent``: an allocation rule must spend C = 6ND).
     """
     from . import storage
 
@@ -766,6 +802,10 @@ def load_law_file(path: str | os.PathLike[str]) -> Law:
         params = validate_params(family, params)
     except ScalesweepError as exc:
         raise ScalesweepError(f"law file {source!r}: {exc}") from None
+    check = FAMILIES[family].inconsistent
+    why = None if check is None else check(params)
+    if why is not None:
+        raise ScalesweepError(f"law file {source!r}: {why}")
     return Law(
         family=family,
         params=params,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import engine, units
-from .codes import NONE, SOLVER_NAMES
+from .codes import SOLVER_NAMES
 from .errors import ScalesweepError
 from .laws import FAMILIES, Law, law_arrays
 from .options import BUDGET_UNITS, Constraints, Hardware, Shape, Workload, check_rules, cli_name, columns, flag, given
@@ -69,7 +69,7 @@ def _describe(cons: Constraints, hw: Hardware, wl: Workload, shape: Shape | None
     return out
 
 
-FLOPS_MODEL_FAMILIES = tuple(f.name for f in FAMILIES.values() if f.log_partials is not None)
+FLOPS_MODEL_FAMILIES = tuple(f.name for f in FAMILIES.values() if f.flops_model)
 CONVERGENCE_FAMILIES = tuple(f.name for f in FAMILIES.values() if f.convergence_limit)
 
 

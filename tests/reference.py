@@ -773,3 +773,45 @@ def curve_frontier_stationary(flops, loss, model, n_vocab, n_ctx, aspect_ratio, 
     n, d = parts(z)
     return n.real, d.real, loss(n.real, d.real)
 
+
+def data_constrained_theta_params(theta):
+    """theta = (ln A, ln B, ln E, alpha, beta, ln R_D*, ln R_N*) -> the data_constrained constants (U_D left out)."""
+    a, b, e, al, be, rd, rn = (float(v) for v in theta)
+    return {"E": math.exp(e), "A": math.exp(a), "B": math.exp(b), "alpha": al, "beta": be, "R_D_star": math.exp(rd),
+            "R_N_star": math.exp(rn)}
+
+
+def data_constrained_log_residuals(theta, n, d, u, loss_values):
+    """ln L(N_i, D_i) - ln L_i of the data-constrained law at each run's own unique tokens u_i, by
+    ``data_constrained_loss`` (linear space, the sheet's formulas)."""
+    p = {**data_constrained_theta_params(theta), "U_D": np.asarray(u, dtype=np.float64)}
+    return np.log(data_constrained_loss(p, n, d)) - np.log(loss_values)
+
+
+def data_constrained_fit_objective(theta, n, d, u, loss_values, delta=1e-3):
+    """Sum of Huber losses (width delta) of the log residuals: what ``scalesweep fit --family data_constrained``
+    minimises."""
+    r = data_constrained_log_residuals(theta, n, d, u, loss_values)
+    return float(np.sum(np.where(np.abs(r) <= delta, 0.5 * r * r, delta * (np.abs(r) - 0.5 * delta))))
+
+
+def data_constrained_fit_scipy(x0, n, d, u, loss_values, delta=1e-3, free=None):
+    """scipy.optimize.least_squares (trf, numerical Jacobian) of the log residuals with loss="huber" and
+    f_scale=delta, whose cost 0.5 f_scale^2 rho((r/f_scale)^2) summed is exactly the Huber objective above; only the
+    theta entries where ``free`` is true move (None: all). Returns (objective, theta)."""
+    from scipy.optimize import least_squares
+
+    x0 = np.asarray(x0, dtype=np.float64)
+    free = np.ones(x0.size, dtype=bool) if free is None else np.asarray(free, dtype=bool)
+
+    def full(z):
+        x = x0.copy()
+        x[free] = z
+        return x
+
+    with _one_blas_thread():
+        res = least_squares(lambda z: data_constrained_log_residuals(full(z), n, d, u, loss_values), x0[free],
+                            loss="huber", f_scale=delta, method="trf", ftol=1e-15, xtol=1e-15, gtol=1e-15,
+                            max_nfev=20000, x_scale="jac")
+    theta = full(res.x)
+    return data_constrained_fit_objective(theta, n, d, u, loss_values, delta), theta

@@ -6,6 +6,9 @@ Objectives (Hoffmann et al. 2022, arXiv:2203.15556, Eq. 3 and App. D.2; Besirogl
   so that A = e^a, B = e^b, E = e^e;
 * kaplan (Eq. 1.5), theta = (ln N_c, ln D_c, alpha_N, alpha_D):
   r_i = alpha_D LSE((alpha_N/alpha_D)(ln N_c - ln N_i), ln D_c - ln D_i) - ln L_i;
+* data_constrained (Muennighoff et al. 2023, arXiv:2305.16264, appendix), theta = (a, b, e, alpha, beta,
+  ln R_D*, ln R_N*):  r_i = LSE(a - alpha ln N'_i, b - beta ln D'_i, e) - ln L_i, with the effective data D' and
+  parameters N' of ``kernels/loss.py`` (``_dc_parts``) at run i's unique tokens U_i (``ln_u``; +inf: unlimited);
 
 and the fit minimises  sum_i w_i k(r_i) rho(r_i)  with rho the Huber loss of width delta (``LOSS_HUBER``: r^2/2
 inside |r| <= delta, delta(|r| - delta/2) outside), or |r| (``LOSS_LAD``); k(r) is ``asym`` for r > 0 (the law
@@ -13,7 +16,9 @@ predicts more loss than was measured) and 1 otherwise. ``LOSS_HUBER_LIK`` is the
 residuals with density exp(-rho(r/sigma)) / (sigma Z(delta)) (a Huber distribution of scale sigma), with
 ln sigma the last entry of theta:  sum_i w_i k(r_i) [rho(r_i/sigma) + ln sigma + ln Z(delta)],
 Z(delta) = sqrt(2 pi) (2 Phi(delta) - 1) + 2 exp(-delta^2/2) / delta. Weights are per-run weights times
-multiplicities: 1 for every point, 0 for an excluded one, a bootstrap resample's counts.
+multiplicities: 1 for every point, 0 for an excluded one, a bootstrap resample's counts. ``free`` (one entry per
+theta entry, 1 or 0) zeroes the gradient of the entries a fit holds fixed (e.g. the base constants of a
+data_constrained law given by a base law), so L-BFGS never moves them.
 
 ``lbfgs`` is a textbook limited-memory BFGS (Nocedal & Wright 2006, Alg. 7.4/7.5) with a backtracking Armijo
 line search; updates that would break positive definiteness are skipped. ``multistart`` runs it from every
@@ -31,7 +36,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..codes import CHINCHILLA, KAPLAN
+from ..codes import CHINCHILLA, DATA_CONSTRAINED, KAPLAN
 from . import JIT, PJIT
 
 LOSS_HUBER = 0
@@ -141,18 +146,73 @@ def _kaplan_lse(theta, ln_n_i, ln_d_i):
 
 
 @njit(**JIT)
-def objective(family, theta, ln_n, ln_d, ln_l, w, loss, delta, asym, grad):
-    """Weighted robust objective at theta; writes its gradient into ``grad`` and returns the value."""
-    if family != CHINCHILLA and family != KAPLAN:  # no fit objective for this family (the registry says so)
-        grad[:] = np.nan
+def _dc_log_pred(theta, ln_n, ln_d, ln_u, jac):
+    """ln L of the data_constrained law at one run (ln N, ln D, ln U; U the unique tokens available, +inf for
+    unlimited) with theta = (a, b, e, alpha, beta, ln R_D*, ln R_N*); writes d ln L / d theta into ``jac``.
+
+    As ``kernels/loss.py`` (``_dc_parts``): u = min(U, D) unique tokens used; beyond one epoch (D > U)
+    D' = U q_D, q_D = 1 + R_D* (1 - exp(-R_D/R_D*)), R_D = D/U - 1; U_N = N_opt(u) with
+    ln U_N = s = [ln(alpha A/(beta B)) + beta ln u]/alpha (the chinchilla-optimal size for u tokens); for N > U_N
+    N' = U_N q_N, q_N = 1 + R_N* (1 - exp(-R_N/R_N*)), R_N = N/U_N - 1; otherwise N' = N (and D' = D within one
+    epoch). Then ln L = LSE(t1, t2, t3), t1 = a - alpha ln N', t2 = b - beta ln D', t3 = e, and with p_k the
+    softmax weights exp(t_k - ln L): d ln L = p1 dt1 + p2 dt2 + p3 de. The pieces, with x = R_D (R_N),
+    R = R_D* (R_N*), q = q_D (q_N): d ln D'/d ln R = (R (1 - e^(-x/R)) - x e^(-x/R))/q, the same for N';
+    d ln N'/ds = 1 - e^(-x/R) N/N'; alpha ds/d(a, b, alpha, beta) = (1, -1, 1/alpha - s, ln u - 1/beta)."""
+    a, b, e, al, be = theta[0], theta[1], theta[2], theta[3], theta[4]
+    if ln_d <= ln_u:
+        ln_used, ln_dp, dd_r = ln_d, ln_d, 0.0
+    else:
+        rd = math.exp(theta[5])
+        x = math.exp(ln_d - ln_u) - 1.0
+        ex = math.exp(-x / rd)
+        om = -math.expm1(-x / rd)
+        q = 1.0 + rd * om
+        ln_used, ln_dp, dd_r = ln_u, ln_u + math.log(q), (rd * om - x * ex) / q
+    s = (math.log(al) + a - math.log(be) - b + be * ln_used) / al
+    if ln_n <= s:
+        ln_np, dn_s, dn_r = ln_n, 0.0, 0.0
+    else:
+        rn = math.exp(theta[6])
+        y = math.exp(ln_n - s) - 1.0
+        en = math.exp(-y / rn)
+        om = -math.expm1(-y / rn)
+        q = 1.0 + rn * om
+        ln_np, dn_s, dn_r = s + math.log(q), 1.0 - en * (y + 1.0) / q, (rn * om - y * en) / q
+    t1 = a - al * ln_np
+    t2 = b - be * ln_dp
+    mx = max(t1, max(t2, e))
+    e1, e2, e3 = math.exp(t1 - mx), math.exp(t2 - mx), math.exp(e - mx)
+    sm = e1 + e2 + e3
+    p1, p2, p3 = e1 / sm, e2 / sm, e3 / sm
+    # alpha * ds/d(a, b, alpha, beta) = (1, -1, 1/alpha - s, ln u - 1/beta)
+    jac[0] = p1 * (1.0 - dn_s)
+    jac[1] = p1 * dn_s + p2
+    jac[2] = p3
+    jac[3] = -p1 * (ln_np + dn_s * (1.0 / al - s))
+    jac[4] = -p1 * dn_s * (ln_used - 1.0 / be) - p2 * ln_dp
+    jac[5] = -p2 * be * dd_r
+    jac[6] = -p1 * al * dn_r
+    return mx + math.log(sm)
+
+
+@njit(**JIT)
+def objective(family, theta, ln_n, ln_d, ln_l, w, loss, delta, asym, grad, ln_u=None, free=None):
+    """Weighted robust objective at theta; writes its gradient into ``grad`` and returns the value. ``ln_u``: ln of
+    each run's unique tokens (data_constrained; None: unlimited); ``free``: 1 or 0 per theta entry, the gradient
+    is 0 at the 0s (None: every entry free). Both are None for the families that do not need them, so that the
+    common case compiles without them."""
+    if family != CHINCHILLA and family != KAPLAN and family != DATA_CONSTRAINED:
+        grad[:] = np.nan  # no fit objective for this family (the registry says so)
         return np.nan
     grad[:] = 0.0
     f = 0.0
     inv_sigma = 1.0
     log_norm = 0.0
+    last = theta.size - 1
     if loss == LOSS_HUBER_LIK:
-        inv_sigma = math.exp(-theta[theta.size - 1])
-        log_norm = theta[theta.size - 1] + huber_log_z(delta)
+        inv_sigma = math.exp(-theta[last])
+        log_norm = theta[last] + huber_log_z(delta)
+    jac = np.empty(7)
     for i in range(ln_n.size):
         if w[i] == 0.0:
             continue
@@ -168,35 +228,48 @@ def objective(family, theta, ln_n, ln_d, ln_l, w, loss, delta, asym, grad):
             r = mx + math.log(s) - ln_l[i]
             v, dv, ds = _term(r, loss, delta, asym, inv_sigma, log_norm)
             f += w[i] * v
-            if loss == LOSS_HUBER_LIK:
-                grad[5] += w[i] * ds
             c = w[i] * dv / s
             grad[0] += c * e1
             grad[1] += c * e2
             grad[2] += c * e3
             grad[3] -= c * e1 * ln_n[i]
             grad[4] -= c * e2 * ln_d[i]
-        else:  # KAPLAN (the only other family with a fit objective)
+        elif family == KAPLAN:
             an, ad = theta[2], theta[3]
             q, z1, e1, e2, s, lse = _kaplan_lse(theta, ln_n[i], ln_d[i])
             r = ad * lse - ln_l[i]
             v, dv, ds = _term(r, loss, delta, asym, inv_sigma, log_norm)
             f += w[i] * v
-            if loss == LOSS_HUBER_LIK:
-                grad[4] += w[i] * ds
             c = w[i] * dv
             w1, w2 = e1 / s, e2 / s
             grad[0] += c * an * w1
             grad[1] += c * ad * w2
             grad[2] += c * w1 * z1
             grad[3] += c * (lse - w1 * q * z1)
+        else:  # DATA_CONSTRAINED
+            lu = math.inf
+            if ln_u is not None:
+                lu = ln_u[i]
+            r = _dc_log_pred(theta, ln_n[i], ln_d[i], lu, jac) - ln_l[i]
+            v, dv, ds = _term(r, loss, delta, asym, inv_sigma, log_norm)
+            f += w[i] * v
+            c = w[i] * dv
+            for j in range(7):
+                grad[j] += c * jac[j]
+        if loss == LOSS_HUBER_LIK:
+            grad[last] += w[i] * ds
+    if free is not None:
+        for j in range(theta.size):
+            if free[j] == 0.0:
+                grad[j] = 0.0
     return f
 
 
 @njit(**JIT)
-def log_predictions(family, theta, ln_n, ln_d, out_pred, out_jac):
+def log_predictions(family, theta, ln_n, ln_d, out_pred, out_jac, ln_u=None):
     """ln L predicted at theta for every run, and its Jacobian d pred_i / d theta_j (rows: runs), from the same
-    log-sum-exp forms as ``objective``."""
+    log-sum-exp forms as ``objective`` (``ln_u`` as there)."""
+    jac = np.empty(7)
     for i in range(ln_n.size):
         if family == CHINCHILLA:
             t1 = theta[0] - theta[3] * ln_n[i]
@@ -211,7 +284,7 @@ def log_predictions(family, theta, ln_n, ln_d, out_pred, out_jac):
             out_jac[i, 2] = e3 / s
             out_jac[i, 3] = -e1 / s * ln_n[i]
             out_jac[i, 4] = -e2 / s * ln_d[i]
-        else:  # KAPLAN
+        elif family == KAPLAN:
             an, ad = theta[2], theta[3]
             q, z1, e1, e2, s, lse = _kaplan_lse(theta, ln_n[i], ln_d[i])
             out_pred[i] = ad * lse
@@ -219,11 +292,18 @@ def log_predictions(family, theta, ln_n, ln_d, out_pred, out_jac):
             out_jac[i, 1] = ad * e2 / s
             out_jac[i, 2] = e1 / s * z1
             out_jac[i, 3] = lse - e1 / s * q * z1
+        else:  # DATA_CONSTRAINED
+            lu = math.inf
+            if ln_u is not None:
+                lu = ln_u[i]
+            out_pred[i] = _dc_log_pred(theta, ln_n[i], ln_d[i], lu, jac)
+            out_jac[i, :7] = jac
 
 
 @njit(**JIT)
-def lbfgs(family, theta0, ln_n, ln_d, ln_l, w, loss, delta, asym, maxiter, ftol, out):
-    """Minimise ``objective`` from theta0; writes the minimiser into ``out``, returns (f, iterations)."""
+def lbfgs(family, theta0, ln_n, ln_d, ln_l, w, loss, delta, asym, maxiter, ftol, out, ln_u=None, free=None):
+    """Minimise ``objective`` from theta0 (``ln_u`` and ``free`` as there: entries whose ``free`` is 0 stay put);
+    writes the minimiser into ``out``, returns (f, iterations)."""
     k = theta0.size
     mem = 10
     S = np.zeros((mem, k))
@@ -232,7 +312,7 @@ def lbfgs(family, theta0, ln_n, ln_d, ln_l, w, loss, delta, asym, maxiter, ftol,
     alpha = np.zeros(mem)
     x = theta0.copy()
     g = np.empty(k)
-    f = objective(family, x, ln_n, ln_d, ln_l, w, loss, delta, asym, g)
+    f = objective(family, x, ln_n, ln_d, ln_l, w, loss, delta, asym, g, ln_u, free)
     if not math.isfinite(f):
         out[:] = x
         return f, 0
@@ -273,7 +353,7 @@ def lbfgs(family, theta0, ln_n, ln_d, ln_l, w, loss, delta, asym, maxiter, ftol,
         ok = False
         for _ in range(60):  # backtracking Armijo
             xn[:] = x + step * d
-            fn = objective(family, xn, ln_n, ln_d, ln_l, w, loss, delta, asym, gn)
+            fn = objective(family, xn, ln_n, ln_d, ln_l, w, loss, delta, asym, gn, ln_u, free)
             if math.isfinite(fn) and fn <= f + 1e-4 * step * slope:
                 ok = True
                 break
@@ -307,28 +387,31 @@ def lbfgs(family, theta0, ln_n, ln_d, ln_l, w, loss, delta, asym, maxiter, ftol,
 
 
 @njit(**PJIT)
-def multistart(family, starts, ln_n, ln_d, ln_l, w, loss, delta, asym, maxiter, out_theta, out_f):
+def multistart(family, starts, ln_n, ln_d, ln_l, w, loss, delta, asym, maxiter, out_theta, out_f, ln_u=None,
+               free=None):
     """L-BFGS from every row of ``starts``; results per start (in parallel, thread-count independent)."""
     for s in prange(starts.shape[0]):
-        f, _ = lbfgs(family, starts[s], ln_n, ln_d, ln_l, w, loss, delta, asym, maxiter, FTOL_SCREEN, out_theta[s])
+        f, _ = lbfgs(family, starts[s], ln_n, ln_d, ln_l, w, loss, delta, asym, maxiter, FTOL_SCREEN, out_theta[s],
+                     ln_u, free)
         out_f[s] = f if math.isfinite(f) else np.inf
 
 
 @njit(**PJIT)
-def start_values(family, starts, ln_n, ln_d, ln_l, w, loss, delta, asym, out_f):
+def start_values(family, starts, ln_n, ln_d, ln_l, w, loss, delta, asym, out_f, ln_u=None, free=None):
     """The objective at every row of ``starts`` (no optimisation; inf where it is not finite), in parallel."""
     for s in prange(starts.shape[0]):
         g = np.empty(starts.shape[1])
-        f = objective(family, starts[s], ln_n, ln_d, ln_l, w, loss, delta, asym, g)
+        f = objective(family, starts[s], ln_n, ln_d, ln_l, w, loss, delta, asym, g, ln_u, free)
         out_f[s] = f if math.isfinite(f) else np.inf
 
 
 @njit(**PJIT)
-def bootstrap_fits(family, theta0, ln_n, ln_d, ln_l, weights, loss, delta, asym, maxiter, out_theta, out_f):
+def bootstrap_fits(family, theta0, ln_n, ln_d, ln_l, weights, loss, delta, asym, maxiter, out_theta, out_f, ln_u=None,
+                   free=None):
     """Refit every resample (row of ``weights``: multiplicities) from theta0, in parallel."""
     for b in prange(weights.shape[0]):
         f, _ = lbfgs(family, theta0, ln_n, ln_d, ln_l, weights[b], loss, delta, asym, maxiter, FTOL_POLISH,
-                     out_theta[b])
+                     out_theta[b], ln_u, free)
         out_f[b] = f if math.isfinite(f) else np.inf
 
 
