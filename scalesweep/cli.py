@@ -464,12 +464,17 @@ def _set_float_dtype(ctx, param, value):
     return value
 
 
+def _dtype_option(f):
+    return _opt("Output", "--dtype", type=click.Choice(FLOAT_DTYPES), default=None, expose_value=False,
+                callback=_set_float_dtype, is_eager=True,
+                help="float32 writes computed float columns in half the bytes, rounded to nearest; what you gave "
+                     "(budgets, target losses, a surface's axes, a sweep's spec fields) stays float64 "
+                     "[default: float64].")(f)
+
+
 def _output_option(required: bool = False, help_: str | None = None):
     def decorate(f):
-        f = _opt("Output", "--dtype", type=click.Choice(FLOAT_DTYPES), default=None, expose_value=False,
-                 callback=_set_float_dtype, is_eager=True,
-                 help="float32 writes float columns in half the bytes, rounded to nearest; a surface's axes, a "
-                      "sweep's spec fields and target losses stay float64 [default: float64].")(f)
+        f = _dtype_option(f)
         f = _opt("Output", "--columns", default=None, expose_value=False, callback=_set_columns, is_eager=True,
                  metavar="NAME[,NAME...]", help="Write only these columns, in this order (single-file outputs; "
                  "unknown names are refused with the list of columns) [default: all].")(f)
@@ -620,24 +625,30 @@ def _check_target(output, fmt, *inputs):
     return fmt
 
 
-def _narrowed(table):
-    """``table`` under ``--dtype``: float32 narrows its computed float columns (``tables.narrow``)."""
+# A frontier's budgets as given (and as spent, when a time limit caps them): float64 under --dtype float32.
+BUDGET_COLUMNS = ("flops", "budget_flops")
+
+
+def _narrowed(table, keep=()):
+    """``table`` under ``--dtype``: float32 narrows its float columns but those in ``keep``, the values the user
+    gave (``tables.narrow``)."""
     from .output import float_dtype
     from .tables import narrow
 
-    return narrow(table) if float_dtype() == "float32" else table
+    return narrow(table, keep) if float_dtype() == "float32" else table
 
 
-def _emit(table, output, fmt, noun: str) -> None:
-    """Write a result table to ``output`` (or stdout) and say so on stderr when it went to a file."""
+def _emit(table, output, fmt, noun: str, keep=()) -> None:
+    """Write a result table to ``output`` (or stdout) and say so on stderr when it went to a file; ``keep``: the
+    float columns ``--dtype float32`` leaves as given."""
     from .output import STDOUT, write_table
 
-    write_table(output, _narrowed(table), fmt)
+    write_table(output, _narrowed(table, keep), fmt)
     if output is not None and output != STDOUT:
         talk(f"wrote {table.num_rows:,} {noun} to {output}")
 
 
-def _emit_stream(tables, output, fmt, noun: str, total: int) -> dict:
+def _emit_stream(tables, output, fmt, noun: str, total: int, keep=()) -> dict:
     """Write a stream of (table, infeasible counts) as one output (the first table's schema and metadata), the
     next table computed while one is encoded (``pipeline.overlapped``); returns the infeasible counts summed.
     Progress on stderr."""
@@ -649,12 +660,12 @@ def _emit_stream(tables, output, fmt, noun: str, total: int) -> dict:
     counts: dict = {}
     rows = 0
     first = next(tables)
-    with table_writer(output, _narrowed(first[0].slice(0, 0)).schema, fmt) as w, \
+    with table_writer(output, _narrowed(first[0].slice(0, 0), keep).schema, fmt) as w, \
             _progress(noun, output=output) as progress:
         def write(item):
             nonlocal rows
             table, infeasible = item
-            w.write(_narrowed(table))
+            w.write(_narrowed(table, keep))
             rows += table.num_rows
             LOG.debug("wrote a chunk of %s %s (%s of %s)", f"{table.num_rows:,}", noun, f"{rows:,}", f"{total:,}")
             for reason, c in infeasible.items():
@@ -833,18 +844,36 @@ def frontier(law, law_file, overrides, flops_range, flops_file, flops_column, un
     ask = dict(unit=unit, solver=solver, constraints=cons, hardware=hw, workload=wl, overfit=overfit,
                loss_law=None if loss_law is None else as_law(loss_law), energy=energy, shape=shape, shapes=shapes,
                convergence_gap=convergence_gap)
+    _float32_budgets(budgets, unit)
     if bands is None:  # streamed: memory bounded by the chunk
         check_size("frontier", rows)
         tables = questions.frontier_tables(laws_, budgets, grid=grid, command_line=command_line(), **ask)
-        _warn_infeasible(_emit_stream(tables, output, fmt, "budgets", rows), rows, "budgets")
+        _warn_infeasible(_emit_stream(tables, output, fmt, "budgets", rows, BUDGET_COLUMNS), rows, "budgets")
         return
     check_size("frontier with --bands", rows, bytes_held=BYTES_PER_ROW_HELD * rows)
     budgets = budgets if flops_file else budgets.values()
     res = questions.frontier(laws_, budgets, **ask)
     table = _with_bands(res.table(res.metadata("frontier", grid, command_line())), bands, law_file, overrides, solver,
                         cons, hw, wl)
-    _emit(table, output, fmt, "budgets")
+    _emit(table, output, fmt, "budgets", BUDGET_COLUMNS)
     _warn_infeasible(res.infeasible(), res.rows, "budgets")
+
+
+def _float32_budgets(budgets, unit: str) -> None:
+    """Under --dtype float32, refuse before anything is written budgets whose parameters or tokens (up to C/6
+    each) float32 cannot hold, rather than stop a stream part-way (stdout cannot be taken back)."""
+    import numpy as np
+
+    from .output import float_dtype
+    from .tables import FLOAT32_MAX
+
+    if float_dtype() != "float32" or unit != "flops":
+        return
+    values = np.asarray(budgets.hi if hasattr(budgets, "hi") else budgets, dtype=np.float64)
+    top = float(np.max(values, where=np.isfinite(values), initial=0.0))
+    if top > 6 * FLOAT32_MAX:
+        raise click.UsageError(f"--dtype float32: a budget of {top:g} FLOPs may give parameters or tokens beyond "
+                               f"float32's largest, {FLOAT32_MAX:.9g}; give --dtype float64")
 
 
 def _with_bands(table, bands, law_file, overrides, solver, cons, hw, wl):
@@ -899,7 +928,8 @@ def target_loss_cmd(law, law_file, overrides, losses, energy, output, fmt, **kwa
     targets = positive_array(_numbers(losses, "--loss"), "--loss")
     fmt = _check_target(output, fmt, law_file)
     res = questions.target_loss(laws_, targets, constraints=cons, hardware=hw, workload=wl, energy=energy)
-    _emit(res.table(res.metadata("target-loss", {"loss": losses}, command_line())), output, fmt, "targets")
+    _emit(res.table(res.metadata("target-loss", {"loss": losses}, command_line())), output, fmt, "targets",
+          ("target_loss",))
     _warn_infeasible(res.infeasible(), res.rows, "targets")
 
 
@@ -1083,8 +1113,9 @@ def fit_compare_cmd(runs, families, estimators, delta, exclude_highest, grid_ite
 
 
 def _approach_options(f):
-    """-o, --table, --bootstrap, --seed and --level: what fit-isoflop and fit-envelope share."""
+    """-o, --table (and its --dtype), --bootstrap, --seed and --level: what fit-isoflop and fit-envelope share."""
     for decorate in (
+        _dtype_option,
         _opt("Fit", "--level", type=float, default=0.8, show_default=True,
              help="Coverage of the bootstrap intervals (0.8: the 10th-90th percentiles, as Hoffmann et al. Table 2)."),
         _opt("Fit", "--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap."),
@@ -1236,7 +1267,7 @@ def compare(flops_values, law_names, output, fmt):
     df = compare_laws(budgets, names)
     meta = metadata("compare", flops=budgets, laws=[str(x) for x in df["law"].cat.categories], rows=len(df),
                     command_line=command_line())
-    _emit(frame_to_arrow(df, meta), output, fmt, "rows")
+    _emit(frame_to_arrow(df, meta), output, fmt, "rows", ("flops",))
 
 
 @cli.command(examples=["scalesweep loss --params 7B --tokens 2T",
@@ -1255,7 +1286,7 @@ def loss(params, tokens, law_names, output, fmt):
     df = loss_at(params, tokens, law_names)
     meta = metadata("loss", laws=[str(x) for x in df["law"].cat.categories], params=params, tokens=tokens,
                     rows=len(df), command_line=command_line())
-    _emit(frame_to_arrow(df, meta), output, fmt, "rows")
+    _emit(frame_to_arrow(df, meta), output, fmt, "rows", ("params", "tokens"))
 
 
 @cli.group()
@@ -1492,7 +1523,7 @@ def lookup_query(table, flops_values, flops_file, flops_column, output, fmt):
     else:
         budgets = read_flops_file(flops_file, flops_column)
     fmt = _check_target(output, fmt, table, flops_file)
-    _emit(Lookup(table).query_table(budgets, command_line()), output, fmt, "rows")
+    _emit(Lookup(table).query_table(budgets, command_line()), output, fmt, "rows", ("flops",))
 
 
 @cli.command(examples=["scalesweep resolution --flops-range 1e19:1e25:1000",

@@ -100,7 +100,7 @@ def frontier_flops_model(law: Law, flops, model: str, spec) -> tuple[np.ndarray,
     return out[0], out[1], out[2]
 
 
-def _flops_model_curve(laws, m0, shape: Shape, cons, hw, wl, overfit):
+def _flops_model_curve(laws, m0, shape: Shape, cons, hw, wl, overfit, solver: str):
     """The budget-row solver of ``engine.solve`` on C = flops_per_token(N) D for every law (law-major rows,
     ``frontier_flops_model``, which refuses a family it cannot solve); refuses the limits it does not apply."""
     limits = [flag(x) for x in given(cons)]
@@ -111,6 +111,9 @@ def _flops_model_curve(laws, m0, shape: Shape, cons, hw, wl, overfit):
     if limits:
         raise ScalesweepError(f"--flops-model {shape.flops_model} solves frontiers without limits: "
                               f"{', '.join(limits)} cannot apply to it")
+    if solver != "auto":
+        raise ScalesweepError(f"--flops-model {shape.flops_model} has a solver of its own: --solver {solver} "
+                              "cannot apply to it")
 
     def solve(flops):
         out = [frontier_flops_model(law, flops[i * m0:(i + 1) * m0], shape.flops_model,
@@ -201,7 +204,7 @@ def frontier(laws: list[Law], budgets: np.ndarray, *, unit: str = "flops", solve
                            inference=wl.inference_tokens is not None, unique_tokens=wl.unique_tokens is not None,
                            overfit=overfit or cons.max_overfit is not None, energy=energy,
                            co2=hw.grid_gco2_per_kwh is not None)
-    curve = (_flops_model_curve(laws, m0, shape, cons, hw, wl, overfit)
+    curve = (_flops_model_curve(laws, m0, shape, cons, hw, wl, overfit, solver)
              if shape is not None and shape.flops_model not in (None, "6N") else None)
     res = engine.solve(inputs, m, fams, P, law_idx, solver=SOLVER_NAMES.index(solver),
                        overfit="overfit_penalty" in opt, curve=curve)

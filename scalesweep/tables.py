@@ -270,35 +270,43 @@ def arrow_float(a: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(pa.from_numpy_dtype(a.dtype), a.size, [_validity(~np.isnan(a)), pa.py_buffer(a)])
 
 
-def arrow_float32(a: np.ndarray, name: str) -> pa.Array:
-    """Float values rounded to the nearest float32 (NaN: null). A finite value beyond float32's range (about
-    3.4e38) is refused: it would be written as infinity."""
-    a = np.asarray(a)
-    with np.errstate(over="ignore"):
+FLOAT32_MAX, FLOAT32_TINY = float(np.finfo(np.float32).max), float(np.finfo(np.float32).smallest_subnormal)
+
+
+def _float32_refusal(a: np.ndarray, name: str) -> None:
+    """Refuse, naming the first such value, a finite value that float32 would write as infinity or a non-zero
+    value it would write as zero."""
+    with np.errstate(over="ignore", under="ignore"):
         narrow = a.astype(np.float32)
-    lost = np.isfinite(a) & ~np.isfinite(narrow)
+    lost = (np.isfinite(a) & ~np.isfinite(narrow)) | ((a != 0) & (narrow == 0))
     if lost.any():
-        raise ScalesweepError(f"column {name!r}: {a[lost][0]:g} does not fit in float32 (largest 3.4e+38); "
-                              "write it with --dtype float64")
-    return arrow_float(narrow)
+        v = float(a[lost][0])
+        why = (f"beyond float32's largest, {FLOAT32_MAX:.9g}" if abs(v) > FLOAT32_MAX
+               else f"below float32's smallest, {FLOAT32_TINY:.9g}")
+        raise ScalesweepError(f"column {name!r}: {v!r} is {why}: write it with --dtype float64")
 
 
-# Columns that hold what the user gave, written as given under ``--dtype float32``.
-GIVEN_FLOAT_COLUMNS = frozenset({"target_loss"})
+def arrow_float32(a: np.ndarray, name: str) -> pa.Array:
+    """Float values rounded to the nearest float32 (NaN: null); a value float32 cannot hold (``_float32_refusal``:
+    one it would write as infinity or as zero) is refused."""
+    a = np.asarray(a, dtype=np.float64)
+    _float32_refusal(a, name)
+    return arrow_float(a.astype(np.float32))
 
 
-def narrow(table: pa.Table) -> pa.Table:
-    """``table`` with its float64 columns as float32 (rounded to nearest by Arrow's cast, nulls kept), but for
-    ``GIVEN_FLOAT_COLUMNS``; the ``scalesweep`` metadata records ``"dtype": "float32"``. A finite value beyond
-    float32's range is refused, as ``arrow_float32`` does."""
+def narrow(table: pa.Table, keep=()) -> pa.Table:
+    """``table`` with its float64 columns as float32 (rounded to nearest by Arrow's cast, nulls kept), but for the
+    columns in ``keep`` (what the user gave); the ``scalesweep`` metadata records ``"dtype": "float32"``. A value
+    float32 cannot hold is refused, as ``arrow_float32`` does."""
     import pyarrow.compute as pc
 
     fields, arrays = [], []
     for field, col in zip(table.schema, table.columns, strict=True):
-        if field.type == pa.float64() and field.name not in GIVEN_FLOAT_COLUMNS:
+        if field.type == pa.float64() and field.name not in keep:
             narrow_col = pc.cast(col, pa.float32(), safe=False)
-            if pc.sum(pc.is_inf(narrow_col)).as_py() != pc.sum(pc.is_inf(col)).as_py():
-                arrow_float32(col.to_numpy(zero_copy_only=False), field.name)  # raises, naming the value
+            if (pc.sum(pc.is_inf(narrow_col)).as_py() != pc.sum(pc.is_inf(col)).as_py()
+                    or pc.sum(pc.equal(narrow_col, 0)).as_py() != pc.sum(pc.equal(col, 0)).as_py()):
+                _float32_refusal(col.to_numpy(zero_copy_only=False), field.name)
             col, field = narrow_col, field.with_type(pa.float32())
         fields.append(field)
         arrays.append(col)
@@ -308,15 +316,21 @@ def narrow(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=pa.schema(fields, metadata=md or None))
 
 
+def _whole_numbers_fit(a: np.ndarray, name: str) -> None:
+    """Refuse a float column bound for int64 that holds a value beyond its range (NaN is null: it fits)."""
+    if a.dtype.kind == "f":
+        big = ~np.isnan(a) & ~(np.abs(a) < 2.0**63)
+        if big.any():
+            raise ScalesweepError(f"column {name!r}: {a[big][0]:g} is too large for a whole-number column")
+
+
 def arrow_int(a: np.ndarray, name: str) -> pa.Array:
     """Arrow int64 from whole numbers (floats with NaN as null, or integers)."""
     a = np.asarray(a)
     valid = np.ones(a.shape, dtype=np.bool_)
     if a.dtype.kind == "f":
         valid = ~np.isnan(a)
-        big = valid & ~(np.abs(a) < 2.0**63)
-        if big.any():
-            raise ScalesweepError(f"column {name!r}: {a[big][0]:g} is too large for a whole-number column")
+        _whole_numbers_fit(a, name)
         a = np.where(valid, a, 0.0)
     a = np.ascontiguousarray(a, dtype=np.int64)
     return pa.Array.from_buffers(pa.int64(), a.size, [_validity(valid), pa.py_buffer(a)])
@@ -386,7 +400,9 @@ def to_frame(cols: dict, m: int):
         elif spec.type == "bool":
             out[name] = _materialize(value, m, np.bool_)
         elif spec.type == "int":
-            out[name] = pd.array(_materialize(value, m, np.asarray(value).dtype), dtype="Int64")  # NaN: <NA>
+            a = _materialize(value, m, np.asarray(value).dtype)
+            _whole_numbers_fit(a, name)
+            out[name] = pd.array(a, dtype="Int64")  # NaN: <NA>
         else:
             out[name] = _materialize(value, m)
     # copy=False: one block per column; consolidating 1M-row columns would cost more than the solve.

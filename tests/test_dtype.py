@@ -22,6 +22,11 @@ COMMANDS = {
 }
 
 
+# What each command was given, which --dtype float32 leaves as float64.
+KEPT = {"frontier": ("flops",), "frontier-streamed": ("flops",), "target-loss": ("target_loss",),
+        "compare": ("flops",), "loss": ("params", "tokens")}
+
+
 def _pair(tmp_path, name, args):
     out64, out32 = tmp_path / f"{name}64.parquet", tmp_path / f"{name}32.parquet"
     run([*args, "-o", out64])
@@ -31,6 +36,7 @@ def _pair(tmp_path, name, args):
 
 def _check_rounded(a: pa.Table, b: pa.Table, kept=()):
     assert a.column_names == b.column_names
+    assert all(b.schema.field(name).type == pa.float64() for name in kept)
     narrowed = [f.name for f in b.schema if f.type == pa.float32()]
     assert narrowed, "no column narrowed"
     for name in a.column_names:
@@ -54,10 +60,8 @@ def _check_rounded(a: pa.Table, b: pa.Table, kept=()):
 @pytest.mark.parametrize("name", [k for k, v in COMMANDS.items() if v is not None])
 def test_float32_is_the_float64_table_rounded(tmp_path, name):
     a, b = _pair(tmp_path, name, COMMANDS[name])
-    narrowed = _check_rounded(a, b, kept=("target_loss",))
+    narrowed = _check_rounded(a, b, kept=KEPT[name])
     assert "loss" in narrowed
-    if name == "target-loss":
-        assert b.schema.field("target_loss").type == pa.float64()
     if name == "frontier":
         assert {"params", "tokens", "gpu_hours", "usd"} <= set(narrowed)
         assert b.column("feasible").to_pylist().count(False) > 0  # infeasible rows: nulls kept
@@ -77,26 +81,54 @@ def test_float32_frontier_with_bands(tmp_path):
     run(["fit", runs, "-o", law, "--method", "vp", "--bootstrap", "8"])
     a, b = _pair(tmp_path, "bands", ["frontier", "--law-file", law, "--flops-range", "1e19:1e23:5", "--bands",
                                      "5,50,95"])
-    assert {"params_p5", "params_p95"} <= set(_check_rounded(a, b))
+    assert {"params_p5", "params_p95"} <= set(_check_rounded(a, b, kept=("flops",)))
 
 
 def test_float32_lookup_query_and_csv(tmp_path):
     table = tmp_path / "t.parquet"
     run(["lookup", "build", "--flops-range", "1e18:1e24", "-o", table])
     a, b = _pair(tmp_path, "q", ["lookup", "query", table, "--flops", "3e20,1e22"])
-    _check_rounded(a, b)
+    _check_rounded(a, b, kept=("flops",))
     text = run(["frontier", "--flops-range", "1e21:1e23:3", "--dtype", "float32", "--format", "csv"]).stdout
     rows = [line.split(",") for line in text.splitlines()]
     params = [float(r[rows[0].index("params")]) for r in rows[1:]]
     assert all(np.float32(p) == p for p in params)  # the float32 values, printed as such
 
 
-def test_a_value_beyond_float32_is_refused_and_nothing_is_written(tmp_path):
+def test_what_float32_cannot_hold_is_refused_and_nothing_is_written(tmp_path):
+    """Budgets whose tokens float32 cannot hold are refused before a row is written (a stream to stdout cannot
+    be taken back); a computed value beyond float32 (a dollar cost) or one it would write as zero (a loss gap)
+    is refused with one line naming it, and no file is left."""
     out = tmp_path / "f.parquet"
-    res = run(["frontier", "--flops-range", "1e20:1e40:3", "--dtype", "float32", "-o", out], ok=False)
-    assert_one_line_error(res, "column 'flops': 1e+40 does not fit in float32 (largest 3.4e+38); write it with "
-                               "--dtype float64")
+    res = run(["frontier", "--flops-range", "1e20:1e40:3000000", "--dtype", "float32"], ok=False)
+    assert_one_line_error(res, "--dtype float32: a budget of 1e+40 FLOPs may give parameters or tokens beyond "
+                               "float32's largest, 3.40282347e+38; give --dtype float64")
+    assert res.stdout == ""
+    res = run(["frontier", "--flops-range", "1e30", "--gpu", "H100", "--usd-per-gpu-hour", "1e30", "--dtype",
+               "float32", "-o", out], ok=False)
+    assert_one_line_error(res, "column 'usd': 7.0188")  # 1e30 / (989.4e12 * 0.4 * 3600) GPU-hours at $1e30
+    assert "is beyond float32's largest, 3.40282347e+38: write it with --dtype float64" in res.stderr
     assert list(tmp_path.iterdir()) == []
+    run(["frontier", "--flops-range", "1e20:1e38:3", "--dtype", "float32", "-o", out])  # tokens <= C/6 fit
+    t = pq.read_table(out)
+    assert t.schema.field("flops").type == pa.float64() and t.column("flops").to_pylist()[-1] == 1e38
+
+
+def test_narrow_refuses_what_float32_would_write_as_zero_or_infinity():
+    from scalesweep.errors import ScalesweepError
+    from scalesweep.tables import arrow_float32, narrow
+
+    ok = pa.table({"a": [1e-30, 0.0, None, float("inf"), 3e38], "b": [1e-50, 2.0, 3.0, 4.0, 5.0]})
+    out = narrow(ok, keep=("b",))
+    assert out.schema.field("a").type == pa.float32() and out.schema.field("b").type == pa.float64()
+    assert out.column("a").to_pylist()[1:4] == [0.0, None, float("inf")]
+    for table, needle in ((pa.table({"x": [1.0, 1e-50]}), "column 'x': 1e-50 is below float32's smallest, "
+                                                          "1.40129846e-45: write it with --dtype float64"),
+                          (pa.table({"x": [-1e39]}), "column 'x': -1e+39 is beyond float32's largest")):
+        with pytest.raises(ScalesweepError, match=needle.replace("+", r"\+")):
+            narrow(table)
+        with pytest.raises(ScalesweepError, match=needle.replace("+", r"\+")):
+            arrow_float32(table.column("x").to_numpy(), "x")
 
 
 def test_partitioned_outputs_take_float32_where_their_parts_can(tmp_path):
@@ -114,3 +146,14 @@ def test_partitioned_outputs_take_float32_where_their_parts_can(tmp_path):
 def test_dtype_is_checked():
     res = run(["frontier", "--flops-range", "1e20:1e24:5", "--dtype", "float16"], ok=False)
     assert res.exit_code == 2 and "float16" in res.stderr
+
+
+def test_fit_approach_tables_take_float32(tmp_path):
+    from pathlib import Path
+
+    runs = Path(__file__).resolve().parents[1] / "data" / "example_isoflop_runs.csv"
+    for dtype in ("float64", "float32"):
+        run(["fit-isoflop", runs, "-o", tmp_path / f"{dtype}.json", "--table", tmp_path / f"{dtype}.parquet",
+             "--bootstrap", "20", "--dtype", dtype])
+    a, b = pq.read_table(tmp_path / "float64.parquet"), pq.read_table(tmp_path / "float32.parquet")
+    assert "params_opt" in _check_rounded(a, b)

@@ -222,8 +222,36 @@ def test_flops_model_budgets_where_one_parameter_is_the_best_or_too_dear():
     c = np.array([one * 0.5, one * (1 + 1e-12), one * 3, one * 1e3])
     n, d, _ = questions.frontier_flops_model(law, c, "chinchilla", spec)
     assert np.isnan(n[0]) and np.isnan(d[0])
-    assert (n[1:] >= 1.0 - 1e-12).all() and (d[1:] >= 1.0 - 1e-9).all()
+    assert (n[1:] >= 1.0).all() and (d[1:] >= 1.0).all()
     np.testing.assert_allclose(d[1:] * shapes.flops_per_token(n[1:], "chinchilla", spec), c[1:], rtol=1e-12)
+
+
+@pytest.mark.parametrize("model", ["kaplan", "chinchilla"])
+@pytest.mark.parametrize("convention", ["total", "non_embedding"])
+def test_flops_model_rows_never_leave_the_domain_nor_depend_on_each_other(model, convention):
+    """Every feasible row has N >= 1 and D >= 1, down to the smallest budget that buys a token; and a budget's
+    answer is the same bits alone as beside others (here a budget below one FLOP, which widens the table)."""
+    law = get_law("hoffmann2022")
+    spec = shapes.ShapeSpec(convention=convention)
+    one = float(shapes.flops_per_token(1.0, model, spec))
+    c = np.concatenate([np.geomspace(one, 1e60, 20_001), one * (1 + np.geomspace(1e-15, 1e-3, 500))])
+    n, d, _ = questions.frontier_flops_model(law, c, model, spec)
+    ok = ~np.isnan(n)
+    assert ok.all() and (n >= 1.0).all() and (d >= 1.0).all()
+    sample = c[::499]
+    beside, _, _ = questions.frontier_flops_model(law, np.concatenate([[2e-8], sample]), model, spec)
+    alone = np.array([questions.frontier_flops_model(law, np.array([x]), model, spec)[0][0] for x in sample])
+    np.testing.assert_array_equal(beside[1:], alone)
+
+
+def test_the_domain_ends_of_a_law_that_wants_no_data_are_exact():
+    """A law whose optimum lies at D = 1 (A = 1e300: parameters are all that matter) gets D = 1, never a few
+    ulp below it, with a FLOPs model and with 6N."""
+    law = get_law("hoffmann2022", A=1e300)
+    n, d, _ = questions.frontier_flops_model(law, np.geomspace(1e20, 1e24, 41), "chinchilla", shapes.ShapeSpec())
+    assert (d >= 1.0).all() and (d < 1.0 + 1e-12).all()
+    plain = questions.frontier([law], np.geomspace(1e20, 1e24, 41)).columns
+    assert (plain["tokens"] >= 1.0).all() and (plain["tokens"] < 1.0 + 1e-12).all()
 
 
 def test_flops_model_frontier_is_the_same_on_any_thread_count():
@@ -273,6 +301,8 @@ def test_flops_model_in_the_frontier():
                            constraints=questions.Constraints(max_params=1e9))
     with pytest.raises(ScalesweepError, match="supports the chinchilla and kaplan families, not muennighoff2023"):
         questions.frontier(as_laws("muennighoff2023"), c, shape=Shape(flops_model="chinchilla"))
+    with pytest.raises(ScalesweepError, match="--flops-model kaplan has a solver of its own: --solver newton "):
+        questions.frontier(as_laws("kaplan2020"), c, shape=Shape(flops_model="kaplan"), solver="newton")
     with pytest.raises(ScalesweepError, match="unknown FLOPs model '7N'"):
         Shape(flops_model="7N")
 
@@ -336,3 +366,10 @@ def test_default_shapes_are_unchanged():
         d = np.maximum(128, 128 * np.round(np.cbrt(128 * n_e / 12) / 128))
         np.testing.assert_array_equal(s["d_model"], d)
         np.testing.assert_array_equal(s["n_layer"], np.maximum(1, np.round(n_e / (12 * d * d))))
+
+
+def test_a_shape_too_large_for_whole_numbers_is_one_error_in_the_api_too():
+    import scalesweep as ss
+
+    with pytest.raises(ScalesweepError, match="column 'n_layer': 3.89134e[+]28 is too large for a whole-number column"):
+        ss.frontier("hoffmann2022", [1e200], flops_model="kaplan", params_convention="total")

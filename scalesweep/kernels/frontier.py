@@ -167,9 +167,9 @@ def solve_row(family, p, flops, k, lb, bounds, solver):
     elif active == MIN_TOKENS or active == MAX_TOKENS:
         d = bounds[active - 1]
         n = flops / (k * d)
-    else:
-        n = math.exp(x)
-        d = flops / (k * n)
+    else:  # at an end of the domain N = 1 or D = 1 exactly (exp and the division may land a few ulp below)
+        n = max(math.exp(x), 1.0)
+        d = max(flops / (k * n), 1.0)
     loss = loss_log(family, p, x, c - x)
     if not math.isfinite(loss):
         return np.nan, np.nan, np.nan, False, NONE
@@ -209,7 +209,7 @@ def frontier_kernel(fams, P, law_idx, flops, k, lbounds, bounds, solver, out_n, 
 # order of the step squared (~1e-20), and N, D and the loss follow from the start to second order in the step.
 # Anything else (a budget at an end of the domain, outside the table, a kink) is solved in full. The table's
 # points do not depend on the other budgets asked, so every row's answer is its own, on any thread count.
-CURVE_STEP = 1.0 / 16.0
+CURVE_STEP = 1.0 / 16.0  # a power of two: ln C / CURVE_STEP is exact
 CURVE_POLISH = 1e-9
 
 
@@ -295,9 +295,10 @@ def curve_solve(family, p, ln_c, t_lo, ln_f_lo, curve):
 
 @njit(**JIT)
 def curve_result(family, p, ln_c, t, curve):
-    """(N, D, loss) at t on the budget ln C."""
+    """(N, D, loss) at t on the budget ln C; at an end of the domain N = 1 or D = 1 exactly (the round trip
+    through t may leave either a few ulp below 1)."""
     n, f, _, _, _, _ = curve_point(curve, t)
-    return n, math.exp(ln_c) / f, loss_log(family, p, math.log(n), ln_c - math.log(f))
+    return max(n, 1.0), max(math.exp(ln_c) / f, 1.0), loss_log(family, p, math.log(n), ln_c - math.log(f))
 
 
 @njit(**PJIT)
@@ -315,11 +316,14 @@ def curve_table(family, p, j0, t_lo, ln_f_lo, curve, out_t, out_s):
 def curve_polish(family, p, ln_c, t_lo, curve, j0, table_t, table_s):
     """(N, D, loss) from the table's start and one Newton step (see above), or NaNs where that does not
     apply and the budget is to be solved in full."""
-    z = ln_c / CURVE_STEP - j0
-    j = int(math.floor(z))
+    z = ln_c / CURVE_STEP  # exact (the step is a power of two), so a budget's start never depends on j0
+    if not (abs(z) < 1e15):  # also NaN
+        return np.nan, np.nan, np.nan
+    whole = math.floor(z)
+    j = int(whole) - j0
     if not (j >= 0 and j + 1 < table_t.size):
         return np.nan, np.nan, np.nan
-    s = z - j
+    s = z - whole
     t0, t1, m0, m1 = table_t[j], table_t[j + 1], table_s[j], table_s[j + 1]
     s2 = s * s
     s3 = s2 * s
@@ -333,7 +337,7 @@ def curve_polish(family, p, ln_c, t_lo, curve, j0, table_t, table_s):
     db = b * step
     n = n * (1.0 + da * (1.0 + 0.5 * da))
     d = d / (1.0 + db * (1.0 + 0.5 * db))
-    if not (d >= 1.0):
+    if not (n >= 1.0 and d >= 1.0):
         return np.nan, np.nan, np.nan
     return n, d, loss
 
