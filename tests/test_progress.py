@@ -132,12 +132,13 @@ def test_cli_progress_in_a_log_file(tmp_path, monkeypatch):
     monkeypatch.setattr(P, "DELAY", 0.0)
     monkeypatch.setattr(P, "LOG_INTERVAL", 0.0)
     spec = tmp_path / "s.yaml"
-    spec.write_text('law: [hoffmann2022, kaplan2020]\nflops: "1e18:1e26:300000"\n')  # chunks of 2^19 rows
+    spec.write_text('law: [hoffmann2022, kaplan2020]\nflops: "1e18:1e26:300000"\n')  # chunks of 2^18 rows
     args = ["scenarios", str(spec), "-o", str(tmp_path / "o.parquet")]
     res = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert res.exit_code == 0, res.output
     lines = [line for line in res.stderr.splitlines() if line.startswith("scenarios: ")]
-    assert [line.split(" rows")[0] for line in lines] == ["scenarios: 524,288/600,000", "scenarios: 600,000/600,000"]
+    assert [line.split(" rows")[0] for line in lines] == ["scenarios: 262,144/600,000", "scenarios: 524,288/600,000",
+                                                          "scenarios: 600,000/600,000"]
     assert "rows/s" in lines[-1] and "(100%)" in lines[-1]
     res = CliRunner().invoke(cli, ["-q", *args], catch_exceptions=False)
     assert res.exit_code == 0 and res.stderr == ""
