@@ -32,7 +32,7 @@ from .codes import (ACTIVE_NAMES, CONSTRAINT_NAMES, FLOPS_PER_PARAM_TOKEN, INFER
                     MAX_PARAMS, MAX_TOKENS, MEMORY, NONE, PF_DAY, SOLVER_AUTO, UNIQUE_TOKENS)
 from .constraints import overfit_log_k, overfit_penalty
 from .errors import ScalesweepError
-from .kernels.frontier import frontier_kernel, interval_conflicts
+from .kernels.frontier import frontier_kernel, interval_conflicts, rows_of_columns
 from .kernels.inverse import TARGET_IRREDUCIBLE, target_conflicts, target_kernel
 from .laws import family_of_code
 from .options import BUDGET_FIELDS, columns
@@ -191,20 +191,21 @@ def bounds(cons, overfit, m, gap=NAN):
     six limits, the overfitting limit (raw; log: ln K of its floor on D) and the convergence-gap limit (the
     gap itself in both; the kernel turns it into a bound with the row's law). Absent: 0 or +inf (raw)."""
     shared = all(np.ndim(c) == 0 for c in cons) and np.ndim(overfit) == 0 and np.ndim(gap) == 0
-    rows = 1 if shared else m
-    # Built column by column in an (8, rows) array, then transposed once: writing the columns of a row-major
-    # (rows, 8) array one by one would touch every row's cache line sixteen times.
-    raw, lb = np.empty((8, rows)), np.empty((8, rows))
-    for i, (name, c) in enumerate(zip(CONSTRAINT_NAMES, cons, strict=True)):
-        col = np.where(np.isnan(c), 0.0 if name.startswith("min") else np.inf, c)
-        raw[i] = col
+    raw_cols, log_cols = [], []
+    for name, c in zip(CONSTRAINT_NAMES, cons, strict=True):
+        col = np.atleast_1d(np.where(np.isnan(c), 0.0 if name.startswith("min") else np.inf, c))
+        raw_cols.append(col)
         with np.errstate(divide="ignore"):  # a limit shared by every row costs one logarithm, not one per row
-            lb[i] = np.log(col)
-    raw[6] = np.where(np.isnan(overfit), np.inf, overfit)
-    raw[7] = np.where(np.isnan(gap), np.inf, gap)
-    lb[6] = overfit_log_k(overfit)
-    lb[7] = raw[7]
-    return np.ascontiguousarray(raw.T), np.ascontiguousarray(lb.T)
+            log_cols.append(np.log(col))
+    over = np.atleast_1d(np.asarray(overfit, dtype=np.float64))
+    gap_col = np.atleast_1d(np.where(np.isnan(gap), np.inf, gap))
+    raw_cols += [np.where(np.isnan(over), np.inf, over), gap_col]
+    log_cols += [np.atleast_1d(overfit_log_k(over)), gap_col]
+    rows = 1 if shared else m
+    raw, lb = np.empty((rows, 8)), np.empty((rows, 8))
+    rows_of_columns(tuple(np.ascontiguousarray(c, dtype=np.float64) for c in raw_cols), raw)
+    rows_of_columns(tuple(np.ascontiguousarray(c, dtype=np.float64) for c in log_cols), lb)
+    return raw, lb
 
 
 def constraint_bounds(cons) -> tuple[np.ndarray, np.ndarray]:

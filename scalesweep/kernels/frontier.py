@@ -359,6 +359,16 @@ def curve_frontier_kernel(family, p, flops, t_lo, ln_f_lo, curve, j0, table_t, t
 
 
 @njit(**PJIT)
+def rows_of_columns(cols, out):
+    """out[i, k] = cols[k][i], a column of one value shared by every row: the (rows, 8) limit arrays the
+    kernels read a row at a time, written row by row in one pass (not column by column)."""
+    for i in prange(out.shape[0]):
+        for k in range(out.shape[1]):
+            c = cols[k]
+            out[i, k] = c[i] if c.size > 1 else c[0]
+
+
+@njit(**PJIT)
 def grid_search_kernel(family, p, flops, k, n_axis, out_idx):
     """out_idx[i] = index into n_axis of the lowest loss on budget flops[i] (tokens = C/(k*N)): the answer a
     sweep over a discrete params grid gives. Ties keep the smaller model; non-finite losses never win."""
