@@ -15,9 +15,14 @@ if TYPE_CHECKING:
 
 def overfit_penalty(params: ArrayLike, tokens: ArrayLike) -> np.ndarray:
     """Kaplan's dL(N, D) (Kaplan et al. 2020, arXiv:2001.08361, Eq. 4.3): how far the loss sits above the
-    infinite-data loss of the same model."""
-    return (1.0 + (np.asarray(params) / OVERFIT_N_C) ** OVERFIT_RATIO * OVERFIT_D_C / np.asarray(tokens)) \
-        ** OVERFIT_ALPHA_D - 1.0
+    infinite-data loss of the same model, (1 + (N/N_c)^(alpha_N/alpha_D) D_c/D)^alpha_D - 1 (computed by the
+    compiled ``kernels.loss.overfit_rows``, in parallel: two powers per row)."""
+    from .kernels.loss import overfit_rows
+
+    n, d = np.broadcast_arrays(np.asarray(params, dtype=np.float64), np.asarray(tokens, dtype=np.float64))
+    out = np.empty(n.shape)
+    overfit_rows(np.ascontiguousarray(n).reshape(-1), np.ascontiguousarray(d).reshape(-1), out.reshape(-1))
+    return out
 
 
 def overfit_log_k(max_overfit: ArrayLike) -> np.ndarray:

@@ -22,7 +22,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..codes import CHINCHILLA, DATA_CONSTRAINED, FLOPS_PER_PARAM_TOKEN, KAPLAN, KAPLAN_SINGLE, KAPLAN_STEPS, PF_DAY
+from ..codes import (CHINCHILLA, DATA_CONSTRAINED, FLOPS_PER_PARAM_TOKEN, KAPLAN, KAPLAN_SINGLE, KAPLAN_STEPS,
+                     OVERFIT_ALPHA_D, OVERFIT_D_C, OVERFIT_N_C, OVERFIT_RATIO, PF_DAY)
 from . import JIT, PJIT
 
 
@@ -231,6 +232,14 @@ def closed_form_x(family, p, c):
         r = p[2] / p[3]
         return (math.log(r) + r * math.log(p[0]) - math.log(p[1]) + c) / (1.0 + r)
     return np.nan
+
+
+@njit(**PJIT)
+def overfit_rows(n, d, out):
+    """out[i] = Kaplan's dL(N, D) = (1 + (N/N_c)^(alpha_N/alpha_D) D_c/D)^alpha_D - 1 with the constants of
+    Kaplan et al. 2020, Eq. 4.3-4.4 (``codes.OVERFIT_*``), in the order of that formula."""
+    for i in prange(n.size):
+        out[i] = (1.0 + (n[i] / OVERFIT_N_C) ** OVERFIT_RATIO * OVERFIT_D_C / d[i]) ** OVERFIT_ALPHA_D - 1.0
 
 
 @njit(**JIT)
