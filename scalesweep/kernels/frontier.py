@@ -22,7 +22,7 @@ from numba import njit, prange
 from ..codes import (CHINCHILLA, KAPLAN, MAX_CONVERGENCE_GAP, MAX_OVERFIT, MAX_PARAMS, MAX_TOKENS, MAX_TPP, MIN_PARAMS,
                      MIN_TOKENS, MIN_TPP, NONE, OVERFIT_RATIO, SOLVER_AUTO, SOLVER_NEWTON_MID)
 from . import JIT, PJIT
-from .loss import closed_form_x, gap_max_x, initial_x, isoflop_grad, loss_log, loss_point
+from .loss import closed_form_x, gap_max_x, initial_x, isoflop_grad, law_logs, loss_log, loss_point
 
 MAXIT = 200
 XTOL = 1e-13
@@ -79,15 +79,15 @@ def law_interval(family, p, c, lb):
 
 
 @njit(**JIT)
-def _grad(family, p, x, c, curve):
+def _grad(family, p, x, c, curve, lk):
     """``isoflop_grad`` on the line C = k N D (curve None: numba compiles the branch away), else ``curve_grad``."""
     if curve is None:
-        return isoflop_grad(family, p, x, c)
+        return isoflop_grad(family, p, x, c, lk)
     return curve_grad(family, p, x, c, curve)
 
 
 @njit(**JIT)
-def newton_min(family, p, c, lo, hi, x0, curve=None):
+def newton_min(family, p, c, lo, hi, x0, curve=None, lk=None):
     """Minimise L over x in [lo, hi] (lo <= hi) on the iso-FLOP line c; returns x. With ``curve`` given,
     x is t = ln y on the curve C = f(N) D of ``curve_grad`` instead.
 
@@ -106,7 +106,7 @@ def newton_min(family, p, c, lo, hi, x0, curve=None):
     tried_hi = x == hi
     last = hi - lo
     for _ in range(MAXIT):
-        g, h = _grad(family, p, x, c, curve)
+        g, h = _grad(family, p, x, c, curve, lk)
         if g > 0.0:
             b = x
         elif g < 0.0:
@@ -136,14 +136,14 @@ def newton_min(family, p, c, lo, hi, x0, curve=None):
 
 
 @njit(**JIT)
-def solve_row(family, p, flops, k, lb, bounds, solver):
-    """One budget: returns (params, tokens, loss, feasible, active_code)."""
+def solve_row(family, p, flops, k, lb, bounds, solver, lk):
+    """One budget: returns (params, tokens, loss, feasible, active_code); ``lk``: the law's ``law_logs``."""
     c = math.log(flops / k)
     lo, lo_id, hi, hi_id = law_interval(family, p, c, lb)
     if not (lo <= hi):  # also catches NaN
         return np.nan, np.nan, np.nan, False, NONE
     active = NONE
-    xu = closed_form_x(family, p, c) if solver == SOLVER_AUTO else np.nan  # NaN: the family has no closed form
+    xu = closed_form_x(family, p, c, lk) if solver == SOLVER_AUTO else np.nan  # NaN: the family has no closed form
     if xu == xu:
         if xu < lo:
             x, active = lo, lo_id
@@ -152,10 +152,10 @@ def solve_row(family, p, flops, k, lb, bounds, solver):
         else:
             x = xu
     else:
-        x0 = initial_x(family, p, c) if solver != SOLVER_NEWTON_MID else 0.5 * (lo + hi)
-        x = newton_min(family, p, c, lo, hi, x0)
+        x0 = initial_x(family, p, c, lk) if solver != SOLVER_NEWTON_MID else 0.5 * (lo + hi)
+        x = newton_min(family, p, c, lo, hi, x0, None, lk)
         if x <= lo or x >= hi:
-            g, _ = isoflop_grad(family, p, x, c)
+            g, _ = isoflop_grad(family, p, x, c, lk)
             if x <= lo and g > 0.0:
                 active = lo_id
             elif x >= hi and g < 0.0:
@@ -170,7 +170,7 @@ def solve_row(family, p, flops, k, lb, bounds, solver):
     else:  # at an end of the domain N = 1 or D = 1 exactly (exp and the division may land a few ulp below)
         n = max(math.exp(x), 1.0)
         d = max(flops / (k * n), 1.0)
-    loss = loss_log(family, p, x, c - x)
+    loss = loss_log(family, p, x, c - x, lk)
     if not math.isfinite(loss):
         return np.nan, np.nan, np.nan, False, NONE
     return n, d, loss, True, active
@@ -186,10 +186,13 @@ def frontier_kernel(fams, P, law_idx, flops, k, lbounds, bounds, solver, out_n, 
     """
     lstride = 0 if law_idx.size == 1 else 1
     bstride = 0 if lbounds.shape[0] == 1 else 1
+    logs = np.empty((fams.size, 2))
+    for li in range(fams.size):
+        logs[li] = law_logs(fams[li], P[li])
     for i in prange(flops.size):
         li = law_idx[i * lstride]
         j = i * bstride
-        n, d, loss, feas, act = solve_row(fams[li], P[li], flops[i], k, lbounds[j], bounds[j], solver)
+        n, d, loss, feas, act = solve_row(fams[li], P[li], flops[i], k, lbounds[j], bounds[j], solver, logs[li])
         out_n[i] = n
         out_d[i] = d
         out_l[i] = loss

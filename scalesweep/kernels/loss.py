@@ -161,13 +161,30 @@ def loss_point(family, p, n, d):
 
 
 @njit(**JIT)
-def loss_log(family, p, x, y):
-    """L at ln N = x, ln D = y (exp instead of pow: what the frontier reports at its optimum)."""
+def law_logs(family, p):
+    """The logarithms of a law's constants that its closed form, gradient and loss take on every row, computed
+    once per law (``lk`` below; the same expressions, so the same bits): chinchilla ln(alpha A / (beta B));
+    kaplan ln r + r ln N_c - ln D_c and ln N_c."""
+    out = np.full(2, np.nan)
+    if family == CHINCHILLA:
+        out[0] = math.log(p[3] * p[1] / (p[4] * p[2]))
+    elif family == KAPLAN:
+        r = p[2] / p[3]
+        out[1] = math.log(p[0])
+        out[0] = math.log(r) + r * out[1] - math.log(p[1])
+    return out
+
+
+@njit(**JIT)
+def loss_log(family, p, x, y, lk=None):
+    """L at ln N = x, ln D = y (exp instead of pow: what the frontier reports at its optimum); ``lk``: the
+    law's ``law_logs`` (None: computed here)."""
     if family == CHINCHILLA:
         return p[0] + p[1] * math.exp(-p[3] * x) + p[2] * math.exp(-p[4] * y)
     if family == KAPLAN:
         r = p[2] / p[3]
-        return (math.exp(r * (math.log(p[0]) - x)) + p[1] * math.exp(-y)) ** p[3]
+        ln_nc = math.log(p[0]) if lk is None else lk[1]
+        return (math.exp(r * (ln_nc - x)) + p[1] * math.exp(-y)) ** p[3]
     if family == DATA_CONSTRAINED:
         return _dc_loss(p, math.exp(x), math.exp(y))
     if family == KAPLAN_STEPS:
@@ -178,7 +195,7 @@ def loss_log(family, p, x, y):
 
 
 @njit(**JIT)
-def isoflop_grad(family, p, x, c):
+def isoflop_grad(family, p, x, c, lk=None):
     """(g, h): g has the sign of dL/dx on the line ln D = c - x and vanishes where it does; h = dg/dx.
 
     chinchilla: g = dL/dx = beta*B*D^-beta - alpha*A*N^-alpha exactly.
@@ -192,7 +209,8 @@ def isoflop_grad(family, p, x, c):
         return v - u, p[4] * v + p[3] * u
     if family == KAPLAN:
         r = p[2] / p[3]
-        u = r * math.exp(r * (math.log(p[0]) - x))
+        ln_nc = math.log(p[0]) if lk is None else lk[1]
+        u = r * math.exp(r * (ln_nc - x))
         v = p[1] * math.exp(x - c)
         return v - u, v + r * u
     return _grad_with_numeric_curvature(family, p, x, c)
@@ -219,7 +237,7 @@ def _grad_with_numeric_curvature(family, p, x, c):
 
 
 @njit(**JIT)
-def closed_form_x(family, p, c):
+def closed_form_x(family, p, c, lk=None):
     """Unconstrained minimiser x* = ln N* on C = k*N*D, where a closed form exists; NaN otherwise.
 
     chinchilla (Hoffmann Eq. 4): N* = G*(C/k)^(beta/(alpha+beta)), G = (alpha*A/(beta*B))^(1/(alpha+beta)).
@@ -227,10 +245,10 @@ def closed_form_x(family, p, c):
     """
     if family == CHINCHILLA:
         a, b = p[3], p[4]
-        return (math.log(a * p[1] / (b * p[2])) + b * c) / (a + b)
+        return ((math.log(a * p[1] / (b * p[2])) if lk is None else lk[0]) + b * c) / (a + b)
     if family == KAPLAN:
         r = p[2] / p[3]
-        return (math.log(r) + r * math.log(p[0]) - math.log(p[1]) + c) / (1.0 + r)
+        return ((math.log(r) + r * math.log(p[0]) - math.log(p[1]) if lk is None else lk[0]) + c) / (1.0 + r)
     return np.nan
 
 
@@ -296,14 +314,14 @@ def gap_max_x(family, p, c, g):
 
 
 @njit(**JIT)
-def initial_x(family, p, c):
+def initial_x(family, p, c, lk=None):
     """Where Newton starts. For families with a closed form that is the closed form itself; data_constrained
     starts from the chinchilla optimum of its base constants (exact when data is unlimited)."""
     if family == DATA_CONSTRAINED:
         return closed_form_x(CHINCHILLA, p, c)
     if family == KAPLAN_STEPS:  # Kaplan's Table 6 frontier, N = 1.3e9 (C_min / PF-day)^0.73 (Kaplan et al. 2020, Table 6)
         return math.log(1.3e9) + 0.73 * (c + math.log(FLOPS_PER_PARAM_TOKEN) - math.log(PF_DAY))
-    return closed_form_x(family, p, c)
+    return closed_form_x(family, p, c, lk)
 
 
 @njit(**PJIT)
