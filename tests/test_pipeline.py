@@ -202,3 +202,40 @@ def test_disk_full_at_the_final_sync_is_one_error_and_no_file(tmp_path, monkeypa
     assert_one_line_error(res, "No space left on device")
     assert list(target.parent.iterdir()) == []
     assert _no_flusher_left()
+
+
+def test_the_consumer_gets_a_core_once_it_has_work():
+    """From the first item handed over, the producing thread's kernels run on one thread fewer than numba's
+    maximum, and get it back when the pipeline ends, also after a failure; a count the user lowered stays."""
+    import numba
+
+    from scalesweep.pipeline import overlapped
+
+    most = numba.config.NUMBA_NUM_THREADS
+    seen = []
+
+    def items():
+        for i in range(3):
+            seen.append(numba.get_num_threads())  # the producer's count when it makes item i
+            yield i
+
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(most)
+        overlapped(items(), lambda item: None)
+        assert seen == [most] + [max(1, most - 1) if most >= 2 else most] * 2
+        assert numba.get_num_threads() == most
+
+        def boom(item):
+            raise OSError("disk full")
+
+        with pytest.raises(OSError):
+            overlapped(range(5), boom)
+        assert numba.get_num_threads() == most
+        if most >= 3:
+            numba.set_num_threads(most - 1)
+            seen.clear()
+            overlapped(items(), lambda item: None)
+            assert seen == [most - 1] * 3
+    finally:
+        numba.set_num_threads(before)
