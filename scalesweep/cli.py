@@ -424,6 +424,12 @@ def _threads_option(f):
                 help="Numba threads (default: all cores). Results are identical for any count.")(f)
 
 
+def _unique_tokens_option(f):
+    return _opt("Input", "--unique-tokens-column", default=None,
+                help="Each run's unique tokens (U_D; tokens > U_D: repeated epochs; inf: unlimited), for the "
+                     "data_constrained family.")(f)
+
+
 def _law_options(many: bool = False):
     def decorate(f):
         f = _threads_option(f)
@@ -1017,9 +1023,7 @@ def scenarios(spec, output, fmt, engine, scheduler, workers, partition_rows):
 @_opt("Validation", "--cv", type=click.Choice(["budgets"]), default=None,
       help="Leave-one-budget-out cross-validation table (in the law file).")
 @_opt("Input", "--weights-column", default=None, help="Per-run weights from this column [default: all 1].")
-@_opt("Input", "--unique-tokens-column", default=None,
-      help="Each run's unique tokens (U_D; tokens > U_D: repeated epochs; inf: unlimited), for --family "
-           "data_constrained.")
+@_unique_tokens_option
 @_opt("Input", "--params-column", default="params", show_default=True)
 @_opt("Input", "--tokens-column", default=None, help="Tokens column [default: tokens].")
 @_opt("Input", "--flops-column", default=None, help="Use flops instead of tokens (tokens = flops / (6 params)).")
@@ -1077,6 +1081,7 @@ def fit_cmd(runs, output, family, method, objective, estimator, delta, asymmetry
 @_opt("Validation", "--holdout-top", type=int, default=0, show_default=True,
       help="Fit each on all but the K largest budgets (6ND) and report the extrapolation error.")
 @_opt("Input", "--weights-column", default=None, help="Per-run weights from this column [default: all 1].")
+@_unique_tokens_option
 @_opt("Input", "--params-column", default="params", show_default=True)
 @_opt("Input", "--tokens-column", default=None, help="Tokens column [default: tokens].")
 @_opt("Input", "--flops-column", default=None, help="Use flops instead of tokens (tokens = flops / (6 params)).")
@@ -1084,7 +1089,8 @@ def fit_cmd(runs, output, family, method, objective, estimator, delta, asymmetry
 @_output_option()
 @_threads_option
 def fit_compare_cmd(runs, families, estimators, delta, exclude_highest, grid_items, search, holdout_top,
-                    weights_column, params_column, tokens_column, flops_column, loss_column, output, fmt):
+                    weights_column, unique_tokens_column, params_column, tokens_column, flops_column, loss_column,
+                    output, fmt):
     """Fit several families and estimators to the same runs and compare them: objective, Gaussian log-likelihood
     of the log residuals, AIC, the estimator's own log-likelihood, held-out errors."""
     from . import fit as F
@@ -1095,18 +1101,18 @@ def fit_compare_cmd(runs, families, estimators, delta, exclude_highest, grid_ite
     fams = [x.strip() for x in families.split(",") if x.strip()]
     ests = [x.strip() for x in estimators.split(",") if x.strip()]
     per_run = [f for f in fams if f in FAMILIES and FAMILIES[f].unique_tokens_param is not None]
-    if per_run:
-        raise ScalesweepError(f"fit-compare takes runs of params, tokens and loss; {per_run[0]} also needs each run's "
-                              f"unique tokens: fit it with `scalesweep fit --family {per_run[0]} "
-                              "--unique-tokens-column COLUMN`")
+    if per_run and unique_tokens_column is None:
+        raise click.UsageError(f"{per_run[0]} needs each run's unique tokens: give --unique-tokens-column")
     if grid_items and len(fams) != 1:
         raise click.UsageError("--grid needs exactly one family in --families (start grids differ by family)")
     grid = F.parse_grid(fams[0], grid_items) if grid_items else None
     n, d, y = F.read_runs(runs, params_column=params_column, tokens_column=tokens_column, flops_column=flops_column,
                           loss_column=loss_column)
     weights = F.read_weights(runs, weights_column) if weights_column is not None else None
+    unique = F.read_unique_tokens(runs, unique_tokens_column) if unique_tokens_column is not None else None
     df = F.fit_compare(n, d, y, families=fams, estimators=ests, holdout_top=holdout_top, delta=delta,
-                       exclude_highest=exclude_highest, weights=weights, grid=grid, search=search)
+                       exclude_highest=exclude_highest, weights=weights, grid=grid, search=search,
+                       unique_tokens=unique)
     meta = metadata("fit-compare", runs_file=str(runs), families=fams, estimators=ests, holdout_top=holdout_top,
                     rows=len(df), command_line=command_line())
     _emit(frame_to_arrow(df, meta), output, fmt, "fits")

@@ -169,7 +169,7 @@ COLUMNS: dict[str, Column] = {
     "heldout_n_opt_max_abs_rel_error": Column("float", "", "largest |N_opt / N_opt of the fit on all runs - 1| at "
                                               "the held-out runs' budgets", "no --holdout-top"),
     **{f"param_{p}": Column("float", "", f"the fitted law's parameter {p}", "a family without this parameter")
-       for p in ("E", "A", "B", "alpha", "beta", "N_c", "D_c", "alpha_N", "alpha_D")},
+       for p in ("E", "A", "B", "alpha", "beta", "N_c", "D_c", "alpha_N", "alpha_D", "R_D_star", "R_N_star", "U_D")},
 }
 _BAND = re.compile(r"(params|tokens|loss)_p(.+)")  # percentile bands: params_p5, loss_p97.5, ...
 OVERRIDE_PREFIX = "law_"  # a scenario's law parameter override is written as the column law_NAME

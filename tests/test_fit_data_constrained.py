@@ -299,13 +299,30 @@ def test_allocation_rule_law_file_that_does_not_spend_6nd_is_refused(tmp_path):
 
 def test_fit_compare_in_python_counts_only_the_fitted_parameters():
     """fit_compare hands the unique tokens to the families that read them; AIC counts the parameters fitted (R_D*,
-    R_N* on a base law; not U_D) plus sigma. The CLI's fit-compare has no unique-tokens column and says so."""
+    R_N* on a base law; not U_D) plus sigma."""
     N, D, U, L = multi_epoch_runs({**BASE, "R_D_star": 23.1, "R_N_star": 3.7}, noise=0.01, seed=5)
     df = F.fit_compare(N, D, L, families=[FAMILY], estimators=["huber", "ls-vp"], unique_tokens=U,
                        base_law="muennighoff2023")
     assert df.estimator.tolist() == ["huber"]
     row = df.iloc[0]
     assert row.aic == pytest.approx(2 * 3 - 2 * row.log_likelihood_gaussian, rel=1e-12)
+
+
+def test_fit_compare_on_the_command_line_reads_the_unique_tokens(tmp_path):
+    """`fit-compare --unique-tokens-column` fits data_constrained beside chinchilla on the same runs: the same
+    objective as `fit`, the decay constants as columns, and a far better AIC on multi-epoch runs (chinchilla
+    cannot see the repeats); without the column it is one line naming the option."""
+    out = tmp_path / "cmp.parquet"
+    run(["fit-compare", EXAMPLE, "--families", f"chinchilla,{FAMILY}", "--estimators", "huber",
+         "--unique-tokens-column", "unique_tokens", "-o", out])
+    df = pd.read_parquet(out)
+    assert df.family.tolist() == ["chinchilla", FAMILY]
+    dc = df.set_index("family").loc[FAMILY]
+    n, d, u, y = (pd.read_csv(EXAMPLE)[c].to_numpy() for c in ("params", "tokens", "unique_tokens", "loss"))
+    alone = F.fit(n, d, y, family=FAMILY, unique_tokens=u)
+    assert dc.objective == pytest.approx(alone.info["objective_value"], rel=1e-9)
+    assert dc.param_R_D_star == pytest.approx(alone.law.params["R_D_star"], rel=1e-6)
+    assert dc.aic < df.set_index("family").loc["chinchilla"].aic - 100
+    assert math.isnan(df.set_index("family").loc["chinchilla"].param_R_D_star)
     res = run(["fit-compare", EXAMPLE, "--families", f"chinchilla,{FAMILY}"], ok=False)
-    assert_one_line_error(res, "fit-compare takes runs of params, tokens and loss; data_constrained also needs each "
-                               "run's unique tokens", code=1)
+    assert_one_line_error(res, "data_constrained needs each run's unique tokens: give --unique-tokens-column", code=2)
