@@ -746,13 +746,11 @@ def fit(params: ArrayLike, tokens: ArrayLike, loss: ArrayLike, *, family: str = 
         if clash:
             raise ScalesweepError(f"--grid {clash[0]}: that axis is fixed by --base-law {base.name}")
         fit_grid.update({a: [v] for a, v in fixed_axes.items()})
-    if u is not None and (holdout_top or cv is not None):
-        raise ScalesweepError("--holdout-top and --cv rank runs by their budget 6ND alone; they are not offered for "
-                              f"{family} fits, whose runs also differ in unique tokens")
     if holdout_top or cv is not None:
+        per_run = {} if u is None else {"unique_tokens": u, "base_law": base_law}
         return _validated(n, d, y, run_w, holdout_top, cv, family=family, estimator=estimator,
                           exclude_highest=exclude_highest, asymmetry=asymmetry, grid=grid, bootstrap=bootstrap,
-                          maxiter=maxiter, progress=progress, **given)
+                          maxiter=maxiter, progress=progress, **given, **per_run)
     if exclude_highest >= n.size:
         raise ScalesweepError(f"--exclude-highest {exclude_highest} leaves no runs ({n.size} given)")
     w = _weights(n.size, exclude_highest, y, run_w)
@@ -835,7 +833,9 @@ def _validated(n: np.ndarray, d: np.ndarray, y: np.ndarray, run_w: np.ndarray, h
         held[np.argsort(-flops, kind="stable")[:holdout_top]] = True
         result = fit(n, d, y, weights=np.where(held, 0.0, run_w), **kw)
         full = fit(n, d, y, weights=run_w, **{**kw, "bootstrap": 0, "bootstrap_start": None, "seed": None})
-        result.holdout = _holdout_table(result.law, full.law, n[held], d[held], y[held])
+        u = kw.get("unique_tokens")
+        result.holdout = _holdout_table(result.law, full.law, n[held], d[held], y[held],
+                                        None if u is None else np.asarray(u)[held])
         result.info["holdout"] = _holdout_summary(result.holdout, holdout_top)
     else:
         result = fit(n, d, y, weights=run_w, **kw)
@@ -848,17 +848,32 @@ def _validated(n: np.ndarray, d: np.ndarray, y: np.ndarray, run_w: np.ndarray, h
     return result
 
 
-def _holdout_table(law: Law, full_law: Law, n: np.ndarray, d: np.ndarray, y: np.ndarray) -> Any:
-    """Per held-out run: the loss the law predicts and N_opt at the run's budget from the law and from the fit on
-    every run."""
-    import pandas as pd
-
+def _n_opt(law: Law, flops: np.ndarray, unique_tokens: np.ndarray | None) -> np.ndarray:
+    """The law's compute-optimal N at each budget, with each run's own unique tokens where the family has them
+    (as ``run_losses`` does for the loss)."""
     from .questions import frontier
 
+    param = law.spec.unique_tokens_param
+    if unique_tokens is None or param is None:
+        return np.asarray(frontier([law], flops).columns["params"], dtype=np.float64)
+    out = np.empty(flops.size)
+    for value in np.unique(unique_tokens):
+        rows = unique_tokens == value
+        out[rows] = np.asarray(frontier([get_law(law, **{param: float(value)})], flops[rows]).columns["params"],
+                               dtype=np.float64)
+    return out
+
+
+def _holdout_table(law: Law, full_law: Law, n: np.ndarray, d: np.ndarray, y: np.ndarray,
+                   unique_tokens: np.ndarray | None = None) -> Any:
+    """Per held-out run: the loss the law predicts and N_opt at the run's budget from the law and from the fit on
+    every run (at the run's own unique tokens, for a family that has them)."""
+    import pandas as pd
+
     flops = 6.0 * n * d
-    pred = law.loss(n, d)
-    n_opt = np.asarray(frontier([law], flops).columns["params"], dtype=np.float64)
-    n_opt_full = np.asarray(frontier([full_law], flops).columns["params"], dtype=np.float64)
+    pred = run_losses(law, n, d, unique_tokens)
+    n_opt = _n_opt(law, flops, unique_tokens)
+    n_opt_full = _n_opt(full_law, flops, unique_tokens)
     return pd.DataFrame({"params": n, "tokens": d, "flops": flops, "loss": y, "predicted_loss": pred,
                          "loss_rel_error": pred / y - 1.0, "log_residual": np.log(pred) - np.log(y),
                          "n_opt": n_opt, "n_opt_all_runs": n_opt_full, "n_opt_rel_error": n_opt / n_opt_full - 1.0})
@@ -889,11 +904,12 @@ def cross_validate(params: ArrayLike, tokens: ArrayLike, loss: ArrayLike, *, wei
     budgets = np.unique(groups)
     if budgets.size < 2:
         raise ScalesweepError("--cv budgets needs runs at 2 or more budgets (6ND to 3 significant digits)")
+    u = kw.get("unique_tokens")
     rows = []
     for c in budgets:
         out = groups == c
         res = fit(n, d, y, weights=np.where(out, 0.0, run_w), **kw)
-        pred = res.law.loss(n[out], d[out])
+        pred = run_losses(res.law, n[out], d[out], None if u is None else np.asarray(u)[out])
         r = np.log(pred) - np.log(y[out])
         rows.append({"flops": c, "runs": int(out.sum()), "rmse_log": float(np.sqrt(np.mean(r ** 2))),
                      "max_abs_rel_error": float(np.max(np.abs(pred / y[out] - 1.0)))})
