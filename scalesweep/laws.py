@@ -427,6 +427,7 @@ class Law:
             "overrides": list(self.overrides),
             "citation": self.citation,
             "conventions": self.conventions,
+            "params_convention": self.params_convention,
         }
 
 

@@ -62,7 +62,11 @@ def law_label(law: dict | None) -> str | None:
 
 
 def n_convention(law: dict | None) -> str | None:
-    """What a law's N counts, from its ``conventions`` text: "non-embedding", "total" or None (not said)."""
+    """What a law's N counts: "non-embedding", "total" or None (not said). From the law's ``params_convention``
+    field (``Law.to_dict`` writes it), else from its ``conventions`` text."""
+    recorded = (law or {}).get("params_convention")
+    if recorded in ("total", "non_embedding"):
+        return recorded.replace("_", "-")
     text = ((law or {}).get("conventions") or "").lower()
     if "non-embedding" in text or "excludes embeddings" in text:
         return "non-embedding"

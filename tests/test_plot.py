@@ -530,4 +530,8 @@ def test_labels_and_conventions():
     assert conv["kaplan2020"] == conv["porian2024_tuned"] == conv["deepseek2024"] == "non-embedding"
     assert conv["hoffmann2022"] == conv["besiroglu2024"] == conv["muennighoff2023"] == "total"
     assert conv["kaplan2020-D"] is None and P.n_convention({"family": "chinchilla"}) is None
+    # a law's own record (Law.to_dict) decides, and agrees with the text wherever the text says
+    recorded = {name: P.n_convention(ss.get_law(name).to_dict()) for name in ss.PRESETS}
+    assert all(recorded[name] == conv[name] for name in conv if conv[name] is not None)
+    assert P.n_convention({"params_convention": "non_embedding", "conventions": "total parameters"}) == "non-embedding"
     assert [P._sci(x) for x in (1e20, 3e21, 6e-3)] == ["10²⁰", "3×10²¹", "6×10⁻³"]
