@@ -424,6 +424,25 @@ def _threads_option(f):
                 help="Numba threads (default: all cores). Results are identical for any count.")(f)
 
 
+def _runs_columns(f):
+    """--params-column, --tokens-column, --flops-column, --loss-column, handed on as one ``columns`` dict of
+    fit.read_runs's keywords."""
+    @functools.wraps(f)
+    def command(*args, params_column, tokens_column, flops_column, loss_column, **kwargs):
+        return f(*args, columns=dict(params_column=params_column, tokens_column=tokens_column,
+                                     flops_column=flops_column, loss_column=loss_column), **kwargs)
+
+    for decorate in (
+        _opt("Input", "--loss-column", default="loss", show_default=True),
+        _opt("Input", "--flops-column", default=None,
+             help="Use flops instead of tokens (tokens = flops / (6 params))."),
+        _opt("Input", "--tokens-column", default=None, help="Tokens column [default: tokens]."),
+        _opt("Input", "--params-column", default="params", show_default=True),
+    ):
+        command = decorate(command)
+    return command
+
+
 def _unique_tokens_option(f):
     return _opt("Input", "--unique-tokens-column", default=None,
                 help="Each run's unique tokens (U_D; tokens > U_D: repeated epochs; inf: unlimited), for the "
@@ -1024,14 +1043,11 @@ def scenarios(spec, output, fmt, engine, scheduler, workers, partition_rows):
       help="Leave-one-budget-out cross-validation table (in the law file).")
 @_opt("Input", "--weights-column", default=None, help="Per-run weights from this column [default: all 1].")
 @_unique_tokens_option
-@_opt("Input", "--params-column", default="params", show_default=True)
-@_opt("Input", "--tokens-column", default=None, help="Tokens column [default: tokens].")
-@_opt("Input", "--flops-column", default=None, help="Use flops instead of tokens (tokens = flops / (6 params)).")
-@_opt("Input", "--loss-column", default="loss", show_default=True)
+@_runs_columns
 @_threads_option
 def fit_cmd(runs, output, family, method, objective, estimator, delta, asymmetry, exclude_highest, base_law,
             grid_items, search, bootstrap, bootstrap_start, seed, holdout_top, cv, weights_column,
-            unique_tokens_column, params_column, tokens_column, flops_column, loss_column):
+            unique_tokens_column, columns):
     """Fit a law to your own training runs (CSV or Parquet: params, tokens or flops, loss; for data_constrained
     also each run's unique tokens).
 
@@ -1044,8 +1060,7 @@ def fit_cmd(runs, output, family, method, objective, estimator, delta, asymmetry
     if output != STDOUT:
         check_target(output, (runs,))
     grid = F.parse_grid(family, grid_items)
-    n, d, y = F.read_runs(runs, params_column=params_column, tokens_column=tokens_column, flops_column=flops_column,
-                          loss_column=loss_column)
+    n, d, y = F.read_runs(runs, **columns)
     weights = F.read_weights(runs, weights_column) if weights_column is not None else None
     unique = F.read_unique_tokens(runs, unique_tokens_column) if unique_tokens_column is not None else None
     with _progress("refits", "bootstrap") as progress:
@@ -1082,15 +1097,11 @@ def fit_cmd(runs, output, family, method, objective, estimator, delta, asymmetry
       help="Fit each on all but the K largest budgets (6ND) and report the extrapolation error.")
 @_opt("Input", "--weights-column", default=None, help="Per-run weights from this column [default: all 1].")
 @_unique_tokens_option
-@_opt("Input", "--params-column", default="params", show_default=True)
-@_opt("Input", "--tokens-column", default=None, help="Tokens column [default: tokens].")
-@_opt("Input", "--flops-column", default=None, help="Use flops instead of tokens (tokens = flops / (6 params)).")
-@_opt("Input", "--loss-column", default="loss", show_default=True)
+@_runs_columns
 @_output_option()
 @_threads_option
 def fit_compare_cmd(runs, families, estimators, delta, exclude_highest, grid_items, search, holdout_top,
-                    weights_column, unique_tokens_column, params_column, tokens_column, flops_column, loss_column,
-                    output, fmt):
+                    weights_column, unique_tokens_column, columns, output, fmt):
     """Fit several families and estimators to the same runs and compare them: objective, Gaussian log-likelihood
     of the log residuals, AIC, the estimator's own log-likelihood, held-out errors."""
     from . import fit as F
@@ -1106,8 +1117,7 @@ def fit_compare_cmd(runs, families, estimators, delta, exclude_highest, grid_ite
     if grid_items and len(fams) != 1:
         raise click.UsageError("--grid needs exactly one family in --families (start grids differ by family)")
     grid = F.parse_grid(fams[0], grid_items) if grid_items else None
-    n, d, y = F.read_runs(runs, params_column=params_column, tokens_column=tokens_column, flops_column=flops_column,
-                          loss_column=loss_column)
+    n, d, y = F.read_runs(runs, **columns)
     weights = F.read_weights(runs, weights_column) if weights_column is not None else None
     unique = F.read_unique_tokens(runs, unique_tokens_column) if unique_tokens_column is not None else None
     df = F.fit_compare(n, d, y, families=fams, estimators=ests, holdout_top=holdout_top, delta=delta,
@@ -1322,25 +1332,6 @@ def _figure_options(f):
         _opt("Output", "--label", "labels", multiple=True, metavar="TEXT",
              help="Legend name of a line (a frontier's law; the fitted law in plot fit), in drawing order; repeat, "
                   "one per line [default: the law's name]."),
-    ):
-        command = decorate(command)
-    return command
-
-
-def _runs_columns(f):
-    """--params-column, --tokens-column, --flops-column, --loss-column, handed on as one ``columns`` dict of
-    fit.read_runs's keywords."""
-    @functools.wraps(f)
-    def command(*args, params_column, tokens_column, flops_column, loss_column, **kwargs):
-        return f(*args, columns=dict(params_column=params_column, tokens_column=tokens_column,
-                                     flops_column=flops_column, loss_column=loss_column), **kwargs)
-
-    for decorate in (
-        _opt("Input", "--loss-column", default="loss", show_default=True),
-        _opt("Input", "--flops-column", default=None,
-             help="Use flops instead of tokens (tokens = flops / (6 params))."),
-        _opt("Input", "--tokens-column", default=None, help="Tokens column [default: tokens]."),
-        _opt("Input", "--params-column", default="params", show_default=True),
     ):
         command = decorate(command)
     return command

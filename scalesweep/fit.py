@@ -193,8 +193,10 @@ def read_runs(path: str | os.PathLike[str], *, params_column: str = "params", to
     return check_runs(n, d, loss)
 
 
-def read_weights(path: str | os.PathLike[str], column: str) -> np.ndarray:
-    """Per-run weights from ``column`` of a runs file (the rows ``read_runs`` reads, in its order): finite, >= 0."""
+def _run_column(path: str | os.PathLike[str], column: str, valid: Callable[[np.ndarray], np.ndarray],
+                what: str) -> np.ndarray:
+    """``column`` of a runs file as numbers, in ``read_runs``' order; the first row where ``valid`` is false is
+    refused with one line saying the column holds ``what``."""
     import pandas as pd
 
     from . import storage
@@ -206,36 +208,24 @@ def read_weights(path: str | os.PathLike[str], column: str) -> np.ndarray:
     if column not in cols:
         raise ScalesweepError(f"runs file {name!r} has no column {column!r} (columns: {', '.join(cols) or 'none'})")
     v = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~(np.isfinite(v) & (v >= 0))
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise ScalesweepError(f"runs file {name!r}, row {i + 1}, column {column!r}: {df[column].iloc[i]!r} is not a "
-                              "finite number >= 0 (a weight)")
-    return v
-
-
-def read_unique_tokens(path: str | os.PathLike[str], column: str) -> np.ndarray:
-    """Each run's unique tokens (U_D; ``inf``: unlimited) from ``column`` of a runs file, in ``read_runs``' order:
-    numbers > 0."""
-    import pandas as pd
-
-    from . import storage
-    from .readers import read_table_file
-
-    name = storage.shown(path)
-    df = read_table_file(path, "runs file")
-    cols = [str(c) for c in df.columns]
-    if column not in cols:
-        raise ScalesweepError(f"runs file {name!r} has no column {column!r} (columns: {', '.join(cols) or 'none'})")
-    v = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~(v > 0)  # NaN too; +inf (unlimited unique data) is allowed
+    bad = ~valid(v)
     if bad.any():
         i = int(np.argmax(bad))
         raw = df[column].iloc[i]
         raw = raw.item() if isinstance(raw, np.generic) else raw
-        raise ScalesweepError(f"runs file {name!r}, row {i + 1}, column {column!r}: {raw!r} is not a number > 0 "
-                              "(unique tokens; inf: unlimited)")
+        raise ScalesweepError(f"runs file {name!r}, row {i + 1}, column {column!r}: {raw!r} is not {what}")
     return v
+
+
+def read_weights(path: str | os.PathLike[str], column: str) -> np.ndarray:
+    """Per-run weights from ``column`` of a runs file (the rows ``read_runs`` reads, in its order): finite, >= 0."""
+    return _run_column(path, column, lambda v: np.isfinite(v) & (v >= 0), "a finite number >= 0 (a weight)")
+
+
+def read_unique_tokens(path: str | os.PathLike[str], column: str) -> np.ndarray:
+    """Each run's unique tokens (U_D; ``inf``: unlimited) from ``column`` of a runs file, in ``read_runs``' order:
+    numbers > 0 (NaN is not; +inf, unlimited unique data, is)."""
+    return _run_column(path, column, lambda v: v > 0, "a number > 0 (unique tokens; inf: unlimited)")
 
 
 def resolve_base_law(law: str | os.PathLike[str] | Law) -> Law:

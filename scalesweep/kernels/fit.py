@@ -145,6 +145,19 @@ def _kaplan_lse(theta, ln_n_i, ln_d_i):
     return q, z1, e1, e2, s, mx + math.log(s)
 
 
+
+@njit(**JIT)
+def _decayed(ln_ratio, ln_r):
+    """The excess of X over its useful amount U (ln_ratio = ln X/U > 0) decaying with constant R = e^ln_r:
+    X' = U q with x = X/U - 1, q = 1 + R (1 - e^(-x/R)). Returns (ln q, d ln q / d ln R, e^(-x/R) (x + 1) / q),
+    the last being d ln X'/d ln X."""
+    r = math.exp(ln_r)
+    x = math.exp(ln_ratio) - 1.0
+    e = math.exp(-x / r)
+    om = -math.expm1(-x / r)
+    q = 1.0 + r * om
+    return math.log(q), (r * om - x * e) / q, e * (x + 1.0) / q
+
 @njit(**JIT)
 def _dc_log_pred(theta, ln_n, ln_d, ln_u, jac):
     """ln L of the data_constrained law at one run (ln N, ln D, ln U; U the unique tokens available, +inf for
@@ -162,22 +175,14 @@ def _dc_log_pred(theta, ln_n, ln_d, ln_u, jac):
     if ln_d <= ln_u:
         ln_used, ln_dp, dd_r = ln_d, ln_d, 0.0
     else:
-        rd = math.exp(theta[5])
-        x = math.exp(ln_d - ln_u) - 1.0
-        ex = math.exp(-x / rd)
-        om = -math.expm1(-x / rd)
-        q = 1.0 + rd * om
-        ln_used, ln_dp, dd_r = ln_u, ln_u + math.log(q), (rd * om - x * ex) / q
+        ln_q, dd_r, _ = _decayed(ln_d - ln_u, theta[5])
+        ln_used, ln_dp = ln_u, ln_u + ln_q
     s = (math.log(al) + a - math.log(be) - b + be * ln_used) / al
     if ln_n <= s:
         ln_np, dn_s, dn_r = ln_n, 0.0, 0.0
     else:
-        rn = math.exp(theta[6])
-        y = math.exp(ln_n - s) - 1.0
-        en = math.exp(-y / rn)
-        om = -math.expm1(-y / rn)
-        q = 1.0 + rn * om
-        ln_np, dn_s, dn_r = s + math.log(q), 1.0 - en * (y + 1.0) / q, (rn * om - y * en) / q
+        ln_q, dn_r, shrink = _decayed(ln_n - s, theta[6])
+        ln_np, dn_s = s + ln_q, 1.0 - shrink
     t1 = a - al * ln_np
     t2 = b - be * ln_dp
     mx = max(t1, max(t2, e))
