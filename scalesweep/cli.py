@@ -690,14 +690,15 @@ def _emit_stream(tables, output, fmt, noun: str, total: int, keep=()) -> dict:
         def write(item):
             nonlocal rows
             table, infeasible = item
-            w.write(_narrowed(table, keep))
+            w.write(table)
             rows += table.num_rows
             LOG.debug("wrote a chunk of %s %s (%s of %s)", f"{table.num_rows:,}", noun, f"{rows:,}", f"{total:,}")
             for reason, c in infeasible.items():
                 counts[reason] = counts.get(reason, 0) + c
             progress(rows, total)
 
-        overlapped(itertools.chain([first], tables), write)
+        # narrowed by the producer, which otherwise waits for the writer
+        overlapped(((_narrowed(t, keep), counted) for t, counted in itertools.chain([first], tables)), write)
     if output not in (None, STDOUT):
         talk(f"wrote {rows:,} {noun} to {output}")
     return dict(sorted(counts.items(), key=lambda t: -t[1]))

@@ -33,7 +33,6 @@ from .validate import RULES, bad_mask, check_size, clip, parse_size, suggest
 
 CHUNK_ROWS = 1 << 18  # scenarios per chunk (= Parquet row group): the engine's per-chunk arrays stay in cache
 # Columns written dictionary-encoded in Parquet (names repeated over many rows); the rest plain.
-DICTIONARY_COLUMNS = ["law", "gpu", "loss_law", "active_constraint", "infeasible_reason", "budget_limited_by"]
 # Input columns whose names are also result columns are written with a budget_ prefix.
 INPUT_RENAMES = {"pf_days": "budget_pf_days", "gpu_hours": "budget_gpu_hours", "usd": "budget_usd"}
 AS_USED = ("mfu", "bytes_per_param")  # inputs written as used (their default where not given): never null
@@ -625,8 +624,8 @@ def run(spec, path, *, fmt: str | None = None, chunk_rows: int = CHUNK_ROWS, com
     t0 = time.perf_counter()
     done = feasible = 0
     reasons: dict[str, int] = {}
-    with table_writer(path, schema.with_metadata(metadata_for(spec, command_line, _metadata_fields(spec, dtype))), fmt,
-                      parquet_options={"use_dictionary": DICTIONARY_COLUMNS}) as w:
+    meta = metadata_for(spec, command_line, _metadata_fields(spec, dtype))
+    with table_writer(path, schema.with_metadata(meta), fmt) as w:
         def solved():
             nonlocal feasible
             for start, m, cols in spec.chunks(chunk_rows):

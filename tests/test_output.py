@@ -254,6 +254,7 @@ def test_a_growing_file_is_synced_while_written_and_the_bytes_are_unchanged(tmp_
     """Batches of FLUSH_ROWS rows or more start a background sync of the file so far; the file's bytes are
     those written without it, and no thread is left once the writer is closed or aborted."""
     import threading
+    import time
 
     schema = pa.schema([("x", pa.float64())])
     batch = pa.RecordBatch.from_arrays([pa.array(np.arange(output.FLUSH_ROWS, dtype=np.float64))], schema=schema)
@@ -266,6 +267,10 @@ def test_a_growing_file_is_synced_while_written_and_the_bytes_are_unchanged(tmp_
         with output.table_writer(path, schema) as w:
             for _ in range(4):
                 w.write(batch)
+                if flush_rows <= batch.num_rows:  # give the background sync the time a real encoding would
+                    deadline = time.monotonic() + 5
+                    while not syncs and time.monotonic() < deadline:
+                        time.sleep(0.001)
         return path.read_bytes()
 
     assert write(tmp_path / "a.parquet", output.FLUSH_ROWS) == write(tmp_path / "b.parquet", 1 << 60)
