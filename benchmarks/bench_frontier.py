@@ -7,7 +7,8 @@ Targets, each timed against its baseline in the same run (medians):
 * ``solver="newton"`` (the general solver every family can use) at >= 10 M budgets/s;
 * a FLOPs model beyond 6N (``flops_model="kaplan"`` / ``"chinchilla"``: C = f(N) D, no longer linear in N) within
   1.5x the same call on C = 6 N D (no limits: a FLOPs model takes none).
-Also: the share of the time spent in the compiled kernel (the rest builds the rows), a scipy minimize_scalar
+Also: the size and write time of a 1M-budget CLI frontier in float64 and with --dtype float32, the share of the
+time spent in the compiled kernel (the rest builds the rows), a scipy minimize_scalar
 loop, a second `scalesweep frontier` CLI call (numba cache), and the CPU's SIMD features, which decide how fast
 numpy's own vectorised ufuncs are. ``--numpy-without-avx512`` times the numpy baseline again in a child process
 with numpy's AVX-512 kernels switched off (NPY_DISABLE_CPU_FEATURES), the path numpy takes on a CPU without them.
@@ -17,6 +18,7 @@ Run: python benchmarks/bench_frontier.py [--n 1000000] [--sample 2000] [--numpy-
 import argparse
 import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -189,6 +191,18 @@ def main():
             walls.append(time.perf_counter() - t0)
         print(f"  CLI `{' '.join(cmd[:4])} ...` wall: first {walls[0]:.2f} s, "
               f"then median {sorted(walls[1:])[1]:.2f} s (cache warm)")
+        # --dtype float32: file size and process wall of a 1M-budget frontier with a GPU, against float64
+        for dtype in ("float64", "float32"):
+            out = os.path.join(tmp, f"{dtype}.parquet")
+            cmd = ["scalesweep", "-q", "frontier", "--flops-range", "1e18:1e26:1000000", "--gpu", "H100", "--dtype",
+                   dtype, "-o", out]
+            walls = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                subprocess.run(cmd, check=True, capture_output=True)
+                walls.append(time.perf_counter() - t0)
+            print(f"  CLI frontier, 1M budgets with --gpu H100, --dtype {dtype}: {os.path.getsize(out) / 1e6:.1f} MB, "
+                  f"median wall {statistics.median(walls):.2f} s")
 
 
 if __name__ == "__main__":

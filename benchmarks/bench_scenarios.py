@@ -87,8 +87,8 @@ def parts(spec, out, repeat, t_cli):
     writing the identical table (same row groups and writer options)."""
     from bench_startup import wall
 
-    from scalesweep.output import parquet_defaults
-    from scalesweep.scenarios import CHUNK_ROWS, DICTIONARY_COLUMNS
+    from scalesweep.output import dictionary_columns, parquet_defaults
+    from scalesweep.scenarios import CHUNK_ROWS
 
     floor, _ = wall([sys.executable, "-c", "import numba, pyarrow.parquet"], repeat)
     row("floor: python -c 'import numba, pyarrow.parquet'", floor)
@@ -97,7 +97,7 @@ def parts(spec, out, repeat, t_cli):
     row("the same sweep in a warm process (ss.run_scenarios)", t_warm,
         f"start-up and kernel loading: {t_cli - t_warm:.2f} s of the CLI run")
     table = pq.read_table(out)
-    dictionary = [c for c in DICTIONARY_COLUMNS if c in table.column_names]
+    dictionary = dictionary_columns(table.schema)
     ref = out + ".pyarrow.parquet"
 
     def write():
@@ -108,7 +108,43 @@ def parts(spec, out, repeat, t_cli):
     same = pq.read_table(ref).equals(table)
     row("pyarrow alone: write_table(identical table)", t_pa,
         f"warm sweep {t_warm / t_pa:.2f}x, CLI {t_cli / t_pa:.2f}x pyarrow (same values read back: {same})")
+    t_nostats = statistics.median(_timed(lambda: pq.write_table(
+        table, ref, row_group_size=CHUNK_ROWS, use_dictionary=dictionary, write_statistics=False,
+        **parquet_defaults()), repeat))
+    row("  the same without column statistics", t_nostats, f"statistics: {1 - t_nostats / t_pa:.0%} of the encoding")
     os.unlink(ref)
+    busy = split(spec, out)
+    rows = table.num_rows / 1e6
+    print(f"  inside one warm sweep, per million rows: the writer busy {busy['write'] / rows:.2f} s, the solving "
+          f"side {busy['solve'] / rows:.2f} s (both on the same cores), wall {busy['wall'] / rows:.2f} s")
+
+
+def split(spec, out):
+    """Seconds the writer thread spends writing and the calling thread spends solving chunks, in one warm
+    in-process sweep (``TableWriter.write`` and ``scenarios._solve_chunk`` timed where they run)."""
+    from scalesweep import output
+    from scalesweep import scenarios as sc
+
+    busy = {"write": 0.0, "solve": 0.0}
+    write, solve = output.TableWriter.write, sc._solve_chunk
+
+    def timed(fn, key):
+        def inner(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                busy[key] += time.perf_counter() - t0
+        return inner
+
+    output.TableWriter.write, sc._solve_chunk = timed(write, "write"), timed(solve, "solve")
+    try:
+        t0 = time.perf_counter()
+        ss.run_scenarios(spec, out)
+        busy["wall"] = time.perf_counter() - t0
+    finally:
+        output.TableWriter.write, sc._solve_chunk = write, solve
+    return busy
 
 
 def _timed(fn, repeat):
